@@ -1,0 +1,54 @@
+"""MMEngine's hook system for PyTorch Lightning.
+
+``HookBridge`` is one Lightning callback that runs priority-ordered
+MMEngine-style hooks at MMEngine's mount points, with MMEngine's call order
+and counters::
+
+    from lightning import Trainer
+    from lightning_hooks import HookBridge
+
+    trainer = Trainer(max_epochs=12, callbacks=[HookBridge(
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1)),
+        custom_hooks=[dict(type="CheckInvalidLossHook", interval=50)])])
+"""
+
+__version__ = "0.1.0"
+
+from .bridge import DEFAULT_HOOKS, HookBridge, merge_default_hooks
+from .hooks import (
+    CheckInvalidLossHook,
+    CheckpointHook,
+    DistSamplerSeedHook,
+    Hook,
+    IterTimerHook,
+    LoggerHook,
+    ParamSchedulerHook,
+    RuntimeInfoHook,
+)
+from .message_hub import HistoryBuffer, MessageHub
+from .priority import Priority, get_priority
+from .registry import AVERAGED_MODELS, HOOKS, Registry
+from .runner import RunnerView
+
+__all__ = [
+    "AVERAGED_MODELS",
+    "DEFAULT_HOOKS",
+    "HOOKS",
+    "CheckInvalidLossHook",
+    "CheckpointHook",
+    "DistSamplerSeedHook",
+    "HistoryBuffer",
+    "Hook",
+    "HookBridge",
+    "IterTimerHook",
+    "LoggerHook",
+    "MessageHub",
+    "ParamSchedulerHook",
+    "Priority",
+    "Registry",
+    "RunnerView",
+    "RuntimeInfoHook",
+    "__version__",
+    "get_priority",
+    "merge_default_hooks",
+]

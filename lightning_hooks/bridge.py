@@ -1,0 +1,536 @@
+"""``HookBridge``: one Lightning callback that runs MMEngine-style hooks.
+
+It holds the priority-ordered hooks and turns Lightning's callback events into
+MMEngine's mount points, with MMEngine's order and counters:
+
+* ``before_run`` in ``setup`` (so ``after_load_checkpoint`` follows it, as in MMEngine);
+* ``after_train_epoch`` right after the epoch's last ``after_train_iter``,
+  *before* Lightning runs that epoch's validation (Lightning's own
+  ``on_train_epoch_end`` comes after validation);
+* ``after_val_epoch(metrics)`` and ``after_val`` in ``on_validation_end``,
+  where the module's epoch-end logging is complete;
+* ``after_run`` in ``teardown``, or in ``on_exception`` when the run fails;
+* nothing during Lightning's sanity-check validation.
+
+Iteration-based training (MMEngine's IterBasedTrainLoop) is used when the
+Trainer is bounded by ``max_steps`` with ``max_epochs=-1``.
+"""
+
+from __future__ import annotations
+
+import os
+import os.path as osp
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional, Union
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from . import __version__
+from .dispatch import HookList
+from .hooks.hook import Hook
+from .message_hub import MessageHub
+from .registry import to_plain
+from .runner import LoopState, RunnerView, call_hooks, close_log_file, get_logger
+
+__all__ = ["DEFAULT_HOOKS", "HookBridge", "merge_default_hooks"]
+
+#: MMEngine's default hooks, in MMEngine's order.
+DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
+    "runtime_info": {"type": "RuntimeInfoHook"},
+    "timer": {"type": "IterTimerHook"},
+    "sampler_seed": {"type": "DistSamplerSeedHook"},
+    "logger": {"type": "LoggerHook"},
+    "param_scheduler": {"type": "ParamSchedulerHook"},
+    "checkpoint": {"type": "CheckpointHook", "interval": 1},
+}
+
+HookCfg = Union[Hook, dict[str, Any]]
+
+
+def merge_default_hooks(default_hooks: Optional[Mapping[str, Optional[HookCfg]]]) -> dict[str, HookCfg]:
+    """Merge the user's ``default_hooks`` into :data:`DEFAULT_HOOKS` exactly as MMEngine does.
+
+    A value replaces the whole default entry (no argument-level merge) and keeps
+    its position; ``None`` removes the entry; a new key is appended.
+    """
+    merged: dict[str, HookCfg] = {name: dict(cfg) for name, cfg in DEFAULT_HOOKS.items()}
+    if default_hooks is None:
+        return merged
+    if not isinstance(default_hooks, Mapping) and type(default_hooks).__name__ != "DictConfig":
+        raise TypeError(f"default_hooks must be a dict of name -> hook config, got {type(default_hooks).__name__}")
+    for name, cfg in default_hooks.items():
+        if cfg is None:
+            if name not in merged:
+                valid = ", ".join(DEFAULT_HOOKS)
+                raise KeyError(
+                    f"default_hooks[{name!r}] is None, but {name!r} is not a default hook; "
+                    f"None can only remove one of: {valid}"
+                )
+            del merged[name]
+        else:
+            merged[name] = cfg if isinstance(cfg, Hook) else to_plain(cfg)
+    return merged
+
+
+class HookBridge(Callback):
+    """Run MMEngine-style hooks inside a Lightning ``Trainer``.
+
+    Args:
+        default_hooks: overrides of the default hooks (``runtime_info``, ``timer``,
+            ``sampler_seed``, ``logger``, ``param_scheduler``, ``checkpoint``),
+            merged as MMEngine merges them: a value replaces the whole entry,
+            ``None`` removes it, a new key adds a hook.
+        custom_hooks: more hooks, as config dicts (``dict(type='EMAHook', priority='NORMAL')``)
+            or Hook instances; their default priority is the class's (``NORMAL``).
+        work_dir: where checkpoints and logs go; defaults to the Trainer's ``default_root_dir``.
+        experiment_name: prefix of the experiment name (``<name>_<timestamp>``).
+        resume: MMEngine-style auto-resume from ``<work_dir>/last_checkpoint`` when ``fit``
+            gets no ``ckpt_path``.
+        log_level: level of the package logger.
+        print_hooks_table: log the per-stage hooks table at the start of each run.
+        validate_at_end: validate after the last epoch or iteration even when it is
+            off the validation interval, as MMEngine's loops do (Lightning would not).
+    """
+
+    def __init__(
+        self,
+        default_hooks: Optional[dict[str, Any]] = None,
+        custom_hooks: Optional[list[Any]] = None,
+        work_dir: Optional[str] = None,
+        experiment_name: Optional[str] = None,
+        resume: bool = False,
+        log_level: str = "INFO",
+        print_hooks_table: bool = True,
+        validate_at_end: bool = True,
+    ) -> None:
+        super().__init__()
+        self.work_dir = str(work_dir) if work_dir is not None else None
+        self.experiment_name_prefix = experiment_name
+        self.resume = bool(resume)
+        self.log_level = log_level
+        self.print_hooks_table = print_hooks_table
+        self.validate_at_end = validate_at_end
+        self._restore_val: dict[str, Any] = {}
+        self.hook_list = HookList()
+        for cfg in merge_default_hooks(default_hooks).values():
+            self.hook_list.register(cfg)
+        if custom_hooks is not None:
+            if isinstance(custom_hooks, (Hook, Mapping)) or (
+                not isinstance(custom_hooks, Sequence) and type(custom_hooks).__name__ != "ListConfig"
+            ):
+                raise TypeError(f"custom_hooks must be a list of hook configs or Hook instances, got {custom_hooks!r}")
+            for cfg in custom_hooks:
+                self.hook_list.register(cfg)
+        self.hook_list.resolve_all()
+        self.state = LoopState()
+        self.message_hub: Optional[MessageHub] = None
+        self.runtime: dict[str, Any] = {}
+        self.runner: Optional[RunnerView] = None
+        self._stage: Optional[str] = None
+        self._run_open = False
+        self._epoch_closed = True
+        self._pending_save: Optional[dict[str, Any]] = None
+
+    # ------------------------------------------------------------------ public helpers
+    @property
+    def hooks(self) -> list[Hook]:
+        """The hooks in execution order."""
+        return self.hook_list.hooks
+
+    def register_hook(self, hook: HookCfg, priority: Any = None) -> Hook:
+        """Add a hook (config dict or instance) in priority order."""
+        built = self.hook_list.register(hook, priority)
+        self.hook_list.resolve_all()
+        return built
+
+    def get_hooks_info(self) -> str:
+        """MMEngine's per-stage table of the hooks."""
+        return self.hook_list.get_hooks_info()
+
+    def call_hook(self, fn_name: str, **kwargs: Any) -> None:
+        """Fire a mount point (standard or custom) on the hooks, in priority order."""
+        if self.runner is None:
+            raise RuntimeError("call_hook needs a running Trainer: call it from inside fit/validate/test")
+        call_hooks(self.hook_list, self.runner, fn_name, kwargs)
+
+    def _call(self, stage: str, **kwargs: Any) -> None:
+        for method in self.hook_list.table(stage):
+            try:
+                method(self.runner, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{exc} in {getattr(method, '__self__', method)}") from exc
+
+    # ------------------------------------------------------------------ run lifecycle
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        stage = getattr(stage, "value", stage)  # TrainerFn is a str enum; str() would give 'TrainerFn.FITTING'
+        if stage not in ("fit", "validate", "test"):
+            return
+        self._stage = stage
+        self._prepare_runtime(trainer)
+        self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime)
+        if stage == "fit":
+            self._configure_train_loop(trainer)
+        if self.print_hooks_table:
+            self.runner.logger.info("Hooks will be executed in the following order:\n" + self.get_hooks_info())
+        self._run_open = True
+        self._call("before_run")
+
+    def _prepare_runtime(self, trainer: pl.Trainer) -> None:
+        """Work dir, timestamp (rank 0's), experiment name, message hub and log file for this run."""
+        work_dir = osp.abspath(self.work_dir if self.work_dir is not None else trainer.default_root_dir)
+        timestamp = trainer.strategy.broadcast(time.strftime("%Y%m%d_%H%M%S", time.localtime()), src=0)
+        name = f"{self.experiment_name_prefix}_{timestamp}" if self.experiment_name_prefix else timestamp
+        if self.message_hub is None:
+            self.message_hub = MessageHub(name)
+        else:
+            # Keep the hub's content across runs of one bridge; make it current again.
+            MessageHub._instances[self.message_hub.instance_name] = self.message_hub
+            MessageHub._instances.move_to_end(self.message_hub.instance_name)
+        log_file = osp.join(work_dir, timestamp, f"{timestamp}.log")
+        self.runtime.update(
+            work_dir=work_dir,
+            timestamp=timestamp,
+            experiment_name=name,
+            message_hub=self.message_hub,
+            log_file=log_file,
+            resume=False,
+            save_checkpoint=self.save_checkpoint,
+        )
+        if trainer.is_global_zero:
+            os.makedirs(work_dir, exist_ok=True)
+        get_logger(trainer.global_rank, log_file, self.log_level)
+
+    def _configure_train_loop(self, trainer: pl.Trainer) -> None:
+        """Choose epoch- or iteration-based counting from the Trainer's limits."""
+        state = self.state
+        state.by_epoch = not (trainer.max_epochs == -1 and trainer.max_steps is not None and trainer.max_steps > 0)
+        state.trained = True
+        state.extra.pop("iter_epoch_started", None)
+        self.runtime["resume"] = trainer.ckpt_path is not None
+
+    def _close_run(self) -> None:
+        if not self._run_open:
+            return
+        self._run_open = False
+        try:
+            self._call("after_run")
+        finally:
+            close_log_file(self.runtime.get("log_file"))
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._close_run()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # Lightning skips on_train_end and teardown on errors; MMEngine-style cleanup still runs.
+        try:
+            self._close_run()
+        except Exception as secondary:  # never mask the original error
+            get_logger().error(f"after_run failed while handling {exception!r}: {secondary!r}")
+
+    # ------------------------------------------------------------------ training
+    def _sync_counters(self, trainer: pl.Trainer) -> None:
+        """Take epoch and iteration counts from the Trainer (they are restored on resume)."""
+        state = self.state
+        fit_loop = trainer.fit_loop
+        batches_done = fit_loop.epoch_loop.batch_progress.total.completed
+        num_batches = trainer.num_training_batches
+        if state.by_epoch:
+            state.epoch = trainer.current_epoch
+            state.iter = batches_done
+            state.max_epochs = trainer.max_epochs if trainer.max_epochs is not None else 0
+            if num_batches != float("inf"):
+                state.max_iters = int(state.max_epochs * num_batches)
+            else:
+                state.max_iters = int(trainer.max_steps) if trainer.max_steps and trainer.max_steps > 0 else 0
+        else:
+            state.epoch = 0
+            state.iter = batches_done
+            state.max_epochs = 1
+            state.max_iters = int(trainer.max_steps) * int(trainer.accumulate_grad_batches)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._sync_counters(trainer)
+        self._call("before_train")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.state.by_epoch:
+            self._epoch_closed = False
+            self._call("before_train_epoch")
+        elif not self.state.extra.get("iter_epoch_started"):
+            self.state.extra["iter_epoch_started"] = True
+            self._call("before_train_epoch")
+
+    def _train_batch_idx(self, batch_idx: int) -> int:
+        return batch_idx if self.state.by_epoch else self.state.iter
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._call("before_train_iter", batch_idx=self._train_batch_idx(batch_idx), data_batch=batch)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.hook_list.table("after_train_iter"):
+            self._call(
+                "after_train_iter",
+                batch_idx=self._train_batch_idx(batch_idx),
+                data_batch=batch,
+                outputs=self._train_outputs(trainer, pl_module, outputs),
+            )
+        self.state.iter += 1
+        if self.state.by_epoch and trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+            self._close_train_epoch()
+        if self.validate_at_end and self._training_finished():
+            self._ensure_final_validation(trainer)
+
+    def _training_finished(self) -> bool:
+        state = self.state
+        if state.by_epoch:
+            return self._epoch_closed and state.epoch == state.max_epochs
+        return state.iter == state.max_iters
+
+    def _ensure_final_validation(self, trainer: pl.Trainer) -> None:
+        """Validate after the last epoch/iteration whatever the interval, as MMEngine's loops do.
+
+        Lightning decides right after this hook whether to validate; the interval
+        attributes it reads are relaxed for this one decision and restored when
+        validation starts (or when training ends).
+        """
+        if not trainer.enable_validation:
+            return
+        if self.state.by_epoch:
+            every = trainer.check_val_every_n_epoch
+            if every is not None and (trainer.current_epoch + 1) % every != 0:
+                self._restore_val["check_val_every_n_epoch"] = every
+                trainer.check_val_every_n_epoch = 1
+        else:
+            every_batch = trainer.val_check_batch
+            total = trainer.fit_loop.epoch_loop.total_batch_idx
+            if every_batch not in (None, float("inf")) and (total + 1) % every_batch != 0:
+                self._restore_val["val_check_batch"] = every_batch
+                trainer.val_check_batch = 1
+
+    def _restore_val_settings(self, trainer: pl.Trainer) -> None:
+        for name, value in self._restore_val.items():
+            setattr(trainer, name, value)
+        self._restore_val.clear()
+
+    @staticmethod
+    def _train_outputs(trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any) -> Any:
+        """``training_step``'s result as MMEngine's ``log_vars``: a dict whose ``loss`` is not divided by accumulation."""
+        if isinstance(outputs, torch.Tensor):
+            return {"loss": outputs.detach()}
+        if isinstance(outputs, Mapping):
+            accumulate = trainer.accumulate_grad_batches
+            loss = outputs.get("loss")
+            if accumulate > 1 and isinstance(loss, torch.Tensor) and pl_module.automatic_optimization:
+                outputs = dict(outputs)
+                outputs["loss"] = loss * accumulate
+        return outputs
+
+    def _close_train_epoch(self) -> None:
+        """``after_train_epoch``, then the epoch counter moves on (MMEngine's ``_epoch += 1``)."""
+        self._epoch_closed = True
+        self._call("after_train_epoch")
+        self.state.epoch += 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # An epoch cut short (max_steps, should_stop mid-epoch) still gets its after_train_epoch.
+        if self.state.by_epoch and not self._epoch_closed:
+            self._close_train_epoch()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_val_settings(trainer)
+        if not self.state.by_epoch:
+            self._call("after_train_epoch")
+        self._call("after_train")
+
+    # ------------------------------------------------------------------ validation and test
+    def _evaluating(self, trainer: pl.Trainer) -> bool:
+        return self._run_open and not trainer.sanity_checking
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_val_settings(trainer)
+        if self._evaluating(trainer):
+            self._call("before_val")
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._evaluating(trainer):
+            self._call("before_val_epoch")
+
+    def on_validation_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self._evaluating(trainer):
+            self._call("before_val_iter", batch_idx=batch_idx, data_batch=batch)
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self._evaluating(trainer):
+            self._call("after_val_iter", batch_idx=batch_idx, data_batch=batch, outputs=outputs)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._evaluating(trainer):
+            self._call("after_val_epoch", metrics=self._loop_metrics(trainer))
+            self._call("after_val")
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._run_open:
+            self._call("before_test")
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._run_open:
+            self._call("before_test_epoch")
+
+    def on_test_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self._run_open:
+            self._call("before_test_iter", batch_idx=batch_idx, data_batch=batch)
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self._run_open:
+            self._call("after_test_iter", batch_idx=batch_idx, data_batch=batch, outputs=outputs)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._run_open:
+            self._call("after_test_epoch", metrics=self._loop_metrics(trainer))
+            self._call("after_test")
+
+    @staticmethod
+    def _loop_metrics(trainer: pl.Trainer) -> dict[str, float]:
+        """What the module logged (epoch-level) in the evaluation loop that just ended, in logging order."""
+        results = trainer._results
+        metrics: dict[str, Any] = {}
+        if results is None:
+            return metrics
+        for _, result_metric in results.valid_items():
+            if not result_metric.meta.on_epoch:
+                continue
+            value = results._get_cache(result_metric, on_step=False)
+            if not isinstance(value, torch.Tensor):
+                continue
+            name, _ = results._forked_name(result_metric, on_step=False)
+            metrics[name] = value.item() if value.numel() == 1 else value
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_meta(self, by_epoch: bool = True) -> dict[str, Any]:
+        """MMEngine's ``meta`` for a checkpoint saved now (``epoch``/``iter`` as its defaults give them)."""
+        state = self.state
+        meta: dict[str, Any] = (
+            {"epoch": state.epoch + 1, "iter": state.iter}
+            if by_epoch
+            else {"epoch": state.epoch, "iter": state.iter + 1}
+        )
+        return meta
+
+    def save_checkpoint(
+        self,
+        filepath: str,
+        meta: Optional[dict[str, Any]] = None,
+        save_optimizer: bool = True,
+        save_param_scheduler: bool = True,
+    ) -> None:
+        """Write a checkpoint through ``trainer.save_checkpoint`` with the given meta and contents."""
+        if self.runner is None:
+            raise RuntimeError("save_checkpoint needs a running Trainer")
+        self._pending_save = {
+            "meta": meta,
+            "save_optimizer": save_optimizer,
+            "save_param_scheduler": save_param_scheduler,
+        }
+        try:
+            self.runner.trainer.save_checkpoint(filepath)
+        finally:
+            self._pending_save = None
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        pending = self._pending_save or {}
+        meta = dict(pending["meta"]) if pending.get("meta") is not None else self.checkpoint_meta()
+        if pending and not pending.get("save_optimizer", True):
+            checkpoint.pop("optimizer_states", None)
+        if pending and not pending.get("save_param_scheduler", True):
+            checkpoint.pop("lr_schedulers", None)
+        runner = self.runner
+        meta.update(
+            seed=runner.seed if runner is not None else None,
+            experiment_name=self.runtime.get("experiment_name"),
+            time=time.strftime("%Y%m%d_%H%M%S", time.localtime()),
+            lightning_hooks_version=__version__,
+        )
+        checkpoint["meta"] = meta
+        if self.message_hub is not None:
+            checkpoint["message_hub"] = self.message_hub.state_dict()
+        if self.runner is not None:
+            self._call("before_save_checkpoint", checkpoint=checkpoint)
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if self.runner is None:
+            return
+        resuming = self._stage == "fit"
+        self.runtime["resume"] = resuming
+        if self.hook_list.table("after_load_checkpoint"):
+            before = _identity(checkpoint.get("state_dict"))
+            self._call("after_load_checkpoint", checkpoint=checkpoint)
+            # Lightning loads the weights before callbacks see the checkpoint; MMEngine's hooks run
+            # first and may rewrite state_dict (EMAHook does). Re-load what they left.
+            if "state_dict" in checkpoint and _identity(checkpoint["state_dict"]) != before:
+                pl_module.load_state_dict(checkpoint["state_dict"], strict=False)
+        if resuming and self.message_hub is not None and "message_hub" in checkpoint:
+            self.message_hub.load_state_dict(checkpoint["message_hub"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-type state of every hook that has a ``state_dict`` method."""
+        return {"hooks": {key: hook.state_dict() for key, hook in self._stateful_hooks().items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        hooks = self._stateful_hooks()
+        for key, hook_state in state_dict.get("hooks", {}).items():
+            if key in hooks:
+                hooks[key].load_state_dict(hook_state)
+
+    def _stateful_hooks(self) -> dict[str, Any]:
+        """Hooks with state, keyed ``ClassName`` (``ClassName#k`` for the k-th repeat)."""
+        keyed: dict[str, Any] = {}
+        for hook in self.hook_list:
+            if callable(getattr(hook, "state_dict", None)) and callable(getattr(hook, "load_state_dict", None)):
+                base = type(hook).__name__
+                key, k = base, 1
+                while key in keyed:
+                    key, k = f"{base}#{k}", k + 1
+                keyed[key] = hook
+        return keyed
+
+    def __repr__(self) -> str:
+        names = ", ".join(type(h).__name__ for h in self.hook_list)
+        return f"HookBridge(hooks=[{names}])"
+
+
+def _identity(state_dict: Any) -> Any:
+    if not isinstance(state_dict, Mapping):
+        return id(state_dict)
+    return (id(state_dict), tuple((k, id(v)) for k, v in state_dict.items()))

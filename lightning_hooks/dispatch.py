@@ -1,0 +1,144 @@
+"""The priority-ordered hook list and its pre-resolved dispatch tables.
+
+For each mount point the table holds the bound methods of only those hooks
+that override it, in priority order. Calling a mount point that no hook uses
+is a dict lookup and an empty loop; it never touches the hooks themselves.
+The tables are rebuilt whenever a hook is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Optional, Union
+
+from .hooks.hook import GENERIC_OVERRIDES, STAGES, Hook
+from .priority import Priority, get_priority, priority_name
+from .registry import HOOKS, to_plain
+
+__all__ = ["HookList", "build_hook", "overridden_stages"]
+
+_STAGE_TO_GENERIC = {stage: generic for generic, stages in GENERIC_OVERRIDES.items() for stage in stages}
+
+
+def _overrides(hook: Any, name: str) -> bool:
+    """Whether ``hook`` provides its own ``name`` (on its class or the instance)."""
+    if name in vars(hook):
+        return True
+    own = getattr(type(hook), name, None)
+    return own is not None and own is not getattr(Hook, name, None)
+
+
+def _fires(hook: Any, stage: str) -> bool:
+    if not isinstance(hook, Hook):
+        return hasattr(hook, stage)
+    if _overrides(hook, stage):
+        return True
+    generic = _STAGE_TO_GENERIC.get(stage)
+    return generic is not None and _overrides(hook, generic)
+
+
+def overridden_stages(hook: Any) -> list[str]:
+    """Mount points at which ``hook`` does something, in MMEngine's table order."""
+    return [stage for stage in STAGES if _fires(hook, stage)]
+
+
+def build_hook(cfg: Union[Hook, Mapping[str, Any]]) -> tuple[Hook, Optional[Any]]:
+    """Build a hook from a config dict (or accept an instance); returns ``(hook, priority from the dict)``.
+
+    The caller's dict is not modified (MMEngine pops ``priority`` from it).
+    """
+    if isinstance(cfg, Hook):
+        return cfg, None
+    if isinstance(cfg, Mapping) or type(cfg).__name__ == "DictConfig":
+        plain: dict[str, Any] = to_plain(cfg)
+        priority = plain.pop("priority", None)
+        hook = HOOKS.build(plain)
+        if not isinstance(hook, Hook):
+            raise TypeError(f"{plain.get('type')!r} built a {type(hook).__name__}, which is not a Hook subclass")
+        return hook, priority
+    raise TypeError(
+        f"a hook must be a Hook instance or a config dict such as dict(type='EMAHook'), "
+        f"got {type(cfg).__name__}: {cfg!r}"
+    )
+
+
+class HookList:
+    """Hooks sorted by priority (stable: ties keep registration order) plus dispatch tables."""
+
+    def __init__(self, hooks: Iterable[Hook] = ()) -> None:
+        self._hooks: list[Hook] = []
+        self._priorities: list[int] = []
+        self._tables: dict[str, tuple[Callable[..., Any], ...]] = {}
+        for hook in hooks:
+            self.register(hook)
+
+    def __iter__(self) -> Iterator[Hook]:
+        return iter(self._hooks)
+
+    def __len__(self) -> int:
+        return len(self._hooks)
+
+    def __getitem__(self, index: int) -> Hook:
+        return self._hooks[index]
+
+    @property
+    def hooks(self) -> list[Hook]:
+        """The hooks in execution order (a copy)."""
+        return list(self._hooks)
+
+    def register(self, hook: Union[Hook, Mapping[str, Any]], priority: Optional[Any] = None) -> Hook:
+        """Insert a hook after every registered hook of lower or equal priority value.
+
+        The priority comes from ``priority``, else the config dict's ``priority``
+        key, else the hook's ``priority`` attribute; an explicit one is written
+        onto the instance, as MMEngine does.
+        """
+        hook, dict_priority = build_hook(hook)
+        chosen = priority if priority is not None else dict_priority
+        if chosen is not None:
+            hook.priority = chosen
+        value = get_priority(hook.priority)
+        index = len(self._priorities)
+        while index > 0 and self._priorities[index - 1] > value:
+            index -= 1
+        self._hooks.insert(index, hook)
+        self._priorities.insert(index, value)
+        self._tables.clear()
+        return hook
+
+    def table(self, stage: str) -> tuple[Callable[..., Any], ...]:
+        """Bound methods to call at ``stage``, in order (resolved once and cached)."""
+        methods = self._tables.get(stage)
+        if methods is None:
+            methods = tuple(getattr(hook, stage) for hook in self._hooks if _fires(hook, stage))
+            self._tables[stage] = methods
+        return methods
+
+    def resolve_all(self) -> None:
+        """Resolve the tables of every standard mount point now, so none is built during training."""
+        for stage in STAGES:
+            self.table(stage)
+
+    def get_hooks_info(self) -> str:
+        """MMEngine's per-stage table: ``(PRIORITY    ) ClassName`` lines under each mount point."""
+        lines = []
+        for stage in STAGES:
+            names = [
+                f"({priority_name(hook.priority):<12}) {type(hook).__name__:<35}"
+                for hook in self._hooks
+                if _fires(hook, stage)
+            ]
+            if names:
+                lines.append(f"{stage}:\n" + "\n".join(names) + "\n -------------------- ")
+        return "\n".join(lines)
+
+    def find(self, cls_or_name: Union[type, str]) -> list[Hook]:
+        """Hooks that are instances of a class, or whose class has the given name."""
+        if isinstance(cls_or_name, str):
+            return [h for h in self._hooks if type(h).__name__ == cls_or_name]
+        return [h for h in self._hooks if isinstance(h, cls_or_name)]
+
+
+def default_priority_name() -> str:
+    """The priority given to custom hooks that name none."""
+    return Priority.NORMAL.name

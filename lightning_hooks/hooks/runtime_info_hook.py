@@ -1,0 +1,121 @@
+"""RuntimeInfoHook: keeps the message hub's runtime information and scalars up to date."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..registry import HOOKS
+from .hook import DATA_BATCH, Hook
+
+__all__ = ["RuntimeInfoHook"]
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.size == 1
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return True
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    return False
+
+
+@HOOKS.register_module()
+class RuntimeInfoHook(Hook):
+    """Writes epoch, iteration, limits, loop stage, learning rates, losses and metrics into the message hub.
+
+    Keys and timing are MMEngine's: ``train/lr`` is read in ``before_train_iter``
+    (the learning rate the iteration uses), ``train/<loss>`` in
+    ``after_train_iter``, ``val/<metric>`` and ``test/<metric>`` after each
+    evaluation epoch. Losses given as tensors stay on their device until a
+    reader (e.g. LoggerHook) asks for them.
+    """
+
+    priority = "VERY_HIGH"
+
+    def before_run(self, runner: Any) -> None:
+        from .. import __version__
+
+        runner.message_hub.update_info_dict(
+            dict(
+                cfg=None,
+                seed=runner.seed,
+                experiment_name=runner.experiment_name,
+                lightning_hooks_version=__version__,
+            )
+        )
+        self.last_loop_stage: Optional[str] = None
+
+    def before_train(self, runner: Any) -> None:
+        hub = runner.message_hub
+        hub.update_info("loop_stage", "train")
+        hub.update_info("epoch", runner.epoch)
+        hub.update_info("iter", runner.iter)
+        hub.update_info("max_epochs", runner.max_epochs)
+        hub.update_info("max_iters", runner.max_iters)
+        loader = runner.train_dataloader
+        metainfo = getattr(getattr(loader, "dataset", None), "metainfo", None)
+        if metainfo is not None:
+            hub.update_info("dataset_meta", metainfo)
+
+    def after_train(self, runner: Any) -> None:
+        runner.message_hub.pop_info("loop_stage")
+
+    def before_train_epoch(self, runner: Any) -> None:
+        runner.message_hub.update_info("epoch", runner.epoch)
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
+        hub = runner.message_hub
+        hub.update_info("iter", runner.iter)
+        lr_dict = runner.optim_wrapper.get_lr()
+        if not isinstance(lr_dict, dict):
+            raise AssertionError(f"runner.optim_wrapper.get_lr() should return a dict, got {type(lr_dict)}")
+        for name, lrs in lr_dict.items():
+            if lrs:
+                hub.update_scalar(f"train/{name}", lrs[0])
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+    ) -> None:
+        if not outputs:
+            return
+        hub = runner.message_hub
+        for key, value in outputs.items():
+            if _is_scalar(value):
+                hub.update_scalar(f"train/{key}", value)
+
+    def before_val(self, runner: Any) -> None:
+        self.last_loop_stage = runner.message_hub.get_info("loop_stage")
+        runner.message_hub.update_info("loop_stage", "val")
+
+    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+        self._record_metrics(runner, "val", metrics)
+
+    def after_val(self, runner: Any) -> None:
+        if getattr(self, "last_loop_stage", None) == "train":
+            runner.message_hub.update_info("loop_stage", "train")
+            self.last_loop_stage = None
+        else:
+            runner.message_hub.pop_info("loop_stage")
+
+    def before_test(self, runner: Any) -> None:
+        runner.message_hub.update_info("loop_stage", "test")
+
+    def after_test(self, runner: Any) -> None:
+        runner.message_hub.pop_info("loop_stage")
+
+    def after_test_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+        self._record_metrics(runner, "test", metrics)
+
+    @staticmethod
+    def _record_metrics(runner: Any, mode: str, metrics: Optional[dict[str, Any]]) -> None:
+        if metrics is None:
+            return
+        for key, value in metrics.items():
+            if _is_scalar(value):
+                runner.message_hub.update_scalar(f"{mode}/{key}", value)
+            else:
+                runner.message_hub.update_info(f"{mode}/{key}", value)

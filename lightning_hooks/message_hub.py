@@ -1,0 +1,328 @@
+"""Runtime state shared between hooks: :class:`HistoryBuffer` and :class:`MessageHub`.
+
+The API is MMEngine's (``update_scalar``, ``update_info``, ``get_scalar``,
+``get_info``, ``pop_info``, ``state_dict``/``load_state_dict``,
+``get_current_instance``), so code without trainer access can read runtime state.
+
+Two deliberate differences from MMEngine:
+
+* A scalar given as a tensor is kept as a tensor until somebody reads the
+  buffer. Many updates then cost one host-device synchronisation instead of one
+  each (MMEngine calls ``.item()`` on every update).
+* ``state_dict()`` holds plain lists and dicts, never ``HistoryBuffer`` objects,
+  so a checkpoint loads with ``torch.load(weights_only=True)``.
+  ``load_state_dict`` accepts both forms, including MMEngine's own.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, ClassVar, Optional, Union
+
+import numpy as np
+import torch
+
+__all__ = ["HistoryBuffer", "MessageHub"]
+
+Number = Union[int, float]
+
+
+def _is_scalar_like(value: Any) -> bool:
+    """True for values MMEngine accepts as scalars: numbers and one-element arrays or tensors."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float, np.number)):
+        return True
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.size == 1 if isinstance(value, np.ndarray) else value.numel() == 1
+    return False
+
+
+def _to_number(value: Any) -> Number:
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    if isinstance(value, (np.ndarray, np.number)):
+        return value.item()
+    return value
+
+
+class HistoryBuffer:
+    """The history of one scalar: its values and counts, with windowed statistics.
+
+    Args:
+        log_history: initial values.
+        count_history: initial counts (same length as ``log_history``).
+        max_length: the oldest entries are dropped beyond this many.
+    """
+
+    _statistics_methods: ClassVar[dict[str, Callable[..., Any]]] = {}
+
+    def __init__(
+        self,
+        log_history: Any = (),
+        count_history: Any = (),
+        max_length: int = 1_000_000,
+    ) -> None:
+        self.max_length = max_length
+        self._values: list[Number] = [float(v) if isinstance(v, np.floating) else _to_number(v) for v in log_history]
+        self._counts: list[int] = [int(c) for c in count_history]
+        if len(self._values) != len(self._counts):
+            raise ValueError("log_history and count_history must have the same length")
+        self._pending: list[tuple[torch.Tensor, int]] = []
+        self._trim()
+
+    # -- writing -----------------------------------------------------------------
+    def update(self, log_val: Any, count: int = 1) -> None:
+        """Append a value. Tensors are kept on their device until the buffer is read."""
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise TypeError(f"count must be an int, got {count!r}")
+        if isinstance(log_val, torch.Tensor):
+            if log_val.numel() != 1:
+                raise ValueError(f"a scalar tensor must have one element, got shape {tuple(log_val.shape)}")
+            self._pending.append((log_val.detach(), count))
+            if len(self._pending) >= 4096:
+                self._flush()
+            return
+        if not _is_scalar_like(log_val):
+            raise TypeError(f"log_val must be a number or a one-element array/tensor, got {log_val!r}")
+        self._values.append(_to_number(log_val))
+        self._counts.append(count)
+        if len(self._values) > self.max_length:
+            self._trim()
+
+    def _flush(self) -> None:
+        """Bring pending tensors to the host with a single synchronisation."""
+        if not self._pending:
+            return
+        tensors = [t.reshape(()).float() for t, _ in self._pending]
+        # One device->host copy for the whole batch of pending values.
+        values = torch.stack(tensors).cpu().tolist() if len(tensors) > 1 else [tensors[0].item()]
+        self._values.extend(values)
+        self._counts.extend(c for _, c in self._pending)
+        self._pending.clear()
+        self._trim()
+
+    def _trim(self) -> None:
+        overflow = len(self._values) - self.max_length
+        if overflow > 0:
+            del self._values[:overflow]
+            del self._counts[:overflow]
+
+    # -- reading -----------------------------------------------------------------
+    @property
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, counts)`` as numpy arrays."""
+        self._flush()
+        return np.asarray(self._values, dtype=np.float64), np.asarray(self._counts, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._values) + len(self._pending)
+
+    def _window(self, window_size: Optional[int]) -> tuple[list[Number], list[int]]:
+        self._flush()
+        if window_size is None:
+            return self._values, self._counts
+        if not isinstance(window_size, int):
+            raise TypeError(f"window_size must be an int, got {type(window_size).__name__}")
+        return self._values[-window_size:], self._counts[-window_size:]
+
+    def mean(self, window_size: Optional[int] = None) -> float:
+        """Sum of the last ``window_size`` values over the sum of their counts."""
+        values, counts = self._window(window_size)
+        return float(sum(values)) / sum(counts)
+
+    def max(self, window_size: Optional[int] = None) -> Number:
+        """Largest of the last ``window_size`` values (all values when None)."""
+        values, _ = self._window(window_size)
+        return max(values)
+
+    def min(self, window_size: Optional[int] = None) -> Number:
+        """Smallest of the last ``window_size`` values (all values when None)."""
+        values, _ = self._window(window_size)
+        return min(values)
+
+    def current(self) -> Number:
+        """The most recent value."""
+        self._flush()
+        if not self._values:
+            raise ValueError("HistoryBuffer._log_history is an empty array! Please make sure update has been called.")
+        return self._values[-1]
+
+    @classmethod
+    def register_statistics(cls, method: Callable[..., Any]) -> Callable[..., Any]:
+        """Register an extra statistic, usable through :meth:`statistics` and LogProcessor's ``custom_cfg``."""
+        cls._statistics_methods[method.__name__] = method
+        return method
+
+    def statistics(self, method_name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the statistic named ``method_name`` (``mean``, ``max``, ``min``, ``current`` or a registered one)."""
+        if method_name in self._statistics_methods:
+            return self._statistics_methods[method_name](self, *args, **kwargs)
+        if method_name in ("mean", "max", "min", "current"):
+            return getattr(self, method_name)(*args, **kwargs)
+        known = ["mean", "max", "min", "current", *self._statistics_methods]
+        raise KeyError(f"{method_name!r} is not a registered statistic; available: {known}")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-type state: values, counts and max_length."""
+        self._flush()
+        return {"log_history": list(self._values), "count_history": list(self._counts), "max_length": self.max_length}
+
+    @classmethod
+    def from_state(cls, state: Any) -> HistoryBuffer:
+        """Rebuild a buffer from :meth:`state_dict`, or copy one given as a buffer (ours or MMEngine's)."""
+        if isinstance(state, dict):
+            return cls(state["log_history"], state["count_history"], state.get("max_length", 1_000_000))
+        values, counts = state.data
+        return cls(
+            list(np.asarray(values).tolist()),
+            list(np.asarray(counts).tolist()),
+            getattr(state, "max_length", 1_000_000),
+        )
+
+    def __repr__(self) -> str:
+        return f"HistoryBuffer(len={len(self)})"
+
+
+class MessageHub:
+    """Scalars (with history) and runtime information shared by hooks.
+
+    Instances are named; :meth:`get_instance` creates or fetches one by name and
+    :meth:`get_current_instance` returns the most recently created one, as
+    MMEngine's ``ManagerMixin`` does. The bridge creates one per run, named after
+    the experiment.
+    """
+
+    _instances: ClassVar[OrderedDict[str, MessageHub]] = OrderedDict()
+
+    def __init__(
+        self,
+        name: str = "lightning_hooks",
+        log_scalars: Optional[dict[str, HistoryBuffer]] = None,
+        runtime_info: Optional[dict[str, Any]] = None,
+        resumed_keys: Optional[dict[str, bool]] = None,
+    ) -> None:
+        self.instance_name = name
+        self._log_scalars: OrderedDict[str, HistoryBuffer] = OrderedDict(log_scalars or {})
+        self._runtime_info: OrderedDict[str, Any] = OrderedDict(runtime_info or {})
+        self._resumed_keys: OrderedDict[str, bool] = OrderedDict(resumed_keys or {})
+        type(self)._instances[name] = self
+        type(self)._instances.move_to_end(name)
+
+    # -- instance management ------------------------------------------------------
+    @classmethod
+    def get_instance(cls, name: str, **kwargs: Any) -> MessageHub:
+        """Return the hub called ``name``, creating it if needed; it becomes the current one."""
+        if name in cls._instances:
+            cls._instances.move_to_end(name)
+            return cls._instances[name]
+        return cls(name, **kwargs)
+
+    @classmethod
+    def get_current_instance(cls) -> MessageHub:
+        """The most recently created or fetched hub (a default one is created if none exists)."""
+        if not cls._instances:
+            return cls("lightning_hooks")
+        return next(reversed(cls._instances.values()))
+
+    @classmethod
+    def check_instance_created(cls, name: str) -> bool:
+        """Whether a hub called ``name`` exists."""
+        return name in cls._instances
+
+    # -- scalars -------------------------------------------------------------------
+    def _set_resumed(self, key: str, resumed: bool) -> None:
+        if key in self._resumed_keys and self._resumed_keys[key] is not resumed:
+            raise AssertionError(
+                f"{key} used to be {self._resumed_keys[key]}, but got {resumed} now. resumed keys cannot be modified repeatedly."
+            )
+        self._resumed_keys[key] = resumed
+
+    def update_scalar(self, key: str, value: Any, count: int = 1, resumed: bool = True) -> None:
+        """Append ``value`` to the history of ``key``; tensors are not synchronised until read."""
+        self._set_resumed(key, resumed)
+        buffer = self._log_scalars.get(key)
+        if buffer is None:
+            buffer = self._log_scalars[key] = HistoryBuffer()
+        buffer.update(value, count)
+
+    def update_scalars(self, log_dict: dict[str, Any], resumed: bool = True) -> None:
+        """Update several scalars; a value may be ``dict(value=..., count=...)``."""
+        if not isinstance(log_dict, dict):
+            raise TypeError(f"log_dict must be a dict, got {type(log_dict).__name__}")
+        for key, value in log_dict.items():
+            if isinstance(value, dict):
+                if "value" not in value:
+                    raise KeyError(f"value must be defined in {value}")
+                self.update_scalar(key, value["value"], value.get("count", 1), resumed)
+            else:
+                self.update_scalar(key, value, resumed=resumed)
+
+    def get_scalar(self, key: str) -> HistoryBuffer:
+        """The :class:`HistoryBuffer` of ``key`` (by reference)."""
+        if key not in self._log_scalars:
+            raise KeyError(f"{key} is not found in Messagehub.log_buffers: instance name is: {self.instance_name}")
+        return self._log_scalars[key]
+
+    @property
+    def log_scalars(self) -> OrderedDict[str, HistoryBuffer]:
+        """The live key → HistoryBuffer mapping."""
+        return self._log_scalars
+
+    # -- runtime info -----------------------------------------------------------------
+    def update_info(self, key: str, value: Any, resumed: bool = True) -> None:
+        """Set runtime information ``key`` (overwrites)."""
+        self._set_resumed(key, resumed)
+        self._runtime_info[key] = value
+
+    def update_info_dict(self, info_dict: dict[str, Any], resumed: bool = True) -> None:
+        """Set several runtime-information keys."""
+        if not isinstance(info_dict, dict):
+            raise TypeError(f"info_dict must be a dict, got {type(info_dict).__name__}")
+        for key, value in info_dict.items():
+            self.update_info(key, value, resumed=resumed)
+
+    def get_info(self, key: str, default: Any = None) -> Any:
+        """Runtime information ``key`` (by reference), or ``default``."""
+        return self._runtime_info.get(key, default)
+
+    def pop_info(self, key: str, default: Any = None) -> Any:
+        """Remove and return runtime information ``key``."""
+        return self._runtime_info.pop(key, default)
+
+    @property
+    def runtime_info(self) -> OrderedDict[str, Any]:
+        """The live key → value mapping."""
+        return self._runtime_info
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable keys only, as plain types (tensors moved to the CPU)."""
+        scalars = {k: v.state_dict() for k, v in self._log_scalars.items() if self._resumed_keys.get(k, False)}
+        infos = {}
+        for key, value in self._runtime_info.items():
+            if not self._resumed_keys.get(key, False):
+                continue
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu()
+            infos[key] = copy.deepcopy(value)
+        return {"log_scalars": scalars, "runtime_info": infos, "resumed_keys": dict(self._resumed_keys)}
+
+    def load_state_dict(self, state_dict: Union[dict[str, Any], MessageHub]) -> None:
+        """Load :meth:`state_dict` output, MMEngine's message-hub state, or another hub."""
+        if isinstance(state_dict, MessageHub) or not isinstance(state_dict, dict):
+            source = state_dict
+            state_dict = {
+                "log_scalars": dict(source.log_scalars),
+                "runtime_info": dict(source.runtime_info),
+                "resumed_keys": dict(getattr(source, "_resumed_keys", {})),
+            }
+        for key, value in state_dict.get("log_scalars", {}).items():
+            if isinstance(value, dict) or hasattr(value, "data"):
+                self._log_scalars[key] = HistoryBuffer.from_state(value)
+        for key, value in state_dict.get("runtime_info", {}).items():
+            self._runtime_info[key] = copy.deepcopy(value)
+        for key, value in state_dict.get("resumed_keys", {}).items():
+            self._resumed_keys[key] = bool(value)

@@ -1,0 +1,459 @@
+"""The ``runner`` view that hooks receive: MMEngine's Runner attributes over a Lightning Trainer.
+
+Hooks read counters, directories, the logger, the message hub, the model, the
+optimizers, the schedulers and the dataloaders from here and never touch
+Lightning's internals. Counters follow MMEngine's conventions (see
+:class:`LoopState`), not Lightning's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+
+from .message_hub import MessageHub
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from .dispatch import HookList
+
+__all__ = ["LoaderView", "LoopState", "OptimWrapperView", "RunnerView", "TrainLoopView", "get_logger"]
+
+LOGGER_NAME = "lightning_hooks"
+_FORMAT = "%(asctime)s - lightning_hooks - %(levelname)s - %(message)s"
+_DATEFMT = "%m/%d %H:%M:%S"
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time (pytest capture, notebooks)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def get_logger(rank: int = 0, log_file: Optional[str] = None, log_level: str = "INFO") -> logging.Logger:
+    """The package logger, printing MMEngine-style lines to stdout on rank 0 (warnings only elsewhere).
+
+    With ``log_file`` a file handler is added (rank 0 only); it is removed by
+    :func:`close_log_file`.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.propagate = False
+    stream = next((h for h in logger.handlers if getattr(h, "_lh_stream", False)), None)
+    if stream is None:
+        stream = _StdoutHandler()
+        stream._lh_stream = True  # type: ignore[attr-defined]
+        stream.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+        logger.addHandler(stream)
+    level = logging.getLevelName(log_level) if isinstance(log_level, str) else log_level
+    stream.setLevel(level if rank == 0 else logging.WARNING)
+    logger.setLevel(min(level, logging.WARNING) if isinstance(level, int) else logging.INFO)
+    if log_file is not None and rank == 0:
+        os.makedirs(osp.dirname(log_file), exist_ok=True)
+        handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        handler._lh_file = log_file  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+        handler.setLevel(level)
+        logger.addHandler(handler)
+    return logger
+
+
+def close_log_file(log_file: Optional[str]) -> None:
+    """Detach and close the file handler opened for ``log_file``."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        if getattr(handler, "_lh_file", None) == log_file:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+@dataclass
+class LoopState:
+    """MMEngine's loop counters, kept by the bridge.
+
+    ``epoch`` is 0-based while an epoch runs and is incremented right after
+    ``after_train_epoch``, so validation sees the number of completed epochs.
+    ``iter`` counts batches (not optimizer steps) and is incremented right after
+    ``after_train_iter``. In iteration-based training ``epoch`` stays 0.
+    """
+
+    by_epoch: bool = True
+    epoch: int = 0
+    iter: int = 0
+    max_epochs: int = 0
+    max_iters: int = 0
+    trained: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LoaderView:
+    """A dataloader as the hooks see it: ``len()`` is the number of batches Lightning really runs.
+
+    Attribute access (``dataset``, ``sampler``, ``batch_sampler``, ...) goes to
+    the wrapped DataLoader.
+    """
+
+    def __init__(self, loader: Any, length: Callable[[], Any]) -> None:
+        self._loader = loader
+        self._length = length
+
+    def __len__(self) -> int:
+        n = self._length()
+        if n is None or n == float("inf"):
+            return len(self._loader)
+        return int(n)
+
+    def __iter__(self) -> Any:
+        return iter(self._loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    @property
+    def loader(self) -> Any:
+        """The wrapped DataLoader."""
+        return self._loader
+
+
+class OptimWrapperView:
+    """The part of MMEngine's OptimWrapper(Dict) that hooks use, over the Trainer's optimizers.
+
+    ``get_lr()`` returns ``{'lr': [...]}`` for one optimizer and
+    ``{'<i>.lr': [...]}`` for several, with one entry per parameter group.
+    """
+
+    def __init__(self, trainer: pl.Trainer) -> None:
+        self._trainer = trainer
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The Trainer's optimizers (unwrapped from Lightning's LightningOptimizer)."""
+        return [getattr(o, "_optimizer", o) for o in self._trainer.optimizers]
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The first optimizer."""
+        return self.optimizers[0]
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The first optimizer's parameter groups."""
+        return self.optimizer.param_groups
+
+    def _per_optimizer(self, key: str) -> dict[str, list[Any]]:
+        optimizers = self.optimizers
+        if len(optimizers) == 1:
+            return {key: [g[key] for g in optimizers[0].param_groups if key in g]}
+        return {f"{i}.{key}": [g[key] for g in opt.param_groups if key in g] for i, opt in enumerate(optimizers)}
+
+    def get_lr(self) -> dict[str, list[float]]:
+        """Learning rates of every parameter group, keyed like MMEngine's."""
+        return self._per_optimizer("lr")
+
+    def get_momentum(self) -> dict[str, list[float]]:
+        """Momentum (or Adam's beta1) of every parameter group."""
+        result = {}
+        for name, groups in self._per_optimizer_groups().items():
+            result[name.replace("lr", "momentum")] = [
+                g["betas"][0] if "betas" in g else g.get("momentum", 0) for g in groups
+            ]
+        return result
+
+    def _per_optimizer_groups(self) -> dict[str, list[dict[str, Any]]]:
+        optimizers = self.optimizers
+        if len(optimizers) == 1:
+            return {"lr": optimizers[0].param_groups}
+        return {f"{i}.lr": opt.param_groups for i, opt in enumerate(optimizers)}
+
+    def state_dict(self) -> Any:
+        """The optimizer state (a list for several optimizers)."""
+        optimizers = self.optimizers
+        if len(optimizers) == 1:
+            return optimizers[0].state_dict()
+        return [o.state_dict() for o in optimizers]
+
+
+class TrainLoopView:
+    """What hooks read from MMEngine's ``runner.train_loop``; ``stop_training`` stops the Trainer."""
+
+    def __init__(self, runner: RunnerView) -> None:
+        self._runner = runner
+
+    @property
+    def stop_training(self) -> bool:
+        """Whether training was asked to stop (Lightning's ``trainer.should_stop``)."""
+        return bool(self._runner.trainer.should_stop)
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        self._runner.trainer.should_stop = bool(value)
+
+    @property
+    def epoch(self) -> int:
+        return self._runner.epoch
+
+    @property
+    def iter(self) -> int:
+        return self._runner.iter
+
+    @property
+    def max_epochs(self) -> int:
+        return self._runner.max_epochs
+
+    @property
+    def max_iters(self) -> int:
+        return self._runner.max_iters
+
+    @property
+    def dataloader(self) -> Any:
+        return self._runner.train_dataloader
+
+    @property
+    def val_interval(self) -> Any:
+        return self._runner.val_interval
+
+    @property
+    def val_begin(self) -> int:
+        return 1
+
+
+class RunnerView:
+    """MMEngine's Runner, as far as hooks use it, over a Lightning Trainer.
+
+    Counters (``epoch``, ``iter``, ``max_epochs``, ``max_iters``) follow
+    MMEngine's loops; ``trainer`` gives the Trainer itself for anything else.
+    """
+
+    def __init__(self, trainer: pl.Trainer, hooks: HookList, state: LoopState, runtime: dict[str, Any]) -> None:
+        self.trainer = trainer
+        self._hook_list = hooks
+        self._state = state
+        self._runtime = runtime
+        self._train_loop_view = TrainLoopView(self)
+        self._optim_wrapper = OptimWrapperView(trainer)
+
+    # -- counters ---------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        """Completed epochs while validating; the 0-based index of the running epoch while training."""
+        return self._state.epoch
+
+    @property
+    def iter(self) -> int:
+        """Training iterations (batches) completed before the current one."""
+        return self._state.iter
+
+    @property
+    def max_epochs(self) -> int:
+        """Epochs to train (1 in iteration-based training)."""
+        return self._state.max_epochs
+
+    @property
+    def max_iters(self) -> int:
+        """Iterations (batches) to train."""
+        return self._state.max_iters
+
+    @property
+    def by_epoch(self) -> bool:
+        """False in iteration-based training (``max_steps`` with ``max_epochs=-1``)."""
+        return self._state.by_epoch
+
+    # -- loops -----------------------------------------------------------------------------
+    @property
+    def train_loop(self) -> Optional[TrainLoopView]:
+        """The training loop view, or None outside ``fit``."""
+        return self._train_loop_view if self._state.trained else None
+
+    @property
+    def _train_loop(self) -> Optional[TrainLoopView]:
+        return self.train_loop
+
+    @property
+    def val_interval(self) -> Any:
+        """Epochs (epoch-based) or iterations (iteration-based) between validations."""
+        trainer = self.trainer
+        if self._state.by_epoch:
+            return trainer.check_val_every_n_epoch or 1
+        return trainer.val_check_batch
+
+    @property
+    def val_begin(self) -> int:
+        """First epoch or iteration that validates (always 1 under Lightning)."""
+        return 1
+
+    # -- run information --------------------------------------------------------------------
+    @property
+    def work_dir(self) -> str:
+        """Absolute working directory (checkpoints, ``last_checkpoint``, logs)."""
+        return self._runtime["work_dir"]
+
+    @property
+    def timestamp(self) -> str:
+        """``%Y%m%d_%H%M%S`` at the start of the run (rank 0's, on every rank)."""
+        return self._runtime["timestamp"]
+
+    @property
+    def log_dir(self) -> str:
+        """``<work_dir>/<timestamp>``."""
+        return osp.join(self.work_dir, self.timestamp)
+
+    @property
+    def experiment_name(self) -> str:
+        """``<name>_<timestamp>``, or the timestamp when no name was given."""
+        return self._runtime["experiment_name"]
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The package logger (stdout on rank 0 and ``<log_dir>/<timestamp>.log``)."""
+        return logging.getLogger(LOGGER_NAME)
+
+    @property
+    def message_hub(self) -> MessageHub:
+        """This run's :class:`MessageHub`."""
+        return self._runtime["message_hub"]
+
+    @property
+    def seed(self) -> Optional[int]:
+        """The seed given to ``lightning.seed_everything``, if any."""
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        return int(seed) if seed is not None else None
+
+    @property
+    def cfg(self) -> None:
+        """No config object exists under Lightning."""
+        return None
+
+    @property
+    def _resume(self) -> bool:
+        return bool(self._runtime.get("resume", False))
+
+    @property
+    def resume(self) -> bool:
+        """Whether this ``fit`` resumed from a checkpoint (weights, optimizer and loop state)."""
+        return self._resume
+
+    @property
+    def hooks(self) -> list[Any]:
+        """The hooks in execution order."""
+        return self._hook_list.hooks
+
+    def save_checkpoint(
+        self,
+        out_dir: str,
+        filename: str,
+        meta: Optional[dict[str, Any]] = None,
+        save_optimizer: bool = True,
+        save_param_scheduler: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Write a Lightning checkpoint at ``out_dir/filename`` through ``trainer.save_checkpoint``.
+
+        It carries MMEngine's ``meta`` and ``message_hub``; ``before_save_checkpoint``
+        fires while it is built. Collective under DDP: every rank must call it.
+        """
+        self._runtime["save_checkpoint"](
+            osp.join(out_dir, filename),
+            meta=meta,
+            save_optimizer=save_optimizer,
+            save_param_scheduler=save_param_scheduler,
+        )
+
+    def call_hook(self, fn_name: str, **kwargs: Any) -> None:
+        """Call ``fn_name`` on every hook that has it, in priority order (custom mount points work too)."""
+        call_hooks(self._hook_list, self, fn_name, kwargs)
+
+    # -- model and optimisation ----------------------------------------------------------
+    @property
+    def model(self) -> pl.LightningModule:
+        """The LightningModule (already unwrapped from DDP)."""
+        return self.trainer.lightning_module
+
+    @property
+    def optim_wrapper(self) -> OptimWrapperView:
+        """Access to the optimizers and their learning rates."""
+        return self._optim_wrapper
+
+    @property
+    def param_schedulers(self) -> Optional[list[Any]]:
+        """The LR schedulers of ``configure_optimizers``, each with a ``by_epoch`` attribute."""
+        configs = getattr(self.trainer, "lr_scheduler_configs", None) or []
+        if not configs:
+            return None
+        schedulers = []
+        for config in configs:
+            scheduler = config.scheduler
+            if not hasattr(scheduler, "by_epoch"):
+                try:
+                    scheduler.by_epoch = config.interval == "epoch"
+                except AttributeError:
+                    pass
+            schedulers.append(scheduler)
+        return schedulers
+
+    # -- data -------------------------------------------------------------------------------
+    @property
+    def train_dataloader(self) -> Optional[LoaderView]:
+        """The training DataLoader; ``len()`` is the number of batches per epoch."""
+        loader = self.trainer.train_dataloader
+        if loader is None:
+            return None
+        return LoaderView(loader, lambda: self.trainer.num_training_batches)
+
+    @property
+    def val_dataloader(self) -> Optional[LoaderView]:
+        """The (first) validation DataLoader; ``len()`` is the number of batches run."""
+        return self._eval_loader(self.trainer.val_dataloaders, "num_val_batches")
+
+    @property
+    def test_dataloader(self) -> Optional[LoaderView]:
+        """The (first) test DataLoader; ``len()`` is the number of batches run."""
+        return self._eval_loader(self.trainer.test_dataloaders, "num_test_batches")
+
+    def _eval_loader(self, loaders: Any, count_attr: str) -> Optional[LoaderView]:
+        if loaders is None:
+            return None
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+
+        def length() -> Any:
+            counts = getattr(self.trainer, count_attr, None) or [None]
+            return counts[0]
+
+        return LoaderView(loader, length)
+
+    # -- distribution -----------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        """Global rank of this process."""
+        return self.trainer.global_rank
+
+    @property
+    def world_size(self) -> int:
+        """Number of processes."""
+        return self.trainer.world_size
+
+    @property
+    def distributed(self) -> bool:
+        """Whether more than one process trains."""
+        return self.trainer.world_size > 1
+
+
+def call_hooks(hook_list: HookList, runner: RunnerView, stage: str, kwargs: dict[str, Any]) -> None:
+    """Call ``stage`` on the hooks that use it; a TypeError names the hook, as in MMEngine."""
+    for method in hook_list.table(stage):
+        try:
+            method(runner, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{exc} in {getattr(method, '__self__', method)}") from exc

@@ -1,0 +1,259 @@
+"""HookBridge: default-hook merging and the hooks table against MMEngine's Runner, errors, state, runner view."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import torch
+from mmengine.hooks import Hook as MMHook
+from toy import ToyModule, _mm_classes, loaders, make_trainer, run_mmengine
+
+from lightning_hooks import HOOKS, Hook, HookBridge, MessageHub
+from lightning_hooks.bridge import merge_default_hooks
+
+
+def _mm_runner_hooks(tmp_path, default_hooks=None, custom_hooks=None):
+    from mmengine.runner import Runner
+
+    runner = Runner(
+        model=_mm_classes()[0](),
+        work_dir=str(tmp_path / uuid.uuid4().hex[:6]),
+        experiment_name=f"mm_{uuid.uuid4().hex[:8]}",
+        default_hooks=default_hooks,
+        custom_hooks=custom_hooks,
+        log_level="WARNING",
+    )
+    return runner
+
+
+class ExtraHook(Hook):
+    priority = "LOW"
+
+
+class MMExtraHook(MMHook):
+    priority = "LOW"
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        pass
+
+
+class ExtraHookImpl(ExtraHook):
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        pass
+
+
+HOOKS.register_module(name="ExtraHook", module=ExtraHookImpl, force=True)
+
+
+@pytest.mark.parametrize(
+    "default_hooks",
+    [
+        None,
+        {"timer": None},
+        {"timer": None, "checkpoint": None, "sampler_seed": None},
+        {"extra": {"type": "ExtraHook"}},
+        {"runtime_info": {"type": "RuntimeInfoHook", "priority": "LOWEST"}},
+    ],
+)
+def test_default_hook_merge_matches_mmengine(tmp_path, default_hooks):
+    from mmengine.registry import HOOKS as MM_HOOKS
+
+    MM_HOOKS.register_module(name="ExtraHook", module=MMExtraHook, force=True)
+    import copy
+
+    runner = _mm_runner_hooks(tmp_path, copy.deepcopy(default_hooks))
+    bridge = HookBridge(default_hooks=copy.deepcopy(default_hooks))
+    assert [type(h).__name__.replace("MMExtraHook", "ExtraHookImpl") for h in runner.hooks] == [
+        type(h).__name__ for h in bridge.hooks
+    ]
+
+
+def test_replacing_an_entry_replaces_it_whole():
+    merged = merge_default_hooks({"checkpoint": {"type": "CheckpointHook", "save_begin": 1}})
+    assert merged["checkpoint"] == {"type": "CheckpointHook", "save_begin": 1}
+    assert list(merged) == ["runtime_info", "timer", "sampler_seed", "logger", "param_scheduler", "checkpoint"]
+    bridge = HookBridge(default_hooks={"checkpoint": {"type": "CheckpointHook", "save_begin": 1}})
+    assert bridge.hooks[-1].interval == -1  # the class default, not the default entry's 1
+
+
+def test_custom_hook_order_and_ties_keep_registration_order(tmp_path):
+    class A(Hook):
+        pass
+
+    class B(Hook):
+        pass
+
+    a, b, c = A(), B(), A()
+    bridge = HookBridge(
+        custom_hooks=[
+            a,
+            dict(type="CheckInvalidLossHook", priority=45),
+            b,
+            {"type": "IterTimerHook", "priority": "NORMAL"},
+            c,
+        ]
+    )
+    names = [type(h).__name__ for h in bridge.hooks]
+    assert names == [
+        "RuntimeInfoHook",
+        "CheckInvalidLossHook",
+        "IterTimerHook",
+        "DistSamplerSeedHook",
+        "A",
+        "B",
+        "IterTimerHook",
+        "A",
+        "LoggerHook",
+        "ParamSchedulerHook",
+        "CheckpointHook",
+    ]
+    assert bridge.hooks[1].priority == 45
+
+
+def test_hooks_table_matches_mmengine_for_complete_hooks(tmp_path):
+    class MMCustom(MMHook):
+        def _after_iter(self, runner, batch_idx, data_batch=None, outputs=None, mode="train"):
+            pass
+
+    class LHCustom(Hook):
+        def _after_iter(self, runner, batch_idx, data_batch=None, outputs=None, mode="train"):
+            pass
+
+    # Logger, ParamScheduler and Checkpoint hooks are still partial, so compare without them.
+    removed = {"logger": None, "param_scheduler": None, "checkpoint": None}
+    runner = _mm_runner_hooks(tmp_path, dict(removed), [MMCustom()])
+    bridge = HookBridge(default_hooks=dict(removed), custom_hooks=[LHCustom()])
+    assert bridge.get_hooks_info() == runner.get_hooks_info().replace("MMCustom", "LHCustom")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        (dict(custom_hooks=[dict(type="NoSuchHook")]), KeyError, ["NoSuchHook", "Registered names"]),
+        (dict(custom_hooks=[dict(type="IterTimerHook", priority="sometimes")]), KeyError, ["sometimes", "NORMAL"]),
+        (dict(custom_hooks=[dict(type="IterTimerHook", priority=200)]), ValueError, ["200"]),
+        (dict(default_hooks=dict(no_such=None)), KeyError, ["no_such", "runtime_info"]),
+        (dict(custom_hooks=[object()]), TypeError, ["object"]),
+        (dict(custom_hooks=dict(type="IterTimerHook")), TypeError, ["list"]),
+        (dict(default_hooks=dict(timer=torch.nn.Linear(1, 1))), TypeError, ["Linear"]),
+    ],
+)
+def test_bad_configuration_gets_clear_errors(kwargs, error, words):
+    with pytest.raises(error) as info:
+        HookBridge(**kwargs)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_checkpoint_state_is_plain_and_round_trips(tmp_path):
+    """Message hub and hook state travel in the Lightning checkpoint and load with weights_only=True."""
+
+    class Counter(Hook):
+        def __init__(self):
+            self.n = 0
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            self.n += 1
+
+        def state_dict(self):
+            return {"n": self.n}
+
+        def load_state_dict(self, state):
+            self.n = state["n"]
+
+    train, val = loaders()
+    bridge = HookBridge(custom_hooks=[Counter()])
+    make_trainer(tmp_path, bridge, max_epochs=2).fit(ToyModule(), train, val)
+    ckpt = torch.load(tmp_path / "epoch_2.pth", weights_only=True)
+    assert ckpt["meta"]["epoch"] == 2 and ckpt["meta"]["iter"] == 8
+    assert ckpt["callbacks"]["HookBridge"]["hooks"]["Counter"] == {"n": 8}
+    hub = ckpt["message_hub"]
+    assert hub["runtime_info"]["epoch"] == 1 and hub["runtime_info"]["iter"] == 7  # last values RuntimeInfoHook wrote
+    assert len(hub["log_scalars"]["train/loss"]["log_history"]) == 8
+    assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "epoch_2.pth")
+
+    # Resume: hook state and message hub come back; training continues from epoch 2.
+    resumed = HookBridge(custom_hooks=[Counter()])
+    make_trainer(tmp_path, resumed, max_epochs=3).fit(ToyModule(), train, val, ckpt_path=str(tmp_path / "epoch_2.pth"))
+    counter = next(h for h in resumed.hooks if type(h).__name__ == "Counter")
+    assert counter.n == 12
+    assert len(resumed.message_hub.get_scalar("train/loss")) == 12
+
+
+def test_after_load_checkpoint_edits_reach_the_model(tmp_path):
+    """MMEngine runs after_load_checkpoint before the weights reach the model; so does the bridge."""
+    train, val = loaders()
+    make_trainer(tmp_path, HookBridge(), max_epochs=1).fit(ToyModule(), train, val)
+
+    class ZeroWeights(Hook):
+        def after_load_checkpoint(self, runner, checkpoint):
+            checkpoint["state_dict"] = {k: torch.zeros_like(v) for k, v in checkpoint["state_dict"].items()}
+
+    model = ToyModule()
+    make_trainer(tmp_path, HookBridge(custom_hooks=[ZeroWeights()])).validate(
+        model, val, ckpt_path=str(tmp_path / "epoch_1.pth")
+    )
+    assert all(float(p.abs().sum()) == 0 for p in model.parameters())
+
+
+def test_runner_view_attributes(tmp_path):
+    seen = {}
+
+    class Look(Hook):
+        def before_train(self, runner):
+            seen.update(
+                max_epochs=runner.max_epochs,
+                max_iters=runner.max_iters,
+                work_dir=runner.work_dir,
+                log_dir=runner.log_dir,
+                lr=runner.optim_wrapper.get_lr(),
+                rank=runner.rank,
+                world_size=runner.world_size,
+                distributed=runner.distributed,
+                n_train=len(runner.train_dataloader),
+                n_val=len(runner.val_dataloader),
+                hub=runner.message_hub is MessageHub.get_current_instance(),
+                model=runner.model,
+                name=runner.experiment_name,
+                schedulers=runner.param_schedulers,
+            )
+
+    train, val = loaders()
+    model = ToyModule(scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, 1))
+    bridge = HookBridge(custom_hooks=[Look()], experiment_name="exp")
+    make_trainer(tmp_path, bridge, max_epochs=3, limit_train_batches=3).fit(model, train, val)
+    assert seen["max_epochs"] == 3 and seen["max_iters"] == 9 and seen["n_train"] == 3 and seen["n_val"] == 2
+    assert seen["work_dir"] == str(tmp_path) and seen["log_dir"].startswith(str(tmp_path))
+    assert seen["lr"] == {"lr": [0.1]} and seen["rank"] == 0 and seen["world_size"] == 1 and not seen["distributed"]
+    assert seen["hub"] and seen["model"] is model and seen["name"].startswith("exp_")
+    assert seen["schedulers"][0].by_epoch is True
+    log_file = tmp_path / seen["log_dir"].split("/")[-1] / (seen["log_dir"].split("/")[-1] + ".log")
+    text = log_file.read_text()
+    assert "Hooks will be executed in the following order" in text and "Saving checkpoint at 3 epochs" in text
+
+
+def test_iteration_based_counters(tmp_path):
+    seen = []
+
+    class Look(Hook):
+        def before_train(self, runner):
+            seen.append((runner.max_epochs, runner.max_iters, runner.by_epoch))
+
+    train, val = loaders()
+    make_trainer(
+        tmp_path,
+        HookBridge(custom_hooks=[Look()]),
+        max_steps=6,
+        max_epochs=-1,
+        accumulate_grad_batches=2,
+        val_check_interval=4,
+        check_val_every_n_epoch=None,
+    ).fit(ToyModule(), train, val)
+    assert seen == [(1, 12, False)]  # max_steps counts optimizer steps; max_iters counts batches
+
+
+def test_mmengine_runner_smoke_for_reference(tmp_path):
+    """The reference Runner itself runs here (guards the conformance tests' premise)."""
+    runner = run_mmengine(tmp_path, [])
+    assert runner.iter == 8 and runner.epoch == 2

@@ -1,0 +1,143 @@
+"""Mount-point order and counters: MMEngine's Runner versus Trainer + HookBridge, on the same scenario."""
+
+from __future__ import annotations
+
+import pytest
+from mmengine.hooks import Hook as MMHook
+from toy import ToyModule, loaders, make_trace_hook, make_trainer, run_mmengine
+
+from lightning_hooks import Hook as LHHook
+from lightning_hooks import HookBridge
+
+
+def lightning_trace(tmp_path, trainer_kwargs, bridge_kwargs=None, mode="fit"):
+    log: list = []
+    bridge = HookBridge(custom_hooks=[make_trace_hook(LHHook, log)], **(bridge_kwargs or {}))
+    trainer = make_trainer(tmp_path / "lh", bridge, **trainer_kwargs)
+    train, val = loaders()
+    model = ToyModule()
+    if mode == "fit":
+        trainer.fit(model, train, val)
+    elif mode == "validate":
+        trainer.validate(model, val)
+    else:
+        trainer.test(model, val)
+    return log
+
+
+def mmengine_trace(tmp_path, mode="train", **kwargs):
+    log: list = []
+    run_mmengine(tmp_path / "mm", [make_trace_hook(MMHook, log)], mode=mode, **kwargs)
+    return log
+
+
+def assert_same(mm, lh):
+    assert len(mm) > 0
+    for i, (a, b) in enumerate(zip(mm, lh, strict=False)):
+        assert a == b, (
+            f"first difference at entry {i}: MMEngine {a} vs lightning_hooks {b}\ncontext MM {mm[max(0, i - 3) : i + 2]}\n LH {lh[max(0, i - 3) : i + 2]}"
+        )
+    assert len(mm) == len(lh), (
+        f"MMEngine has {len(mm)} entries, lightning_hooks {len(lh)}: tail MM {mm[-3:]} LH {lh[-3:]}"
+    )
+
+
+def test_epoch_based_validate_every_epoch(tmp_path):
+    mm = mmengine_trace(tmp_path, train_cfg=dict(by_epoch=True, max_epochs=2, val_interval=1))
+    lh = lightning_trace(tmp_path, dict(max_epochs=2, check_val_every_n_epoch=1))
+    assert ("before_save_checkpoint", 0, 4, None) in mm  # the default CheckpointHook saves every epoch
+    assert_same(mm, lh)
+
+
+def test_epoch_based_validate_every_two_epochs(tmp_path):
+    mm = mmengine_trace(tmp_path, train_cfg=dict(by_epoch=True, max_epochs=4, val_interval=2))
+    lh = lightning_trace(tmp_path, dict(max_epochs=4, check_val_every_n_epoch=2))
+    assert sum(1 for e in mm if e[0] == "before_val") == 2
+    assert_same(mm, lh)
+
+
+def test_iteration_based_with_validation_interval(tmp_path):
+    ckpt = dict(type="CheckpointHook", interval=4, by_epoch=False)
+    mm = mmengine_trace(
+        tmp_path,
+        train_cfg=dict(by_epoch=False, max_iters=12, val_interval=4),
+        default_hooks=dict(checkpoint=ckpt),
+        infinite=True,
+    )
+    lh = lightning_trace(
+        tmp_path,
+        dict(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None),
+        bridge_kwargs=dict(default_hooks=dict(checkpoint=ckpt)),
+    )
+    assert [e[0] for e in mm].count("before_train_epoch") == 1
+    assert_same(mm, lh)
+
+
+def test_gradient_accumulation_counts_batches(tmp_path):
+    mm = mmengine_trace(
+        tmp_path,
+        train_cfg=dict(by_epoch=True, max_epochs=2, val_interval=1),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1), accumulative_counts=2),
+    )
+    lh = lightning_trace(tmp_path, dict(max_epochs=2, accumulate_grad_batches=2))
+    assert_same(mm, lh)
+
+
+@pytest.mark.parametrize("mode", ["val", "test"])
+def test_standalone_validate_and_test(tmp_path, mode):
+    mm = mmengine_trace(tmp_path, mode=mode)
+    lh = lightning_trace(tmp_path, {}, mode="validate" if mode == "val" else "test")
+    stages = [e[0] for e in mm]
+    assert stages[0] == "before_run" and stages[-1] == "after_run"
+    assert not any(s.startswith(("before_train", "after_train")) for s in stages)
+    assert_same(mm, lh)
+
+
+def test_last_epoch_validates_off_interval(tmp_path):
+    """MMEngine validates after the last epoch whatever val_interval says (3 epochs, interval 2 → 2 and 3)."""
+    mm = mmengine_trace(tmp_path, train_cfg=dict(by_epoch=True, max_epochs=3, val_interval=2))
+    lh = lightning_trace(tmp_path, dict(max_epochs=3, check_val_every_n_epoch=2))
+    assert [e[1] for e in mm if e[0] == "before_val"] == [2, 3]
+    assert_same(mm, lh)
+
+
+def test_last_iteration_validates_off_interval(tmp_path):
+    ckpt = dict(type="CheckpointHook", interval=4, by_epoch=False)
+    mm = mmengine_trace(
+        tmp_path,
+        train_cfg=dict(by_epoch=False, max_iters=10, val_interval=4),
+        default_hooks=dict(checkpoint=ckpt),
+        infinite=True,
+    )
+    lh = lightning_trace(
+        tmp_path,
+        dict(max_steps=10, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None),
+        bridge_kwargs=dict(default_hooks=dict(checkpoint=ckpt)),
+    )
+    assert [e[2] for e in mm if e[0] == "before_val"] == [4, 8, 10]
+    assert_same(mm, lh)
+
+
+def test_sanity_check_fires_nothing_and_lightning_order_is_not_mmengine(tmp_path):
+    """Without the bridge's reordering the epoch's validation would come before after_train_epoch."""
+    lh = lightning_trace(tmp_path, dict(max_epochs=1, num_sanity_val_steps=2))
+    stages = [e[0] for e in lh]
+    assert stages.index("after_train_epoch") < stages.index("before_val")
+    assert stages.count("before_val") == 1  # the sanity check fired nothing
+
+
+def test_after_run_fires_when_training_fails(tmp_path):
+    log: list = []
+
+    class Boom(LHHook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter == 2:
+                raise RuntimeError("boom")
+
+    bridge = HookBridge(custom_hooks=[make_trace_hook(LHHook, log), Boom()])
+    trainer = make_trainer(tmp_path, bridge, max_epochs=1)
+    train, val = loaders()
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.fit(ToyModule(), train, val)
+    assert log[-1][0] == "after_run"
+    assert [e[0] for e in log].count("after_run") == 1
