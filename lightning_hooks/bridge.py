@@ -134,6 +134,19 @@ class HookBridge(Callback):
         self._epoch_closed = True
         self._pending_save: Optional[dict[str, Any]] = None
 
+    @classmethod
+    def from_mmengine_config(
+        cls, path_or_dict: Union[str, os.PathLike[str], Mapping[str, Any]], on_unsupported: str = "error", **overrides: Any
+    ) -> HookBridge:
+        """Build a bridge from an MMEngine config's ``default_hooks``/``custom_hooks`` (``_base_`` merged).
+
+        Hooks this package cannot run are reported by name with the reason (an error, or a
+        warning with ``on_unsupported='warn'``). See :mod:`lightning_hooks.config`.
+        """
+        from .config import build_bridge_from_mmengine_config
+
+        return build_bridge_from_mmengine_config(cls, path_or_dict, on_unsupported, **overrides)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ public helpers
     @property
     def hooks(self) -> list[Hook]:
@@ -460,7 +473,8 @@ class HookBridge(Callback):
             "save_param_scheduler": save_param_scheduler,
         }
         try:
-            self.runner.trainer.save_checkpoint(filepath)
+            # weights_only=False: a full checkpoint, stated explicitly (Lightning logs a notice otherwise).
+            self.runner.trainer.save_checkpoint(filepath, weights_only=False)
         finally:
             self._pending_save = None
 
