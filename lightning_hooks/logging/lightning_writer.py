@@ -1,0 +1,37 @@
+"""Forwarding of LoggerHook's scalars to the Lightning loggers attached to the Trainer.
+
+It calls ``logger.log_metrics(scalars, step)`` directly (as Lightning's
+``LearningRateMonitor`` does), so TensorBoardLogger, WandbLogger, CSVLogger or
+any other logger receive MMEngine's scalars with MMEngine's steps, independent
+of Lightning's ``log_every_n_steps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from .scalars import numeric_scalars
+
+__all__ = ["LightningLoggersWriter"]
+
+
+class LightningLoggersWriter:
+    """Sends the tag's numbers to each of ``loggers`` (Lightning ``Logger`` objects)."""
+
+    def __init__(self, loggers: Sequence[Any]) -> None:
+        self.loggers = list(loggers)
+
+    def add_scalars(self, scalars: dict[str, Any], step: int = 0, file_path: Optional[str] = None) -> None:
+        """``log_metrics`` on every logger, numbers only."""
+        values, _ = numeric_scalars(scalars)
+        values.pop("step", None)
+        if not values:
+            return
+        for logger in self.loggers:
+            logger.log_metrics(values, step=step)
+
+    def close(self) -> None:
+        """Write what the loggers buffer (CSVLogger keeps rows in memory); Lightning finalizes them later."""
+        for logger in self.loggers:
+            logger.save()

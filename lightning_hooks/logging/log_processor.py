@@ -1,0 +1,339 @@
+"""LogProcessor: turns the message hub's scalars into MMEngine's log lines and scalar tags.
+
+The lines are MMEngine's character for character (timings aside), e.g.::
+
+    Epoch(train) [1][ 5/12]  lr: 1.0000e-01  eta: 0:00:00  time: 0.0013  data_time: 0.0004  loss: 0.3034
+    Epoch(val) [1][4/4]    acc: 0.5000  data_time: 0.0002  time: 0.0004
+    Iter(train) [10/12]  lr: 1.0000e-01  eta: 0:00:00  time: 0.0019  data_time: 0.0008  loss: 0.1161
+
+Values are read from the hub only when a line is built. Scalars that were
+recorded as device tensors are then brought to the host in one copy per key
+(see :class:`~lightning_hooks.message_hub.HistoryBuffer`), so a line costs a
+few synchronisations and the iterations between two lines cost none.
+
+Differences from MMEngine (deliberate):
+
+* a bad ``custom_cfg`` raises ``ValueError``/``TypeError`` naming the entry and
+  the valid choices (MMEngine raises a bare ``AssertionError``); the check runs
+  in ``__init__``, also for ``window_size`` values that are neither ints,
+  ``'epoch'`` nor ``'global'`` (MMEngine finds those only at the first line);
+* ``memory:`` is printed when the model is on a CUDA device (MMEngine prints it
+  whenever CUDA is available, even for a model on the CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from itertools import chain
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+
+__all__ = ["LogProcessor", "build_log_processor"]
+
+MODES = ("train", "val", "test")
+WindowSize = Union[int, str, None]
+
+
+def _strip_prefix(key: str, prefix: str) -> str:
+    return key[len(prefix) :] if key.startswith(prefix) else key
+
+
+def _format_value(value: Any, num_digits: int) -> Any:
+    if isinstance(value, float):
+        return f"{value:.{num_digits}f}"
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return f"\n{value}\n"
+    return value
+
+
+class LogProcessor:
+    """Formats training, validation and test logs from the message hub, as MMEngine's LogProcessor.
+
+    Args:
+        window_size: number of recent values averaged for keys matching ``mean_pattern``.
+        by_epoch: ``Epoch(...)`` headers with per-epoch iteration counts when True,
+            ``Iter(...)`` headers with global iteration counts when False.
+        custom_cfg: extra statistics, each ``dict(data_src, log_name=data_src,
+            method_name, window_size)``; ``window_size`` is an int, ``'epoch'`` (the
+            iterations of the current epoch, by_epoch only) or ``'global'`` (every
+            iteration so far). A ``log_name`` may appear only once.
+        num_digits: digits after the point for floats (``.4f``) and learning rates (``.4e``).
+        log_with_hierarchy: keep the ``train/``, ``val/`` and ``test/`` prefixes in the tags.
+        mean_pattern: keys matching this regular expression are averaged over
+            ``window_size``; the others report their latest value.
+    """
+
+    def __init__(
+        self,
+        window_size: int = 10,
+        by_epoch: bool = True,
+        custom_cfg: Optional[list[dict[str, Any]]] = None,
+        num_digits: int = 4,
+        log_with_hierarchy: bool = False,
+        mean_pattern: str = r".*(loss|time|data_time|grad_norm).*",
+    ) -> None:
+        if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size <= 0:
+            raise ValueError(f"window_size must be a positive int, got {window_size!r}")
+        if isinstance(num_digits, bool) or not isinstance(num_digits, int) or num_digits < 0:
+            raise ValueError(f"num_digits must be a non-negative int, got {num_digits!r}")
+        self.window_size = window_size
+        self.by_epoch = bool(by_epoch)
+        self.custom_cfg: list[dict[str, Any]] = [dict(c) if isinstance(c, Mapping) else c for c in custom_cfg or []]
+        self.num_digits = num_digits
+        self.log_with_hierarchy = bool(log_with_hierarchy)
+        self.mean_pattern = re.compile(mean_pattern)
+        self._check_custom_cfg()
+
+    # ------------------------------------------------------------------ validation
+    def _check_custom_cfg(self) -> None:
+        """Reject entries without ``data_src``, repeated log names and impossible windows."""
+        seen: dict[str, str] = {}
+        for index, entry in enumerate(self.custom_cfg):
+            if not isinstance(entry, Mapping) or "data_src" not in entry:
+                raise ValueError(
+                    f"custom_cfg[{index}] = {entry!r} needs a 'data_src' key, "
+                    "e.g. dict(data_src='loss', method_name='mean', window_size=100)"
+                )
+            log_name = entry.get("log_name", entry["data_src"])
+            if log_name in seen:
+                raise ValueError(
+                    f"custom_cfg[{index}] writes log_name {log_name!r}, which custom_cfg already writes "
+                    f"(from data_src {seen[log_name]!r}); give each entry a distinct log_name"
+                )
+            seen[log_name] = entry["data_src"]
+            window = entry.get("window_size")
+            if window == "epoch" and not self.by_epoch:
+                raise ValueError(
+                    f"custom_cfg[{index}] uses window_size='epoch', which needs by_epoch=True; "
+                    "with by_epoch=False use an int or 'global'"
+                )
+            valid_window = window is None or window in ("epoch", "global")
+            valid_window = valid_window or (isinstance(window, int) and not isinstance(window, bool))
+            if not valid_window:
+                raise TypeError(
+                    f"custom_cfg[{index}] window_size must be an int, 'epoch' or 'global', got {window!r}"
+                )
+
+    def _parse_windows_size(
+        self, runner: Any, batch_idx: int, custom_cfg: Optional[list[dict[str, Any]]] = None
+    ) -> list[dict[str, Any]]:
+        """``custom_cfg`` with ``'epoch'``/``'global'`` windows resolved to iteration counts."""
+        parsed = copy.deepcopy(self.custom_cfg if custom_cfg is None else custom_cfg)
+        for entry in parsed:
+            window = entry.get("window_size")
+            if window == "epoch":
+                entry["window_size"] = batch_idx + 1
+            elif window == "global":
+                entry["window_size"] = runner.iter + 1
+            elif window is not None and not isinstance(window, int):
+                raise TypeError(f"window_size should be int, epoch or global, but got invalid {window}")
+        return parsed
+
+    # ------------------------------------------------------------------ collection
+    def _mode_scalars(self, runner: Any, mode: str, keep_prefix: bool) -> OrderedDict[str, Any]:
+        """The hub's buffers whose key starts with ``mode``, in insertion order."""
+        prefix = f"{mode}/"
+        selected: OrderedDict[str, Any] = OrderedDict()
+        for key, buffer in runner.message_hub.log_scalars.items():
+            if key.startswith(mode):
+                selected[key if keep_prefix else _strip_prefix(key, prefix)] = buffer
+        return selected
+
+    def _collect_scalars(
+        self, custom_cfg: list[dict[str, Any]], runner: Any, mode: str, reserve_prefix: bool = False
+    ) -> OrderedDict[str, Any]:
+        """Smoothed or latest value of every scalar of ``mode``, then the custom statistics."""
+        buffers = self._mode_scalars(runner, mode, reserve_prefix)
+        tag: OrderedDict[str, Any] = OrderedDict()
+        for key, buffer in buffers.items():
+            if self.mean_pattern.search(key) is not None:
+                tag[key] = buffer.mean(self.window_size)
+            else:
+                tag[key] = buffer.current()
+        for entry in custom_cfg:
+            statistic = dict(entry)
+            data_src = statistic.pop("data_src")
+            log_name = statistic.pop("log_name", data_src)
+            if reserve_prefix:
+                data_src, log_name = f"{mode}/{data_src}", f"{mode}/{log_name}"
+            if data_src in buffers:
+                tag[log_name] = buffers[data_src].statistics(**statistic)
+        return tag
+
+    def _collect_non_scalars(self, runner: Any, mode: str) -> OrderedDict[str, Any]:
+        """Runtime information of ``mode`` (metrics that are not scalars: dicts, arrays)."""
+        infos: OrderedDict[str, Any] = OrderedDict()
+        for key, value in runner.message_hub.runtime_info.items():
+            if key.startswith(mode):
+                infos[key if self.log_with_hierarchy else _strip_prefix(key, f"{mode}/")] = value
+        return infos
+
+    # ------------------------------------------------------------------ counters
+    @staticmethod
+    def _has_train_loop(runner: Any) -> bool:
+        loop = getattr(runner, "_train_loop", None)
+        return loop is not None and not isinstance(loop, dict)
+
+    def _get_iter(self, runner: Any, batch_idx: int) -> int:
+        """1-based iteration shown in the header: within the epoch (by_epoch) or global."""
+        return batch_idx + 1 if self.by_epoch else runner.iter + 1
+
+    def _get_epoch(self, runner: Any, mode: str) -> int:
+        """1-based running epoch in training; completed epochs (0 without training) in validation."""
+        if mode == "train":
+            return runner.epoch + 1
+        if mode == "val":
+            return runner.epoch if self._has_train_loop(runner) else 0
+        raise ValueError(f"runner mode should be 'train' or 'val', but got {mode}")
+
+    @staticmethod
+    def _get_dataloader_size(runner: Any, mode: str) -> int:
+        return len(getattr(runner, f"{mode}_dataloader"))
+
+    @staticmethod
+    def _get_max_memory(runner: Any) -> Optional[int]:
+        """Peak CUDA memory (MB) since the previous line, or None when the model is not on CUDA."""
+        model = getattr(runner, "model", None)
+        device = getattr(model, "device", None)
+        if not isinstance(device, torch.device) or device.type != "cuda" or not torch.cuda.is_available():
+            return None
+        peak = torch.cuda.max_memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return int(peak // (1024 * 1024))
+
+    # ------------------------------------------------------------------ headers
+    def _iter_header(self, runner: Any, batch_idx: int, mode: str) -> tuple[str, Optional[int]]:
+        """``Epoch(mode)[e][i/n]  `` or ``Iter(mode) [i/n]  `` and the epoch put in the tag."""
+        if self.by_epoch:
+            size = self._get_dataloader_size(runner, mode)
+            current = str(self._get_iter(runner, batch_idx)).rjust(len(str(size)))
+            if mode == "test":
+                return f"Epoch({mode}) [{current}/{size}]  ", None
+            epoch = self._get_epoch(runner, mode)
+            epoch_str = f"[{epoch}]"
+            if self._has_train_loop(runner):
+                epoch_str = epoch_str.rjust(len(str(runner.max_epochs)) + 3)
+            return f"Epoch({mode}){epoch_str}[{current}/{size}]  ", epoch
+        if mode == "train":
+            current = str(self._get_iter(runner, batch_idx)).rjust(len(str(runner.max_iters)))
+            return f"Iter({mode}) [{current}/{runner.max_iters}]  ", None
+        size = self._get_dataloader_size(runner, mode)
+        current = str(batch_idx + 1).rjust(len(str(size)))
+        return f"Iter({mode}) [{current}/{size}]  ", None
+
+    def _timing_str(self, runner: Any, values: dict[str, Any]) -> str:
+        """``eta: ...  time: ...  data_time: ...  `` when both timings and the ETA exist (consumes them)."""
+        hub = runner.message_hub
+        if "time" not in values or "data_time" not in values or "eta" not in hub.runtime_info:
+            return ""
+        eta = datetime.timedelta(seconds=int(hub.get_info("eta")))
+        digits = self.num_digits
+        text = f"eta: {eta}  time: {values.pop('time'):.{digits}f}  data_time: {values.pop('data_time'):.{digits}f}  "
+        return text
+
+    # ------------------------------------------------------------------ public API
+    def get_log_after_iter(self, runner: Any, batch_idx: int, mode: str) -> tuple[dict[str, Any], str]:
+        """The tag (scalars for the writers) and the terminal line after an iteration of ``mode``."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        parsed = self._parse_windows_size(runner, batch_idx, self.custom_cfg)
+        values = self._collect_scalars(parsed, runner, mode)
+        tag = (
+            self._collect_scalars(parsed, runner, mode, True) if self.log_with_hierarchy else OrderedDict(values)
+        )
+        lr_parts = []
+        for key, value in tag.items():
+            if key.endswith("lr"):
+                short = _strip_prefix(key, f"{mode}/")
+                values.pop(short, None)
+                lr_parts.append(f"{short}: {value:.{self.num_digits}e}")
+        header, epoch = self._iter_header(runner, batch_idx, mode)
+        if epoch is not None:
+            tag["epoch"] = epoch
+        tag["iter"] = runner.iter + 1 if self._has_train_loop(runner) else 0
+        line = header + " ".join(lr_parts) + "  " + self._timing_str(runner, values)
+        memory = self._get_max_memory(runner)
+        if memory is not None:
+            line += f"memory: {memory}  "
+            tag["memory"] = memory
+        if mode in ("train", "val"):
+            items = [
+                f"{name}: {_format_value(value, self.num_digits)}"
+                for name, value in values.items()
+                if mode == "train" or name.startswith("val/loss")
+            ]
+            line += "  ".join(items)
+        return tag, line
+
+    def get_log_after_epoch(
+        self, runner: Any, batch_idx: int, mode: str, with_non_scalar: bool = False
+    ) -> tuple[dict[str, Any], str]:
+        """The tag and the line after a validation or test epoch (metrics, then mean timings)."""
+        if mode not in ("val", "test"):
+            raise ValueError(f"get_log_after_epoch only accepts 'val' or 'test' mode, got {mode!r}")
+        size = self._get_dataloader_size(runner, mode)
+        if self.by_epoch and mode == "val":
+            header = f"Epoch({mode}) [{self._get_epoch(runner, mode)}][{size}/{size}]  "
+        elif self.by_epoch:
+            header = f"Epoch({mode}) [{size}/{size}]  "
+        else:
+            header = f"Iter({mode}) [{size}/{size}]  "
+        statistics = self._epoch_statistics(mode)
+        parsed = self._parse_windows_size(runner, batch_idx, statistics)
+        collected = self._collect_scalars(parsed, runner, mode, self.log_with_hierarchy)
+        non_scalars = self._collect_non_scalars(runner, mode)
+        timing_keys = {f"{mode}/time", f"{mode}/data_time", "time", "data_time"}
+        tag: OrderedDict[str, Any] = OrderedDict()
+        timings: OrderedDict[str, Any] = OrderedDict()
+        for key, value in collected.items():
+            (timings if key in timing_keys else tag)[key] = value
+        items = [
+            f"{name}: {_format_value(value, self.num_digits)}"
+            for name, value in chain(tag.items(), non_scalars.items(), timings.items())
+        ]
+        line = header + "  " + "  ".join(items)
+        if with_non_scalar:
+            tag.update(non_scalars)
+        tag.update(timings)
+        return tag, line
+
+    def _epoch_statistics(self, mode: str) -> list[dict[str, Any]]:
+        """``custom_cfg`` plus epoch means of ``time`` and ``data_time`` unless it defines them."""
+        entries = copy.deepcopy(self.custom_cfg)
+        defined = {_strip_prefix(entry["data_src"], f"{mode}/") for entry in entries}
+        for name in ("time", "data_time"):
+            if name not in defined:
+                entries.append(dict(data_src=name, window_size="epoch", method_name="mean"))
+        return entries
+
+    def __repr__(self) -> str:
+        return (
+            f"LogProcessor(window_size={self.window_size}, by_epoch={self.by_epoch}, "
+            f"custom_cfg={self.custom_cfg}, num_digits={self.num_digits})"
+        )
+
+
+def build_log_processor(cfg: Union[None, LogProcessor, Mapping[str, Any]]) -> LogProcessor:
+    """A :class:`LogProcessor` from None (defaults), an instance, or a config dict (``type`` optional)."""
+    if cfg is None:
+        return LogProcessor()
+    if isinstance(cfg, LogProcessor):
+        return cfg
+    if not isinstance(cfg, Mapping) and type(cfg).__name__ != "DictConfig":
+        raise TypeError(f"log_processor must be a dict of LogProcessor arguments or a LogProcessor, got {cfg!r}")
+    kwargs = {str(k): v for k, v in dict(cfg).items()}
+    kind = kwargs.pop("type", "LogProcessor")
+    if kind not in ("LogProcessor", LogProcessor):
+        raise ValueError(f"log_processor type must be 'LogProcessor', got {kind!r}")
+    custom = kwargs.get("custom_cfg")
+    if custom is not None and not isinstance(custom, Iterable):
+        raise TypeError(f"custom_cfg must be a list of dicts, got {custom!r}")
+    if custom is not None:
+        kwargs["custom_cfg"] = [dict(entry) for entry in custom]
+    return LogProcessor(**kwargs)
