@@ -1,0 +1,284 @@
+"""HookBridge.from_mmengine_config: the same merged config as mmengine.Config.fromfile, the same hooks as MMEngine's Runner."""
+
+from __future__ import annotations
+
+import copy
+import json
+import textwrap
+import warnings
+
+import pytest
+from mmengine.config import Config
+
+from lightning_hooks import HOOKS, Hook, HookBridge
+from lightning_hooks.config import (
+    UnsupportedHookError,
+    load_mmengine_config,
+    merge_config,
+    trainer_kwargs_from_mmengine_config,
+)
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def config_tree(tmp_path, monkeypatch):
+    """A three-level _base_ chain using every merge rule, plus a JSON and a YAML base."""
+    monkeypatch.setenv("LH_TEST_INTERVAL", "7")
+    base = tmp_path / "_base_"
+    base.mkdir()
+    write(
+        base / "default_runtime.py",
+        """
+        default_scope = None
+        default_hooks = dict(
+            runtime_info=dict(type='RuntimeInfoHook'),
+            timer=dict(type='IterTimerHook'),
+            logger=dict(type='LoggerHook', interval=50),
+            checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, by_epoch=True),
+        )
+        custom_hooks = [dict(type='CheckInvalidLossHook', interval=50)]
+        log_level = 'INFO'
+        work_dir = './work_dirs/{{ fileBasenameNoExtension }}'
+        """,
+    )
+    (base / "schedule.json").write_text(
+        json.dumps({"train_cfg": {"by_epoch": True, "max_epochs": 12, "val_interval": 2}})
+    )
+    write(base / "optim.yaml", "optim_wrapper:\n  optimizer: {type: SGD, lr: 0.1}\n  accumulative_counts: 2\n")
+    write(
+        tmp_path / "mid.py",
+        """
+        _base_ = ['./_base_/default_runtime.py', './_base_/schedule.json', './_base_/optim.yaml']
+        default_hooks = dict(
+            checkpoint=dict(interval=2, save_best='auto'),
+            logger=dict(_delete_=True, type='LoggerHook', interval={{'$LH_TEST_INTERVAL:10'}}),
+        )
+        train_cfg = dict(max_epochs=24)
+        """,
+    )
+    return write(
+        tmp_path / "child.py",
+        """
+        _base_ = './mid.py'
+        default_hooks = dict(timer=None, checkpoint=dict(max_keep_ckpts=_base_.train_cfg.val_interval))
+        custom_hooks = [dict(type='CheckInvalidLossHook', interval=5, priority='HIGHEST')]
+        base_epochs = {{_base_.train_cfg.max_epochs}}
+        experiment_name = 'from_config'
+        """,
+    )
+
+
+def test_merged_config_equals_mmengine(config_tree):
+    ours = load_mmengine_config(config_tree)
+    theirs = Config.fromfile(str(config_tree)).to_dict()
+    assert ours == theirs
+    # the rules really were exercised
+    assert ours["default_hooks"]["checkpoint"] == dict(
+        type="CheckpointHook", interval=2, max_keep_ckpts=2, by_epoch=True, save_best="auto"
+    )
+    assert ours["default_hooks"]["logger"] == dict(type="LoggerHook", interval=7)  # _delete_ replaced it
+    assert ours["custom_hooks"] == [dict(type="CheckInvalidLossHook", interval=5, priority="HIGHEST")]  # lists replace
+    assert ours["base_epochs"] == 24 and ours["train_cfg"]["val_interval"] == 2
+
+
+def test_merge_rules_match_mmengine():
+    child = {"a": {"x": 1, "n": {"_delete_": True, "k": 1}}, "lst": [3], "new": {"_delete_": True, "v": 1}}
+    base = {"a": {"y": 2, "n": {"old": 0}}, "lst": [1, 2]}
+    expected = Config._merge_a_into_b(json.loads(json.dumps(child)), json.loads(json.dumps(base)))
+    assert merge_config(child, base) == expected
+    assert child["a"]["n"] == {"_delete_": True, "k": 1}  # inputs untouched
+    with pytest.raises(TypeError, match="lst"):
+        merge_config({"lst": {"a": 1}}, base)
+
+
+def test_bridge_hooks_in_mmengine_runner_order(config_tree, tmp_path):
+    """The bridge holds the hooks MMEngine's Runner registers from the same config, in the same order."""
+    from mmengine.runner import Runner
+    from toy import _mm_classes
+
+    cfg = Config.fromfile(str(config_tree))
+    mm_default = dict(cfg.default_hooks)
+    mm_default["checkpoint"] = dict(type="CheckpointHook", interval=2)  # MMEngine's save_best needs a val loop
+    mm_default["logger"] = dict(type="LoggerHook", interval=7)
+    mm_custom = [dict(type="EmptyCacheHook", priority="HIGHEST"), dict(type="SyncBuffersHook", priority=45)]
+    model_cls, _ = _mm_classes()
+    runner = Runner(  # MMEngine pops 'priority' from the dicts it is given: give it copies
+        model=model_cls(),
+        work_dir=str(tmp_path / "mm"),
+        default_hooks=copy.deepcopy(mm_default),
+        custom_hooks=copy.deepcopy(mm_custom),
+    )
+    mm_order = [(type(h).__name__, h.priority) for h in runner.hooks]
+
+    ours_cfg = {"default_hooks": mm_default, "custom_hooks": mm_custom}
+    unsupported = [u.type for u in _unsupported_names(ours_cfg)]
+    originals = {name: HOOKS.module_dict.get(name) for name in unsupported}
+    for name in unsupported:  # hooks of another issue not landed yet: stand-ins of the same name
+        HOOKS.module_dict[name] = type(name, (Hook,), {})
+    try:
+        bridge = HookBridge.from_mmengine_config(ours_cfg)
+        ours = [(type(h).__name__, h.priority) for h in bridge.hooks]
+    finally:
+        for name, cls in originals.items():
+            if cls is None:
+                HOOKS.module_dict.pop(name, None)
+            else:
+                HOOKS.module_dict[name] = cls
+    assert [n for n, _ in ours] == [n for n, _ in mm_order], (ours, mm_order)
+    assert [str(p).upper() if isinstance(p, str) else p for _, p in ours] == [
+        str(p).upper() if isinstance(p, str) else p for _, p in mm_order
+    ]
+
+
+def _unsupported_names(cfg):
+    from lightning_hooks.config import find_unsupported_hooks
+
+    return find_unsupported_hooks(cfg["default_hooks"], cfg["custom_hooks"])
+
+
+def test_from_config_builds_runnable_bridge(config_tree, tmp_path):
+    from toy import ToyModule, loaders, make_trainer
+
+    bridge = HookBridge.from_mmengine_config(config_tree, work_dir=str(tmp_path / "run"))
+    names = [type(h).__name__ for h in bridge.hooks]
+    assert names[0] == "CheckInvalidLossHook" and "IterTimerHook" not in names  # HIGHEST; timer=None removed
+    assert bridge.experiment_name_prefix == "from_config" and bridge.work_dir == str(tmp_path / "run")
+    trainer = make_trainer(tmp_path, bridge, max_epochs=2)
+    train, val = loaders()
+    trainer.fit(ToyModule(), train, val)
+    assert (tmp_path / "run" / "epoch_2.pth").exists()
+
+
+def test_trainer_kwargs(config_tree, tmp_path):
+    assert trainer_kwargs_from_mmengine_config(config_tree) == dict(
+        accumulate_grad_batches=2,
+        max_epochs=24,
+        check_val_every_n_epoch=2,
+        default_root_dir="./work_dirs/default_runtime",
+    )
+    iter_cfg = dict(
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=100, val_interval=10),
+        optim_wrapper=dict(type="AmpOptimWrapper", clip_grad=dict(max_norm=1.0)),
+    )
+    assert trainer_kwargs_from_mmengine_config(iter_cfg) == dict(
+        gradient_clip_val=1.0,
+        gradient_clip_algorithm="norm",
+        precision="16-mixed",
+        max_steps=100,
+        max_epochs=-1,
+        val_check_interval=10,
+        check_val_every_n_epoch=None,
+    )
+    with pytest.raises(ValueError, match="val_begin=3"):
+        trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(by_epoch=True, max_epochs=2, val_begin=3)))
+
+
+UNSUPPORTED_CFG = dict(
+    default_hooks=dict(
+        visualization=dict(type="NaiveVisualizationHook"), checkpoint=dict(type="CheckpointHook", interval=1)
+    ),
+    custom_hooks=[dict(type="PrepareTTAHook", tta_cfg={}), dict(type="NPUProfilerHook"), dict(type="CheckpointHokk")],
+)
+
+
+def test_unsupported_hooks_are_all_named_with_reasons():
+    with pytest.raises(UnsupportedHookError) as info:
+        HookBridge.from_mmengine_config(UNSUPPORTED_CFG)
+    message = str(info.value)
+    for where in (
+        "default_hooks.visualization (NaiveVisualizationHook)",
+        "custom_hooks[0] (PrepareTTAHook)",
+        "custom_hooks[1] (NPUProfilerHook)",
+        "custom_hooks[2] (CheckpointHokk)",
+    ):
+        assert where in message
+    assert "did you mean 'CheckpointHook'" in message
+    assert "Ascend" in message and "TTA" in message
+    assert len(info.value.unsupported) == 4
+
+
+def test_unsupported_hooks_warn_mode_lists_and_leaves_them_out():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bridge = HookBridge.from_mmengine_config(UNSUPPORTED_CFG, on_unsupported="warn")
+    text = "\n".join(str(w.message) for w in caught)
+    for name in ("NaiveVisualizationHook", "PrepareTTAHook", "NPUProfilerHook", "CheckpointHokk"):
+        assert name in text
+    assert "CheckpointHook" in [type(h).__name__ for h in bridge.hooks]
+    with pytest.raises(ValueError, match="on_unsupported must be 'error' or 'warn', got 'ignore'"):
+        HookBridge.from_mmengine_config(UNSUPPORTED_CFG, on_unsupported="ignore")
+
+
+def test_planned_and_mmengine_registered_hooks_are_reported(tmp_path):
+    from mmengine.hooks import Hook as MMHook
+    from mmengine.registry import HOOKS as MM_HOOKS
+
+    from lightning_hooks.hooks import _planned
+
+    _planned._planned("LhFutureTestHook", "a future issue")
+    MM_HOOKS.register_module(name="LhMMOnlyTestHook", module=type("LhMMOnlyTestHook", (MMHook,), {}))
+    try:
+        with pytest.raises(UnsupportedHookError) as info:
+            HookBridge.from_mmengine_config(
+                dict(custom_hooks=[dict(type="LhFutureTestHook"), dict(type="LhMMOnlyTestHook"), dict(type=MMHook)])
+            )
+    finally:
+        HOOKS.module_dict.pop("LhFutureTestHook", None)
+        MM_HOOKS._module_dict.pop("LhMMOnlyTestHook", None)
+    message = str(info.value)
+    assert "LhFutureTestHook): not implemented yet" in message and "a future issue" in message
+    assert "registered in MMEngine's HOOKS registry" in message
+    assert "mmengine.hooks.hook.Hook is not a lightning_hooks.Hook" in message
+
+
+def test_custom_imports_register_user_hooks(tmp_path, monkeypatch):
+    write(
+        tmp_path / "lh_user_hooks_mod.py",
+        """
+        from lightning_hooks import HOOKS, Hook
+
+        @HOOKS.register_module(force=True)
+        class LhUserConfigHook(Hook):
+            priority = 'LOW'
+            def __init__(self, factor=1):
+                self.factor = factor
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = write(
+        tmp_path / "cfg.py",
+        """
+        custom_imports = dict(imports=['lh_user_hooks_mod'], allow_failed_imports=False)
+        custom_hooks = [dict(type='LhUserConfigHook', factor=3)]
+        """,
+    )
+    try:
+        bridge = HookBridge.from_mmengine_config(str(cfg))
+        hook = next(h for h in bridge.hooks if type(h).__name__ == "LhUserConfigHook")
+        assert hook.factor == 3
+    finally:
+        HOOKS.module_dict.pop("LhUserConfigHook", None)
+    bad = write(tmp_path / "bad.py", "custom_imports = dict(imports=['no_such_module_lh'])\n")
+    with pytest.raises(ImportError, match="no_such_module_lh"):
+        HookBridge.from_mmengine_config(bad)
+
+
+def test_bad_inputs_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"missing\.py"):
+        load_mmengine_config(tmp_path / "missing.py")
+    (tmp_path / "cfg.txt").write_text("")
+    with pytest.raises(ValueError, match=r"\.py, \.json, \.yaml or \.yml"):
+        load_mmengine_config(tmp_path / "cfg.txt")
+    lazy = write(
+        tmp_path / "lazy.py", "from mmengine.config import read_base\nwith read_base():\n    from .x import *\n"
+    )
+    with pytest.raises(ValueError, match="read_base"):
+        load_mmengine_config(lazy)
+    with pytest.raises(TypeError, match="config file path or a dict"):
+        HookBridge.from_mmengine_config(42)
+    with pytest.raises(TypeError, match="custom_hooks must be a list"):
+        HookBridge.from_mmengine_config(dict(custom_hooks=dict(type="IterTimerHook")))
