@@ -1,4 +1,26 @@
-"""DistSamplerSeedHook: gives the training sampler the epoch number, for a new shuffle each epoch."""
+"""DistSamplerSeedHook: give the training sampler the epoch number, for a new shuffle each epoch.
+
+MMEngine's hook calls ``set_epoch(runner.epoch)`` before each training epoch on
+the dataloader's ``sampler``, or, when that has no ``set_epoch``, on
+``batch_sampler.sampler``. Under Lightning the fit loop already does this for
+both of those objects (and forwards it through its DistributedSamplerWrapper to
+a custom sampler), just before ``before_train_epoch``. Calling ``set_epoch``
+again would not change a DistributedSampler's shuffle, but it is a second call
+that a custom sampler with side effects (an internal RNG, a curriculum step,
+a counter) would see twice.
+
+So this hook seeds exactly what the Trainer does not:
+
+* every candidate MMEngine would seed that the runner reports as not seeded by
+  the Trainer (``train_dataloader.samplers_seeded_by_trainer``);
+* a batch sampler that has its own ``set_epoch`` (a bucketing or
+  length-grouping batch sampler), which neither MMEngine nor Lightning reach.
+
+Each object receives ``set_epoch(epoch)`` exactly once per epoch. In
+iteration-based training it fires once, with epoch 0, as in MMEngine.
+Unlike MMEngine it does not fail on a batch sampler without a ``sampler``
+attribute.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +29,38 @@ from typing import Any
 from ..registry import HOOKS
 from .hook import Hook
 
-__all__ = ["DistSamplerSeedHook"]
+__all__ = ["DistSamplerSeedHook", "epoch_seed_targets"]
+
+
+def _has_set_epoch(obj: Any) -> bool:
+    return obj is not None and callable(getattr(obj, "set_epoch", None))
+
+
+def epoch_seed_targets(loader: Any) -> list[Any]:
+    """Objects of ``loader`` that should receive ``set_epoch`` each epoch, each object once.
+
+    MMEngine's choice (``sampler``, else ``batch_sampler.sampler``) followed by
+    the batch sampler itself when it has ``set_epoch``.
+    """
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    candidates = []
+    if _has_set_epoch(sampler):
+        candidates.append(sampler)
+    elif _has_set_epoch(getattr(batch_sampler, "sampler", None)):
+        candidates.append(batch_sampler.sampler)
+    if _has_set_epoch(batch_sampler):
+        candidates.append(batch_sampler)
+    unique: list[Any] = []
+    for obj in candidates:
+        if not any(obj is seen for seen in unique):
+            unique.append(obj)
+    return unique
 
 
 @HOOKS.register_module()
 class DistSamplerSeedHook(Hook):
-    """Calls ``set_epoch(runner.epoch)`` on the training sampler (or the batch sampler's sampler).
-
-    Lightning already does this for every sampler it can reach; a sampler whose
-    ``epoch`` attribute already holds the value is left alone, so nothing is
-    seeded twice.
-    """
+    """Calls ``set_epoch(runner.epoch)`` on the training samplers the Trainer does not already seed."""
 
     priority = "NORMAL"
 
@@ -25,10 +68,8 @@ class DistSamplerSeedHook(Hook):
         loader = runner.train_dataloader
         if loader is None:
             return
+        seeded = tuple(getattr(loader, "samplers_seeded_by_trainer", ()))
         epoch = runner.epoch
-        sampler = getattr(loader, "sampler", None)
-        if not callable(getattr(sampler, "set_epoch", None)):
-            sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
-        set_epoch = getattr(sampler, "set_epoch", None)
-        if callable(set_epoch) and getattr(sampler, "epoch", None) != epoch:
-            set_epoch(epoch)
+        for target in epoch_seed_targets(loader):
+            if not any(target is done for done in seeded):
+                target.set_epoch(epoch)

@@ -1,0 +1,115 @@
+"""SyncBuffersHook: average the model's floating-point buffers (e.g. BatchNorm running stats) across ranks.
+
+DDP keeps parameters identical on every rank, but buffers updated in the
+forward pass (BatchNorm's running mean and variance) drift apart because each
+rank sees other data. This hook replaces every floating-point buffer by its
+mean over the ranks after each training epoch, as MMEngine's does, through the
+Trainer's strategy (gloo, NCCL, whatever the Trainer runs on).
+
+Differences from MMEngine (deliberate):
+
+* Integer buffers (``num_batches_tracked``) are left alone. MMEngine averages them
+  too and truncates the mean back to an integer.
+* Half-precision buffers are averaged in float32, so the sum over many ranks
+  cannot overflow or lose precision; the result is cast back.
+* Whether the run is distributed is read from the runner at each call, not
+  frozen when the hook is built as in MMEngine: under Lightning, hooks are built
+  before the Trainer starts the process group, so a value read at construction
+  would always say "not distributed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from ..registry import HOOKS
+from .hook import Hook
+
+__all__ = ["SyncBuffersHook", "average_buffers"]
+
+#: Dtypes reduced in float32 and cast back.
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _group_floating(buffers: Iterable[torch.Tensor]) -> dict[tuple[torch.device, torch.dtype], list[torch.Tensor]]:
+    """Floating-point tensors grouped by (device, dtype), in model order, each tensor once."""
+    groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+    seen: set[int] = set()
+    for buffer in buffers:
+        if not torch.is_floating_point(buffer) or buffer.numel() == 0 or id(buffer) in seen:
+            continue
+        seen.add(id(buffer))
+        groups.setdefault((buffer.device, buffer.dtype), []).append(buffer)
+    return groups
+
+
+def average_buffers(buffers: Iterable[torch.Tensor], reduce_mean: Any) -> int:
+    """Replace each floating-point tensor in ``buffers`` by ``reduce_mean`` of it, in place.
+
+    Tensors of one device and dtype are flattened into one tensor so that each
+    group costs a single collective. ``reduce_mean(tensor)`` must return the
+    element-wise mean over the ranks (every rank must call it in the same order).
+    Returns the number of collectives issued.
+    """
+    calls = 0
+    for (_, dtype), group in _group_floating(buffers).items():
+        with torch.no_grad():
+            flat = torch.cat([b.detach().reshape(-1) for b in group])
+            if dtype in _LOW_PRECISION:
+                flat = flat.float()
+            reduced = reduce_mean(flat)
+            calls += 1
+            offset = 0
+            for buffer in group:
+                n = buffer.numel()
+                buffer.copy_(reduced[offset : offset + n].view_as(buffer))
+                offset += n
+    return calls
+
+
+@HOOKS.register_module()
+class SyncBuffersHook(Hook):
+    """Average every floating-point buffer of the model across ranks after each training epoch.
+
+    In iteration-based training ``after_train_epoch`` comes only at the end, so
+    buffers are also averaged before each validation that no training epoch end
+    synchronised just before (MMEngine's ``called_in_train`` rule). On one
+    process it does nothing.
+    """
+
+    priority = "NORMAL"
+
+    def __init__(self) -> None:
+        self.called_in_train = False
+        self.collectives = 0
+
+    def _sync(self, runner: Any) -> None:
+        strategy = runner.trainer.strategy
+
+        def reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+            return strategy.reduce(tensor, reduce_op="mean")
+
+        self.collectives += average_buffers(runner.model.buffers(), reduce_mean)
+
+    @staticmethod
+    def _distributed(runner: Any) -> bool:
+        return bool(getattr(runner, "distributed", False))
+
+    def after_train_epoch(self, runner: Any) -> None:
+        """Average the buffers (every rank reaches this point, so the collective cannot hang)."""
+        if self._distributed(runner):
+            self._sync(runner)
+            self.called_in_train = True
+
+    def before_val_epoch(self, runner: Any) -> None:
+        """Average the buffers unless the training epoch that just ended already did."""
+        if self._distributed(runner):
+            if not self.called_in_train:
+                self._sync(runner)
+            self.called_in_train = False
+
+    def __repr__(self) -> str:
+        return "SyncBuffersHook()"
