@@ -1,33 +1,115 @@
-"""CheckpointHook: MMEngine's periodic checkpoints, written through ``trainer.save_checkpoint``."""
+"""CheckpointHook: MMEngine's checkpoint hook, with crash-safe writes and exact resume.
+
+Same arguments, defaults, file names, counters, best-checkpoint rules,
+``max_keep_ckpts`` bookkeeping (kept in the message hub, so it survives resume)
+and publishing as MMEngine 0.10's ``CheckpointHook``. The files are Lightning
+checkpoints written through ``trainer.save_checkpoint`` (every strategy; only
+global rank 0 writes), carrying MMEngine's ``meta`` and ``message_hub`` keys.
+
+Deliberate differences, each a fix (see docs/hooks/checkpoint_hook.md):
+
+* every file is written atomically and durably (temp file in the target
+  directory, fsync, rename, fsync of the directory);
+* old regular checkpoints and the previous best are deleted only once the new
+  file is on disk, and ``last_checkpoint`` is replaced (atomically) last;
+* the checkpoint this run resumed from is never deleted (``keep_resumed``);
+* ``save_best`` during a standalone ``trainer.validate`` is skipped instead of
+  crashing; a ``save_best`` metric that validation does not report raises a
+  ``KeyError`` naming the metrics it does report;
+* ``out_dir`` may be any fsspec URL; ``async_save=True`` writes in the
+  background, blocking training only for the copy of the tensors to host memory;
+* publishing hashes the pickle while streaming it (no second in-memory copy).
+"""
 
 from __future__ import annotations
 
+import operator
+import os
 import os.path as osp
-from typing import Any, Optional
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from math import inf
+from typing import Any, Optional, Union
 
+from ..checkpoint_io import (
+    AtomicCheckpointIO,
+    atomic_torch_save,
+    atomic_write_text,
+    is_local_path,
+    join_path,
+    pickle_sha256,
+    remove_path,
+)
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
 
-__all__ = ["CheckpointHook"]
+__all__ = ["CheckpointConfigError", "CheckpointHook"]
+
+
+class CheckpointConfigError(ValueError, AssertionError):
+    """A bad CheckpointHook argument.
+
+    It is a ``ValueError``, and also an ``AssertionError`` because MMEngine
+    reports these cases with ``assert``; code written against MMEngine still
+    catches it.
+    """
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _as_key_tuple(keys: Any, name: str) -> Sequence[str]:
+    """MMEngine's handling of greater_keys / less_keys: a str becomes a 1-tuple, lists and tuples stay."""
+    if not isinstance(keys, (list, tuple)):
+        keys = (keys,)
+    if not all(isinstance(k, str) for k in keys):
+        raise CheckpointConfigError(f"{name} must be a str or a list/tuple of str, got {keys!r}")
+    return keys
 
 
 @HOOKS.register_module()
 class CheckpointHook(Hook):
-    """Save ``epoch_{k}.pth`` / ``iter_{k}.pth`` every ``interval`` epochs or iterations.
+    """Save checkpoints periodically, keep the best ones, rotate old ones, publish at the end.
 
     Args:
-        interval: epochs (``by_epoch``) or iterations between saves; -1 never
-            saves except the last one when ``save_last``.
-        by_epoch: save in ``after_train_epoch`` (True) or ``after_train_iter``.
-        save_optimizer: keep the optimizer state in the file.
-        save_param_scheduler: keep the LR scheduler state in the file.
-        out_dir: root for the files; ``<out_dir>/<basename of work_dir>`` when set.
+        interval: saving period in epochs (``by_epoch``) or iterations; -1 means never
+            (only the last one, with ``save_last``).
+        by_epoch: save in ``after_train_epoch`` (True) or ``after_train_iter`` (False).
+        save_optimizer: keep the optimizer state in regular checkpoints.
+        save_param_scheduler: keep the LR scheduler state in regular checkpoints.
+        out_dir: root directory (local path or fsspec URL); files go to
+            ``<out_dir>/<basename of work_dir>``. Default: the work dir.
+        max_keep_ckpts: keep only the newest N regular checkpoints (<= 0: keep all).
         save_last: always save at the last epoch or iteration.
-        filename_tmpl: file name with one ``{}``; defaults to ``epoch_{}.pth`` or ``iter_{}.pth``.
+        save_best: metric name(s) whose best value gets a ``best_<key>_<epoch|iter>_<k>.pth``
+            file, or ``'auto'`` for the first reported metric.
+        rule: ``'greater'``, ``'less'``, or a list (one per ``save_best`` key, or one for all);
+            None infers it from the key name.
+        greater_keys: names inferred as 'greater' (MMEngine's list by default).
+        less_keys: names inferred as 'less' (``['loss']`` by default).
+        file_client_args: deprecated in MMEngine; kept for compatibility (ignored, warns).
+        filename_tmpl: file name with one ``{}`` (default ``epoch_{}.pth`` / ``iter_{}.pth``).
+        backend_args: accepted for MMEngine compatibility; storage is chosen by ``out_dir``'s
+            fsspec URL (credentials as fsspec reads them, e.g. from the environment).
+        published_keys: after training, write ``<stem>-<sha8>.pth`` copies of the last and
+            best checkpoints holding only these top-level keys.
         save_begin: first epoch or iteration to save (then every ``interval``).
+        async_save: write checkpoints in a background thread (also turned on by Lightning's
+            ``AsyncCheckpointIO`` plugin); training waits only for the copy to host memory.
+        fsync: flush files and directories to disk before a save counts as done.
+        keep_resumed: never delete the checkpoint this ``fit`` resumed from (MMEngine would,
+            through ``max_keep_ckpts`` or a new best). False deletes exactly what MMEngine does.
+        **kwargs: forwarded to ``runner.save_checkpoint`` for regular saves, as MMEngine does.
     """
 
     priority = "VERY_LOW"
+
+    rule_map: dict[str, Callable[[Any, Any], bool]] = {"greater": operator.gt, "less": operator.lt}
+    init_value_map: dict[str, float] = {"greater": -inf, "less": inf}
+    _default_greater_keys = ["acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc"]
+    _default_less_keys = ["loss"]
 
     def __init__(
         self,
@@ -36,30 +118,203 @@ class CheckpointHook(Hook):
         save_optimizer: bool = True,
         save_param_scheduler: bool = True,
         out_dir: Optional[str] = None,
+        max_keep_ckpts: int = -1,
         save_last: bool = True,
+        save_best: Union[str, list[str], None] = None,
+        rule: Union[str, list[str], None] = None,
+        greater_keys: Optional[Sequence[str]] = None,
+        less_keys: Optional[Sequence[str]] = None,
+        file_client_args: Optional[dict] = None,
         filename_tmpl: Optional[str] = None,
+        backend_args: Optional[dict] = None,
+        published_keys: Union[str, list[str], None] = None,
         save_begin: int = 0,
+        async_save: bool = False,
+        fsync: bool = True,
+        keep_resumed: bool = True,
         **kwargs: Any,
     ) -> None:
+        if file_client_args is not None and backend_args is not None:
+            raise ValueError('"file_client_args" and "backend_args" cannot be set at the same time.')
+        if file_client_args is not None:
+            warnings.warn(
+                '"file_client_args" will be deprecated in future. Please use "backend_args" instead', stacklevel=2
+            )
         if save_begin < 0:
             raise ValueError(f"save_begin should not be less than 0, but got {save_begin}")
+        if not isinstance(interval, int) or isinstance(interval, bool):
+            raise CheckpointConfigError(f"interval must be an int (epochs or iterations; -1 = never), got {interval!r}")
         self.interval = interval
         self.by_epoch = by_epoch
         self.save_optimizer = save_optimizer
         self.save_param_scheduler = save_param_scheduler
-        self.out_dir: str = out_dir  # type: ignore[assignment]  # resolved in before_train
+        self._out_dir_arg = None if out_dir is None else str(out_dir)
+        self.out_dir: str = self._out_dir_arg  # type: ignore[assignment]  # resolved in before_train
+        self.max_keep_ckpts = max_keep_ckpts
         self.save_last = save_last
-        self.filename_tmpl = filename_tmpl or ("epoch_{}.pth" if by_epoch else "iter_{}.pth")
-        self.save_begin = save_begin
         self.args = kwargs
+        self.file_client_args = file_client_args
+        self.backend_args = backend_args
+        self.filename_tmpl = filename_tmpl or ("epoch_{}.pth" if by_epoch else "iter_{}.pth")
+        if self.filename_tmpl.count("{}") != 1:
+            raise CheckpointConfigError(f"filename_tmpl must contain exactly one '{{}}', got {self.filename_tmpl!r}")
+        self.save_best = self._check_save_best(save_best)
+        rules = self._check_rule(rule, self.save_best)
+        self.greater_keys = (
+            self._default_greater_keys if greater_keys is None else _as_key_tuple(greater_keys, "greater_keys")
+        )
+        self.less_keys = self._default_less_keys if less_keys is None else _as_key_tuple(less_keys, "less_keys")
+        if self.save_best is not None:
+            self.is_better_than: dict[str, Callable[[Any, Any], bool]] = {}
+            self._init_rule(rules, self.save_best)
+            if len(self.key_indicators) == 1:
+                self.best_ckpt_path: Optional[str] = None
+            else:
+                self.best_ckpt_path_dict: dict[str, Optional[str]] = {}
+        self.published_keys = self._check_published_keys(published_keys)
+        self.save_begin = save_begin
+        self.keep_resumed = keep_resumed
         self.last_ckpt: Optional[str] = None
+        self.keep_ckpt_ids: deque = deque()
+        self._io = AtomicCheckpointIO(fsync=fsync, async_save=async_save)
+        self._warned_standalone = False
 
+    # ------------------------------------------------------------------ validation of arguments
+    @staticmethod
+    def _check_save_best(save_best: Any) -> Optional[list[str]]:
+        if save_best is None:
+            return None
+        if isinstance(save_best, str):
+            return [save_best]
+        if not _is_str_list(save_best):
+            raise CheckpointConfigError(
+                f'"save_best" should be a str or list of str or None, but got {type(save_best)} ({save_best!r})'
+            )
+        if "auto" in save_best and len(save_best) != 1:
+            raise CheckpointConfigError(f'Only support one "auto" in "save_best" list, got {save_best!r}.')
+        if len(save_best) != len(set(save_best)):
+            raise CheckpointConfigError(f'Find duplicate element in "save_best": {save_best!r}.')
+        return list(save_best)
+
+    @staticmethod
+    def _check_rule(rule: Any, save_best: Optional[list[str]]) -> list[Optional[str]]:
+        if rule is None or isinstance(rule, str):
+            return [rule]
+        if not _is_str_list(rule):
+            raise CheckpointConfigError(
+                f"\"rule\" should be a str or list of str or None ('greater'/'less'), but got {type(rule)} ({rule!r})"
+            )
+        n_keys = len(save_best) if save_best is not None else 1
+        if len(rule) not in (1, n_keys):
+            raise CheckpointConfigError(
+                f'Number of "rule" must be 1 or the same as number of "save_best" ({n_keys}), but got {len(rule)}.'
+            )
+        return list(rule)
+
+    @staticmethod
+    def _check_published_keys(published_keys: Any) -> Optional[list[str]]:
+        if published_keys is None:
+            return None
+        if isinstance(published_keys, str):
+            return [published_keys]
+        if not (isinstance(published_keys, (list, tuple)) and all(isinstance(k, str) for k in published_keys)):
+            raise TypeError(
+                f'"published_keys" should be a str or a sequence of str or None, but got {type(published_keys)}'
+            )
+        if len(published_keys) != len(set(published_keys)):
+            raise CheckpointConfigError(f'Find duplicate elements in "published_keys": {list(published_keys)!r}.')
+        return list(published_keys)
+
+    def _init_rule(self, rules: list[Optional[str]], key_indicators: list[str]) -> None:
+        """Pick each key's comparison ('greater' or 'less'), inferring it from the name when not given.
+
+        Case-insensitive, in MMEngine's order: exact greater key, exact less key,
+        greater key as substring, less key as substring; otherwise ValueError.
+        """
+        if len(rules) == 1:
+            rules = rules * len(key_indicators)
+        self.rules: list[Optional[str]] = []
+        for rule, key in zip(rules, key_indicators, strict=True):
+            if rule is not None and rule not in self.rule_map:
+                raise KeyError(f"rule must be greater, less or None, but got {rule}.")
+            if rule is None and key != "auto":
+                rule = self._infer_rule(key)
+            if rule is not None:
+                self.is_better_than[key] = self.rule_map[rule]
+            self.rules.append(rule)
+        self.key_indicators = key_indicators
+
+    def _infer_rule(self, key: str) -> str:
+        key_lc = key.lower()
+        greater = {k.lower() for k in self.greater_keys}
+        less = {k.lower() for k in self.less_keys}
+        if key_lc in greater:
+            return "greater"
+        if key_lc in less:
+            return "less"
+        if any(k in key_lc for k in greater):
+            return "greater"
+        if any(k in key_lc for k in less):
+            return "less"
+        raise ValueError(
+            f"Cannot infer the rule for key {key}, thus a specific rule must be specified "
+            f"(rule='greater' or 'less'; inferred names: greater {sorted(greater)}, less {sorted(less)})."
+        )
+
+    # ------------------------------------------------------------------ storage helpers
+    def _join(self, *parts: str) -> str:
+        return join_path(self.out_dir, *parts)
+
+    def _protected(self, runner: Any, path: str) -> bool:
+        """The checkpoint this fit resumed from is never deleted when ``keep_resumed``."""
+        resumed = getattr(runner, "resumed_from", None)
+        if not self.keep_resumed or resumed is None:
+            return False
+        if is_local_path(path) and is_local_path(resumed):
+            return osp.abspath(path) == osp.abspath(resumed)
+        return str(path) == str(resumed)
+
+    def _remove(self, runner: Any, path: str) -> bool:
+        """Delete a checkpoint (rank 0 callers only), sparing the resumed one; True if removed."""
+        if self._protected(runner, path):
+            runner.logger.info(f"Keeping {path}: this run resumed from it.")
+            return False
+        return remove_path(path)
+
+    def _check_writable(self, runner: Any) -> None:
+        """Fail at the start of training, naming out_dir, when it cannot be written (local paths)."""
+        if runner.rank != 0 or not is_local_path(self.out_dir):
+            return
+        try:
+            os.makedirs(self.out_dir, exist_ok=True)
+        except OSError as exc:
+            raise PermissionError(f"CheckpointHook cannot create out_dir {self.out_dir!r}: {exc}") from exc
+        if not os.access(self.out_dir, os.W_OK | os.X_OK):
+            raise PermissionError(f"CheckpointHook cannot write to out_dir {self.out_dir!r} (permission denied)")
+
+    # ------------------------------------------------------------------ mount points
     def before_train(self, runner: Any) -> None:
-        if self.out_dir is None:
+        """Resolve out_dir, and restore best paths and kept ids from the (resumed) message hub."""
+        if self._out_dir_arg is None:
             self.out_dir = runner.work_dir
         else:
-            self.out_dir = osp.join(self.out_dir, osp.basename(runner.work_dir.rstrip("/")))
+            self.out_dir = join_path(self._out_dir_arg, osp.basename(runner.work_dir.rstrip(osp.sep)))
+        self._check_writable(runner)
         runner.logger.info(f"Checkpoints will be saved to {self.out_dir}.")
+        hub = runner.message_hub
+        if self.save_best is not None:
+            if len(self.key_indicators) == 1:
+                self.best_ckpt_path = hub.get_info("best_ckpt")
+            else:
+                for key in self.key_indicators:
+                    self.best_ckpt_path_dict[key] = hub.get_info(f"best_ckpt_{key}")
+        if self.max_keep_ckpts > 0:
+            keep_ckpt_ids = list(hub.get_info("keep_ckpt_ids") or [])
+            while len(keep_ckpt_ids) > self.max_keep_ckpts:
+                step = keep_ckpt_ids.pop(0)
+                if runner.rank == 0:
+                    self._remove(runner, self._join(self.filename_tmpl.format(step)))
+            self.keep_ckpt_ids = deque(keep_ckpt_ids, self.max_keep_ckpts)
 
     def after_train_epoch(self, runner: Any) -> None:
         if not self.by_epoch:
@@ -68,7 +323,7 @@ class CheckpointHook(Hook):
             self.save_last and self.is_last_train_epoch(runner)
         ):
             runner.logger.info(f"Saving checkpoint at {runner.epoch + 1} epochs")
-            self._save_checkpoint_with_step(runner, runner.epoch + 1, {"epoch": runner.epoch + 1, "iter": runner.iter})
+            self._save_checkpoint(runner)
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
@@ -79,19 +334,179 @@ class CheckpointHook(Hook):
             self.save_last and self.is_last_train_iter(runner)
         ):
             runner.logger.info(f"Saving checkpoint at {runner.iter + 1} iterations")
-            self._save_checkpoint_with_step(runner, runner.iter + 1, {"epoch": runner.epoch, "iter": runner.iter + 1})
+            self._save_checkpoint(runner)
+
+    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, Any]] = None) -> None:
+        if not metrics:
+            runner.logger.warning(
+                "Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in "
+                "this evaluation."
+            )
+            return
+        self._save_best_checkpoint(runner, metrics)
+
+    def after_train(self, runner: Any) -> None:
+        """Wait for the last write, then publish (rank 0) when ``published_keys`` is set."""
+        self._io.wait()
+        if self.published_keys is None:
+            return
+        if self.save_last and self.last_ckpt is not None:
+            self._publish_model(runner, self.last_ckpt)
+        if getattr(self, "best_ckpt_path", None) is not None:
+            self._publish_model(runner, str(self.best_ckpt_path))
+        for best_ckpt in getattr(self, "best_ckpt_path_dict", {}).values():
+            if best_ckpt is not None:  # MMEngine would crash on a key that never improved
+                self._publish_model(runner, best_ckpt)
+
+    def after_run(self, runner: Any) -> None:
+        """Finish the background save, if any (its error is raised here)."""
+        self._io.teardown()
+
+    # ------------------------------------------------------------------ regular checkpoints
+    def _save_checkpoint(self, runner: Any) -> None:
+        if self.by_epoch:
+            step = runner.epoch + 1
+            meta = {"epoch": step, "iter": runner.iter}
+        else:
+            step = runner.iter + 1
+            meta = {"epoch": runner.epoch, "iter": step}
+        self._save_checkpoint_with_step(runner, step, meta)
 
     def _save_checkpoint_with_step(self, runner: Any, step: int, meta: dict[str, Any]) -> None:
+        """Save ``filename_tmpl.format(step)``; rotate and update ``last_checkpoint`` once it is on disk.
+
+        As in MMEngine the kept ids are updated before the save (the file records
+        itself in ``keep_ckpt_ids``), but the evicted file is deleted only after the
+        new one is safely written.
+        """
+        evicted: Optional[str] = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                evicted = self._join(self.filename_tmpl.format(self.keep_ckpt_ids.popleft()))
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
         filename = self.filename_tmpl.format(step)
-        self.last_ckpt = osp.join(self.out_dir, filename)
+        self.last_ckpt = self._join(filename)
         runner.message_hub.update_info("last_ckpt", self.last_ckpt)
+        last_ckpt, marker = self.last_ckpt, join_path(runner.work_dir, "last_checkpoint")
+
+        def after_write() -> None:
+            if evicted is not None and evicted != last_ckpt:
+                self._remove(runner, evicted)
+            atomic_write_text(marker, last_ckpt, fsync=self._io.fsync)
+
         runner.save_checkpoint(
             self.out_dir,
             filename,
             meta=meta,
             save_optimizer=self.save_optimizer,
             save_param_scheduler=self.save_param_scheduler,
+            checkpoint_io=self._io,
+            after_write=after_write,
+            **self.args,
         )
-        if runner.rank == 0:
-            with open(osp.join(runner.work_dir, "last_checkpoint"), "w") as f:
-                f.write(self.last_ckpt)
+
+    # ------------------------------------------------------------------ best checkpoints
+    def _check_metrics_present(self, metrics: dict[str, Any]) -> None:
+        missing = [k for k in self.key_indicators if k != "auto" and k not in metrics]
+        if missing:
+            raise KeyError(
+                f"CheckpointHook(save_best={self.save_best!r}): validation did not report {missing}; "
+                f"the reported metrics are {sorted(metrics)}. Log the metric in validation "
+                f"(self.log(name, value)) or choose one of those names."
+            )
+
+    def _save_best_checkpoint(self, runner: Any, metrics: dict[str, Any]) -> None:
+        if not self.save_best:
+            return
+        self._check_metrics_present(metrics)
+        if runner.train_loop is None or self.out_dir is None:
+            if not self._warned_standalone:
+                self._warned_standalone = True
+                runner.logger.info("save_best is skipped outside training (standalone validation).")
+            return
+        metrics = runner.broadcast(metrics) if runner.distributed else metrics  # one decision on every rank
+        if self.by_epoch:
+            ckpt_filename = self.filename_tmpl.format(runner.epoch)
+            cur_type, cur_time = "epoch", runner.epoch
+        else:
+            ckpt_filename = self.filename_tmpl.format(runner.iter)
+            cur_type, cur_time = "iter", runner.iter
+        meta = {"epoch": runner.epoch, "iter": runner.iter}
+        if "auto" in self.key_indicators:
+            self._init_rule(self.rules, [next(iter(metrics))])
+        best_ckpt_updated = False
+        for key, rule in zip(self.key_indicators, self.rules, strict=True):
+            if self._update_best(runner, key, rule, metrics[key], ckpt_filename, meta, cur_time, cur_type):
+                best_ckpt_updated = True
+        # Re-save the regular checkpoint of this step so that it records the new best (MMEngine does).
+        if best_ckpt_updated and self.last_ckpt is not None:
+            self._save_checkpoint_with_step(runner, cur_time, meta)
+
+    def _update_best(
+        self,
+        runner: Any,
+        key: str,
+        rule: Optional[str],
+        key_score: Any,
+        ckpt_filename: str,
+        meta: dict[str, Any],
+        cur_time: int,
+        cur_type: str,
+    ) -> bool:
+        """Save ``best_<key>_<ckpt_filename>`` when ``key_score`` strictly beats the recorded best."""
+        single = len(self.key_indicators) == 1
+        score_key = "best_score" if single else f"best_score_{key}"
+        ckpt_key = "best_ckpt" if single else f"best_ckpt_{key}"
+        previous = self.best_ckpt_path if single else self.best_ckpt_path_dict.get(key)
+        hub = runner.message_hub
+        best_score = hub.get_info(score_key) if score_key in hub.runtime_info else self.init_value_map[str(rule)]
+        if key_score is None or not self.is_better_than[key](key_score, best_score):
+            return False
+        hub.update_info(score_key, key_score)
+        best_name = f"best_{key}_{ckpt_filename}".replace("/", "_")
+        best_path = self._join(best_name)
+        if single:
+            self.best_ckpt_path = best_path
+        else:
+            self.best_ckpt_path_dict[key] = best_path
+        hub.update_info(ckpt_key, best_path)
+
+        def after_write() -> None:
+            if previous and previous != best_path and self._remove(runner, previous):
+                runner.logger.info(f"The previous best checkpoint {previous} is removed")
+
+        runner.save_checkpoint(
+            self.out_dir,
+            best_name,
+            meta=meta,
+            save_optimizer=False,
+            save_param_scheduler=False,
+            checkpoint_io=self._io,
+            after_write=after_write,
+        )
+        runner.logger.info(
+            f"The best checkpoint with {key_score:0.4f} {key} at {cur_time} {cur_type} is saved to {best_name}."
+        )
+        return True
+
+    # ------------------------------------------------------------------ publishing
+    def _publish_model(self, runner: Any, ckpt_path: str) -> None:
+        """Write ``<stem>-<sha256(pickle of the filtered dict)[:8]>.pth`` with only ``published_keys`` (rank 0)."""
+        if runner.rank != 0:
+            return
+        assert self.published_keys is not None
+        checkpoint = self._io.load_checkpoint(ckpt_path, weights_only=False)
+        removed = [key for key in list(checkpoint) if key not in self.published_keys]
+        for key in removed:
+            checkpoint.pop(key)
+        if removed:
+            runner.logger.info(
+                f"Key {removed} will be removed because they are not found in published_keys. "
+                f"If you want to keep them, please set `{removed}` in published_keys"
+            )
+        sha = pickle_sha256(checkpoint)
+        stem = ckpt_path[: -len(osp.splitext(ckpt_path)[1])] if osp.splitext(ckpt_path)[1] else ckpt_path
+        final_path = f"{stem}-{sha[:8]}.pth"
+        atomic_torch_save(checkpoint, final_path, fsync=self._io.fsync)
+        runner.logger.info(f"The checkpoint ({ckpt_path}) is published to {final_path}.")
