@@ -1,15 +1,193 @@
-"""ParamSchedulerHook (minimal): registered; until it takes over stepping, Lightning steps the schedulers itself."""
+"""ParamSchedulerHook: steps the schedulers of ``configure_optimizers`` at MMEngine's points.
+
+MMEngine's rules (``mmengine.hooks.ParamSchedulerHook``):
+
+* iteration-based schedulers (``by_epoch=False``) step after every training
+  iteration, i.e. every batch, also under gradient accumulation;
+* epoch-based schedulers step in ``after_train_epoch``, before that epoch's
+  validation (Lightning would step them after validation);
+* plateau schedulers step in ``after_val_epoch`` with the validation metrics.
+
+A scheduler's ``by_epoch`` is its own ``by_epoch`` attribute when it has one,
+otherwise its Lightning ``interval`` (``'epoch'`` → True, ``'step'`` → False).
+
+Taking over from Lightning (the Lightning glue of this hook): Lightning steps
+an ``LRSchedulerConfig`` only when its ``interval`` equals ``'step'`` or
+``'epoch'``. In ``before_train`` the hook records what it needs from each
+config and sets ``config.interval`` to :data:`TAKEN_OVER`, so Lightning skips
+it and nothing is stepped twice; ``after_train`` (or ``after_run`` when training
+fails) puts the original intervals back. The ``frequency`` of a config is
+honoured (every ``frequency`` iterations or epochs). Left to Lightning, and
+documented as such: configs in manual optimization (Lightning never steps
+those either) and iteration-based plateau schedulers (MMEngine never gives
+them metrics, so it cannot step them meaningfully).
+
+With ``default_hooks=dict(param_scheduler=None)`` the hook is absent and
+Lightning's own stepping is untouched.
+"""
 
 from __future__ import annotations
 
-from ..registry import HOOKS
-from .hook import Hook
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional
 
-__all__ = ["ParamSchedulerHook"]
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from ..registry import HOOKS
+from .hook import DATA_BATCH, Hook
+
+__all__ = ["TAKEN_OVER", "ParamSchedulerHook"]
+
+#: The ``interval`` given to Lightning scheduler configs while this hook steps them.
+TAKEN_OVER = "lightning_hooks.ParamSchedulerHook"
+
+
+@dataclass
+class _Scheduled:
+    """One scheduler this hook steps, with what it needs from its Lightning config."""
+
+    scheduler: Any
+    by_epoch: bool
+    plateau: str  # '' (plain), 'torch' (ReduceLROnPlateau: step(value)) or 'mmengine' (step(metrics))
+    monitor: Optional[str]
+    frequency: int
+    strict: bool
+    config: Any
+    interval: str
+
+
+def _plateau_kind(scheduler: Any, config: Any) -> str:
+    if isinstance(scheduler, ReduceLROnPlateau) or (
+        getattr(config, "reduce_on_plateau", False) and not getattr(scheduler, "need_val_args", False)
+    ):
+        return "torch"
+    if getattr(scheduler, "need_val_args", False):
+        return "mmengine"
+    return ""
+
+
+def _by_epoch(scheduler: Any, interval: str) -> bool:
+    explicit = getattr(scheduler, "by_epoch", None)
+    if isinstance(explicit, bool):
+        return explicit
+    if interval not in ("step", "epoch"):
+        raise ValueError(f"lr scheduler interval must be 'step' or 'epoch', got {interval!r} for {scheduler!r}")
+    return interval == "epoch"
+
+
+def take_over_lightning_stepping(trainer: Any) -> list[_Scheduled]:
+    """Record the Trainer's scheduler configs and stop Lightning from stepping them (see module docstring)."""
+    module = trainer.lightning_module
+    if module is None or not module.automatic_optimization:
+        return []
+    taken = []
+    for config in getattr(trainer, "lr_scheduler_configs", None) or []:
+        if config.interval == TAKEN_OVER:
+            continue
+        scheduler = config.scheduler
+        by_epoch = _by_epoch(scheduler, config.interval)
+        plateau = _plateau_kind(scheduler, config)
+        if plateau and not by_epoch:
+            continue  # left to Lightning: MMEngine never steps iteration-based plateau schedulers with metrics
+        if plateau == "torch" and not config.monitor:
+            raise ValueError(f"the plateau scheduler {scheduler!r} needs a 'monitor' key in its lr_scheduler config")
+        try:
+            scheduler.by_epoch = by_epoch
+        except AttributeError:
+            pass
+        taken.append(
+            _Scheduled(
+                scheduler=scheduler,
+                by_epoch=by_epoch,
+                plateau=plateau,
+                monitor=config.monitor,
+                frequency=max(int(config.frequency or 1), 1),
+                strict=bool(config.strict),
+                config=config,
+                interval=config.interval,
+            )
+        )
+        config.interval = TAKEN_OVER
+    return taken
+
+
+def give_back_lightning_stepping(taken: list[_Scheduled]) -> None:
+    """Restore the original ``interval`` of every config taken over."""
+    for entry in taken:
+        if entry.config.interval == TAKEN_OVER:
+            entry.config.interval = entry.interval
 
 
 @HOOKS.register_module()
 class ParamSchedulerHook(Hook):
-    """Placeholder: Lightning keeps stepping the schedulers of ``configure_optimizers``."""
+    """Steps the Trainer's LR schedulers where MMEngine steps its parameter schedulers."""
 
     priority = "LOW"
+
+    def __init__(self) -> None:
+        self._scheduled: list[_Scheduled] = []
+
+    @property
+    def scheduled(self) -> list[Any]:
+        """The schedulers this hook is stepping in the current ``fit``."""
+        return [entry.scheduler for entry in self._scheduled]
+
+    def before_train(self, runner: Any) -> None:
+        """Take the schedulers over from Lightning for this ``fit``."""
+        self._release()
+        self._scheduled = take_over_lightning_stepping(runner.trainer)
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+    ) -> None:
+        """Step the iteration-based schedulers (every batch, as MMEngine's iterations)."""
+        count = runner.iter + 1
+        for entry in self._scheduled:
+            if not entry.by_epoch and count % entry.frequency == 0:
+                entry.scheduler.step()
+
+    def after_train_epoch(self, runner: Any) -> None:
+        """Step the epoch-based schedulers (plateau ones from MMEngine only count the epoch)."""
+        count = runner.epoch + 1
+        for entry in self._scheduled:
+            if entry.by_epoch and entry.plateau != "torch" and count % entry.frequency == 0:
+                entry.scheduler.step()
+
+    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+        """Step the plateau schedulers with the validation metrics."""
+        if metrics is None:
+            return
+        for entry in self._scheduled:
+            if entry.plateau == "mmengine":
+                entry.scheduler.step(metrics)
+            elif entry.plateau == "torch":
+                self._step_torch_plateau(entry, metrics)
+
+    @staticmethod
+    def _step_torch_plateau(entry: _Scheduled, metrics: dict[str, float]) -> None:
+        if entry.monitor in metrics:
+            entry.scheduler.step(float(metrics[entry.monitor]))
+            return
+        message = (
+            f"ReduceLROnPlateau monitors {entry.monitor!r}, which validation did not report; "
+            f"available metrics: {sorted(metrics)}"
+        )
+        if entry.strict:
+            raise KeyError(message)
+        warnings.warn(message + ". Skipping this step (strict=False).", RuntimeWarning, stacklevel=2)
+
+    def after_train(self, runner: Any) -> None:
+        """Give stepping back to Lightning."""
+        self._release()
+
+    def after_run(self, runner: Any) -> None:
+        """Give stepping back if training ended without ``after_train`` (an exception)."""
+        self._release()
+
+    def _release(self) -> None:
+        give_back_lightning_stepping(self._scheduled)
+        self._scheduled = []
+
+    def __repr__(self) -> str:
+        return "ParamSchedulerHook()"

@@ -48,7 +48,9 @@ def check_vis_backends(vis_backends: Any) -> list[dict[str, Any]]:
     if isinstance(vis_backends, Mapping):
         vis_backends = [vis_backends]
     if not isinstance(vis_backends, Sequence) or isinstance(vis_backends, str):
-        raise TypeError(f"vis_backends must be a list of dicts such as dict(type='LocalVisBackend'), got {vis_backends!r}")
+        raise TypeError(
+            f"vis_backends must be a list of dicts such as dict(type='LocalVisBackend'), got {vis_backends!r}"
+        )
     checked = []
     for index, entry in enumerate(vis_backends):
         if not isinstance(entry, Mapping) or "type" not in entry:

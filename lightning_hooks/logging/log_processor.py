@@ -116,9 +116,7 @@ class LogProcessor:
             valid_window = window is None or window in ("epoch", "global")
             valid_window = valid_window or (isinstance(window, int) and not isinstance(window, bool))
             if not valid_window:
-                raise TypeError(
-                    f"custom_cfg[{index}] window_size must be an int, 'epoch' or 'global', got {window!r}"
-                )
+                raise TypeError(f"custom_cfg[{index}] window_size must be an int, 'epoch' or 'global', got {window!r}")
 
     def _parse_windows_size(
         self, runner: Any, batch_idx: int, custom_cfg: Optional[list[dict[str, Any]]] = None
@@ -244,9 +242,7 @@ class LogProcessor:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         parsed = self._parse_windows_size(runner, batch_idx, self.custom_cfg)
         values = self._collect_scalars(parsed, runner, mode)
-        tag = (
-            self._collect_scalars(parsed, runner, mode, True) if self.log_with_hierarchy else OrderedDict(values)
-        )
+        tag = self._collect_scalars(parsed, runner, mode, True) if self.log_with_hierarchy else OrderedDict(values)
         lr_parts = []
         for key, value in tag.items():
             if key.endswith("lr"):

@@ -1,0 +1,214 @@
+"""ParamSchedulerHook: the learning rate of every iteration equals MMEngine's for the same schedule.
+
+Each scenario runs MMEngine's Runner with its ``param_scheduler`` configs and a
+Lightning Trainer with the equivalent torch schedulers from ``configure_optimizers``,
+then compares the ``train/lr`` history (the lr each iteration used, read before
+the step) and the final lr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from log_toy import run_lh, run_mm
+from toy import ToyModule
+
+from lightning_hooks.hooks.param_scheduler_hook import TAKEN_OVER, ParamSchedulerHook
+
+NO_CKPT = dict(checkpoint=None, logger=None)
+
+
+class ScheduledModule(ToyModule):
+    """ToyModule whose ``configure_optimizers`` returns several scheduler configs."""
+
+    def __init__(self, make_configs: Callable[[torch.optim.Optimizer], list[dict]]) -> None:
+        super().__init__()
+        self.make_configs = make_configs
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=self.lr)
+        return [opt], self.make_configs(opt)
+
+
+def lr_history(hub: Any) -> list[float]:
+    return [float(v) for v in hub.get_scalar("train/lr").data[0]]
+
+
+def compare(tmp_path, mm_kwargs: dict, lh_trainer: dict, configs, lh_bridge: dict | None = None):
+    runner, _ = run_mm(tmp_path / "mm", default_hooks=NO_CKPT, **mm_kwargs)
+    trainer, bridge, _ = run_lh(
+        tmp_path / "lh",
+        trainer_kwargs=lh_trainer,
+        bridge_kwargs=dict(default_hooks=NO_CKPT, **(lh_bridge or {})),
+        module=ScheduledModule(configs),
+    )
+    mm_lrs = lr_history(runner.message_hub)
+    lh_lrs = lr_history(bridge.message_hub)
+    assert len(mm_lrs) == len(lh_lrs) > 0
+    assert lh_lrs == pytest.approx(mm_lrs, rel=1e-9, abs=1e-15)
+    # (The lr left after the last step is not compared: MMEngine's schedulers stop at their ``end``
+    # (max_epochs by default) while torch's keep going; no iteration uses that value.)
+    return mm_lrs, trainer
+
+
+def test_epoch_based_step_lr(tmp_path):
+    mm_lrs, _ = compare(
+        tmp_path,
+        dict(
+            train_cfg=dict(by_epoch=True, max_epochs=3, val_interval=1),
+            param_scheduler=dict(type="StepLR", by_epoch=True, step_size=1, gamma=0.5),
+        ),
+        dict(max_epochs=3),
+        lambda opt: [dict(scheduler=torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), interval="epoch")],
+    )
+    assert mm_lrs == pytest.approx([0.1] * 4 + [0.05] * 4 + [0.025] * 4)
+
+
+def warmup_then_decay(opt: torch.optim.Optimizer) -> list[dict]:
+    # MMEngine's LinearLR(begin=0, end=6) reaches the full lr at step 5: torch's total_iters=5 is the same schedule.
+    return [
+        dict(scheduler=torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=5), interval="step"),
+        dict(scheduler=torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 2], gamma=0.5), interval="epoch"),
+    ]
+
+
+MM_WARMUP_DECAY = [
+    dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=6),
+    dict(type="MultiStepLR", by_epoch=True, milestones=[1, 2], gamma=0.5),
+]
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_iteration_warmup_then_epoch_decay(tmp_path, accumulate):
+    optim = dict(optimizer=dict(type="SGD", lr=0.1), accumulative_counts=accumulate)
+    mm_lrs, trainer = compare(
+        tmp_path,
+        dict(
+            train_cfg=dict(by_epoch=True, max_epochs=3, val_interval=1),
+            optim_wrapper=optim,
+            param_scheduler=MM_WARMUP_DECAY,
+        ),
+        dict(max_epochs=3, accumulate_grad_batches=accumulate),
+        warmup_then_decay,
+    )
+    # warmup moves every batch (not every optimizer step), then the epoch decay halves it twice
+    assert mm_lrs[0] == pytest.approx(0.01) and mm_lrs[-1] == pytest.approx(0.025)
+    assert mm_lrs[:4] == sorted(set(mm_lrs[:4]))  # rising within the first epoch
+    # Lightning's intervals are restored after fit
+    assert [c.interval for c in trainer.lr_scheduler_configs] == ["step", "epoch"]
+
+
+def test_iteration_based_training_warmup(tmp_path):
+    compare(
+        tmp_path,
+        dict(
+            train_cfg=dict(by_epoch=False, max_iters=10, val_interval=5),
+            infinite=True,
+            param_scheduler=[
+                dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=4),
+                dict(type="MultiStepLR", by_epoch=False, milestones=[7], gamma=0.5),
+            ],
+        ),
+        dict(max_steps=10, max_epochs=-1, val_check_interval=5, check_val_every_n_epoch=None),
+        lambda opt: [
+            dict(scheduler=torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=3), interval="step"),
+            dict(scheduler=torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[7], gamma=0.5), interval="step"),
+        ],
+    )
+
+
+def test_plateau_schedule(tmp_path):
+    mm_lrs, _ = compare(
+        tmp_path,
+        dict(
+            train_cfg=dict(by_epoch=True, max_epochs=5, val_interval=1),
+            param_scheduler=dict(
+                type="ReduceOnPlateauLR", monitor="acc", rule="greater", factor=0.5, patience=0, by_epoch=True
+            ),
+        ),
+        dict(max_epochs=5),
+        lambda opt: [
+            dict(
+                scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=0),
+                monitor="acc",
+                interval="epoch",
+            )
+        ],
+    )
+    assert min(mm_lrs) < 0.1  # the plateau really reduced the lr
+
+
+def test_without_the_hook_lightning_steps_after_validation(tmp_path):
+    """param_scheduler=None leaves Lightning's stepping alone (its intervals are never changed)."""
+    seen: list[str] = []
+
+    def configs(opt):
+        return [dict(scheduler=torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), interval="epoch")]
+
+    class Watch(ScheduledModule):
+        def on_train_batch_start(self, batch, batch_idx):
+            seen.append(self.trainer.lr_scheduler_configs[0].interval)
+
+    trainer, bridge, _ = run_lh(
+        tmp_path,
+        trainer_kwargs=dict(max_epochs=2),
+        bridge_kwargs=dict(default_hooks=dict(param_scheduler=None, checkpoint=None, logger=None)),
+        module=Watch(configs),
+    )
+    assert set(seen) == {"epoch"}
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_hook_takes_over_during_fit_only(tmp_path):
+    seen: list[str] = []
+
+    class Watch(ScheduledModule):
+        def on_train_batch_start(self, batch, batch_idx):
+            seen.append(self.trainer.lr_scheduler_configs[0].interval)
+
+    trainer, _, _ = run_lh(
+        tmp_path,
+        trainer_kwargs=dict(max_epochs=2),
+        bridge_kwargs=dict(default_hooks=NO_CKPT),
+        module=Watch(lambda opt: [dict(scheduler=torch.optim.lr_scheduler.StepLR(opt, 1, 0.5), interval="epoch")]),
+    )
+    assert set(seen) == {TAKEN_OVER}
+    assert trainer.lr_scheduler_configs[0].interval == "epoch"
+    # stepped exactly twice (once per epoch), not four times
+    assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 2
+
+
+def test_missing_plateau_metric_is_a_clear_error(tmp_path):
+    def configs(opt):
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max")
+        return [dict(scheduler=plateau, monitor="val_f1", interval="epoch")]
+
+    with pytest.raises(KeyError, match="'val_f1'.*available metrics: \\['acc'\\]"):
+        run_lh(
+            tmp_path,
+            trainer_kwargs=dict(max_epochs=1),
+            bridge_kwargs=dict(default_hooks=NO_CKPT),
+            module=ScheduledModule(configs),
+        )
+
+
+def test_bad_interval_rejected(tmp_path):
+    def configs(opt):
+        scheduler = torch.optim.lr_scheduler.StepLR(opt, 1)
+        return [dict(scheduler=scheduler, interval="step")]
+
+    module = ScheduledModule(configs)
+    trainer, _, _ = run_lh(
+        tmp_path, trainer_kwargs=dict(max_epochs=1), bridge_kwargs=dict(default_hooks=NO_CKPT), module=module
+    )
+    config = trainer.lr_scheduler_configs[0]
+    config.interval = "batch"
+    del config.scheduler.by_epoch  # no explicit by_epoch: the interval decides, and 'batch' is invalid
+    with pytest.raises(ValueError, match="interval must be 'step' or 'epoch', got 'batch'"):
+        from lightning_hooks.hooks.param_scheduler_hook import take_over_lightning_stepping
+
+        take_over_lightning_stepping(trainer)
+    assert isinstance(ParamSchedulerHook(), ParamSchedulerHook)
