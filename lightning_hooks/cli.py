@@ -1,0 +1,207 @@
+"""The ``lightning-hooks`` command: ``demo``, ``publish`` and ``inspect``.
+
+``publish CKPT --keys meta state_dict`` does what MMEngine's ``CheckpointHook``
+does with ``published_keys`` at the end of training, for any existing
+checkpoint: keep only the given top-level keys and write
+``<stem>-<first 8 hex digits of sha256(pickle.dumps(kept))>.pth`` next to it.
+The name is the one MMEngine would give the same dict.
+
+``inspect CKPT`` summarises a checkpoint written by this package (or by
+MMEngine): epoch, iteration, best score, whether EMA weights are in it, and
+its top-level keys with their sizes.
+
+Checkpoints are read with ``torch.load(weights_only=True)``, which cannot run
+code from the file. ``--trust`` allows full unpickling, needed for MMEngine's
+own checkpoints (they hold ``HistoryBuffer`` objects); use it only on files
+you trust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os.path as osp
+import pickle
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import torch
+
+__all__ = ["inspect_checkpoint", "main", "publish_checkpoint", "publish_dict", "published_name"]
+
+
+def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
+    """Load a checkpoint on the CPU; only plain types and tensors unless ``trust``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain types, so it cannot be loaded safely "
+            f"(weights_only=True). If you trust the file, pass --trust. Details: {exc}"
+        ) from exc
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} does not hold a checkpoint dict but a {type(checkpoint).__name__}")
+    return checkpoint
+
+
+def published_name(path: str, kept: Mapping[str, Any]) -> str:
+    """MMEngine's published file name: ``<path without extension>-<sha256(pickle.dumps(kept))[:8]>.pth``."""
+    sha = hashlib.sha256(pickle.dumps(kept)).hexdigest()
+    return osp.splitext(path)[0] + f"-{sha[:8]}.pth"
+
+
+def publish_checkpoint(path: str, keys: Sequence[str], trust: bool = False) -> tuple[str, list[str]]:
+    """Write the published copy of the checkpoint file ``path``; returns ``(new path, removed keys)``."""
+    return publish_dict(load_checkpoint(path, trust), path, keys)
+
+
+def publish_dict(checkpoint: Mapping[str, Any], path: str, keys: Sequence[str]) -> tuple[str, list[str]]:
+    """Keep ``keys`` of a loaded checkpoint and save it under MMEngine's published name for ``path``.
+
+    The kept keys keep the checkpoint's own order, as in MMEngine. A key asked for but
+    absent is an error (MMEngine would publish without it, silently).
+
+    The name hashes ``pickle.dumps`` of the kept dict, as MMEngine does. Pickling a tensor
+    embeds an id that ``torch`` draws anew for every loaded copy, so publishing the same
+    file twice (here or in MMEngine) gives two different names; the hash tells copies apart
+    but is not a content checksum.
+    """
+    if not keys:
+        raise ValueError("give at least one key to keep, e.g. --keys meta state_dict")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"keys must not repeat, got {list(keys)}")
+    missing = [k for k in keys if k not in checkpoint]
+    if missing:
+        raise KeyError(f"{path} has no key(s) {missing}; its keys are {list(checkpoint)}")
+    kept = {k: v for k, v in checkpoint.items() if k in keys}
+    removed = [k for k in checkpoint if k not in keys]
+    target = published_name(path, kept)
+    torch.save(kept, target)
+    return target, removed
+
+
+def _nbytes(obj: Any) -> int:
+    """Bytes of tensor data inside ``obj``, plus a pickled-size estimate of everything else."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(_nbytes(v) for v in obj.values()) + len(pickle.dumps(list(obj.keys())))
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    try:
+        return len(pickle.dumps(obj))
+    except Exception:
+        return 0
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def inspect_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
+    """What a checkpoint holds: epoch, iter, best scores, EMA presence, top-level keys and sizes."""
+    checkpoint = load_checkpoint(path, trust)
+    meta = checkpoint.get("meta") or {}
+    hub = checkpoint.get("message_hub") or {}
+    info = hub.get("runtime_info", {}) if isinstance(hub, Mapping) else getattr(hub, "runtime_info", {})
+    best = {k: _scalar(v) for k, v in info.items() if k == "best_score" or k.startswith("best_score_")}
+    best_ckpt = {k: v for k, v in info.items() if k == "best_ckpt" or k.startswith("best_ckpt_")}
+    bridge_state = _bridge_state(checkpoint)
+    return {
+        "path": osp.abspath(path),
+        "epoch": meta.get("epoch", checkpoint.get("epoch")),
+        "iter": meta.get("iter", checkpoint.get("global_step")),
+        "best_score": best,
+        "best_ckpt": best_ckpt,
+        "ema": "ema_state_dict" in checkpoint or any("EMA" in k for k in bridge_state),
+        "hooks_with_state": sorted(bridge_state),
+        "keys": {k: _nbytes(v) for k, v in checkpoint.items()},
+        "file_bytes": osp.getsize(path),
+    }
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+
+
+def _bridge_state(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The HookBridge's per-hook state in Lightning's ``callbacks`` entry, if any."""
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if "HookBridge" in str(key) and isinstance(state, Mapping):
+            return dict(state.get("hooks", {}))
+    return {}
+
+
+def format_inspection(report: Mapping[str, Any]) -> str:
+    """The human-readable form of :func:`inspect_checkpoint`'s report."""
+    lines = [
+        f"checkpoint : {report['path']} ({_human(report['file_bytes'])})",
+        f"epoch      : {report['epoch']}",
+        f"iter       : {report['iter']}",
+    ]
+    if report["best_score"]:
+        for key, score in report["best_score"].items():
+            name = key.replace("best_score", "best_ckpt")
+            where = report["best_ckpt"].get(name)
+            lines.append(f"{key:<11}: {score}" + (f"  ({where})" if where else ""))
+    else:
+        lines.append("best_score : none recorded")
+    lines.append(f"EMA        : {'yes' if report['ema'] else 'no'}")
+    if report["hooks_with_state"]:
+        lines.append(f"hook state : {', '.join(report['hooks_with_state'])}")
+    lines.append("keys:")
+    width = max((len(k) for k in report["keys"]), default=0)
+    for key, size in report["keys"].items():
+        lines.append(f"  {key:<{width}}  {_human(size):>10}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``lightning-hooks`` command."""
+    parser = argparse.ArgumentParser(
+        prog="lightning-hooks", description="MMEngine's hook system for PyTorch Lightning: tools."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,publish,inspect}")
+    demo = sub.add_parser("demo", help="train a small CNN on scikit-learn's digits with HookBridge", add_help=False)
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="arguments of python -m lightning_hooks.demo")
+    publish = sub.add_parser("publish", help="keep only some top-level keys of a checkpoint, MMEngine-style")
+    publish.add_argument("checkpoint", help="the checkpoint file (.pth/.ckpt)")
+    publish.add_argument("--keys", nargs="+", default=["meta", "state_dict"], help="top-level keys to keep")
+    publish.add_argument("--trust", action="store_true", help="allow full unpickling (only for files you trust)")
+    inspect = sub.add_parser("inspect", help="summarise a checkpoint")
+    inspect.add_argument("checkpoint", help="the checkpoint file (.pth/.ckpt)")
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON")
+    inspect.add_argument("--trust", action="store_true", help="allow full unpickling (only for files you trust)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["demo"]:  # the demo has its own parser and --help
+        from .demo import main as demo_main
+
+        return demo_main(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    try:
+        if args.command == "publish":
+            target, removed = publish_checkpoint(args.checkpoint, args.keys, args.trust)
+            if removed:
+                print(f"removed keys: {', '.join(removed)}")
+            print(f"published {args.checkpoint} to {target}")
+        elif args.command == "inspect":
+            report = inspect_checkpoint(args.checkpoint, args.trust)
+            print(json.dumps(report, indent=2, default=str) if args.json else format_inspection(report))
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"lightning-hooks {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,112 @@
+"""The lightning-hooks command: publish (MMEngine's file name and content) and inspect, on real checkpoints."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from toy import ToyModule, loaders, make_trainer, run_mmengine
+
+from lightning_hooks import HookBridge
+from lightning_hooks.cli import main, publish_dict
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2-epoch toy run with save_best: regular and best checkpoints on disk."""
+    work = tmp_path_factory.mktemp("cli")
+    bridge = HookBridge(default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1, save_best="acc")))
+    trainer = make_trainer(work, bridge, max_epochs=2)
+    trainer.fit(ToyModule(), *loaders())
+    return work
+
+
+def test_publish_command_writes_loadable_filtered_copy(trained, tmp_path, capsys):
+    ckpt = tmp_path / "epoch_2.pth"
+    shutil.copy(trained / "epoch_2.pth", ckpt)
+    assert main(["publish", str(ckpt), "--keys", "state_dict", "meta"]) == 0
+    out = capsys.readouterr().out
+    assert "removed keys:" in out and "optimizer_states" in out
+    published_files = [p.name for p in tmp_path.glob("epoch_2-*.pth")]
+    assert len(published_files) == 1 and re.fullmatch(r"epoch_2-[0-9a-f]{8}\.pth", published_files[0])
+    assert published_files[0] in out
+    published = torch.load(tmp_path / published_files[0], weights_only=True)
+    original = torch.load(ckpt, weights_only=True)
+    assert list(published) == [k for k in original if k in ("meta", "state_dict")]  # the checkpoint's order
+    assert published["meta"] == original["meta"]
+    for key, value in original["state_dict"].items():
+        assert torch.equal(published["state_dict"][key], value)
+
+
+def test_publish_name_is_mmengines_for_the_same_dict(trained, tmp_path, monkeypatch):
+    """MMEngine's CheckpointHook._publish_model, fed the very same loaded dict, picks the same file name."""
+    import mmengine.runner.checkpoint as mm_checkpoint
+    from mmengine.hooks import CheckpointHook as MMCheckpointHook
+
+    loaded = torch.load(trained / "epoch_2.pth", map_location="cpu", weights_only=True)
+    ours_path, theirs_path = tmp_path / "ours" / "epoch_2.pth", tmp_path / "theirs" / "epoch_2.pth"
+    ours_path.parent.mkdir()
+    theirs_path.parent.mkdir()
+    target, removed = publish_dict(dict(loaded), str(ours_path), ["meta", "state_dict"])
+    monkeypatch.setattr(mm_checkpoint, "_load_checkpoint", lambda *a, **k: dict(loaded))
+    MMCheckpointHook(published_keys=["meta", "state_dict"])._publish_model(None, str(theirs_path))
+    theirs = [p.name for p in theirs_path.parent.glob("epoch_2-*.pth")]
+    assert theirs == [Path(target).name]
+    assert "optimizer_states" in removed and "meta" not in removed
+
+
+def test_publish_errors_name_the_problem(trained, tmp_path, capsys):
+    ckpt = tmp_path / "epoch_1.pth"
+    shutil.copy(trained / "epoch_1.pth", ckpt)
+    assert main(["publish", str(ckpt), "--keys", "state_dict", "ema_state_dict"]) == 2
+    err = capsys.readouterr().err
+    assert "ema_state_dict" in err and "its keys are" in err
+    assert main(["publish", str(tmp_path / "nope.pth")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["publish", str(ckpt), "--keys", "meta", "meta"]) == 2
+    assert not list(tmp_path.glob("epoch_1-*.pth"))
+
+
+def test_inspect_reports_counters_best_and_keys(trained, capsys):
+    path = trained / "epoch_2.pth"
+    assert main(["inspect", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    checkpoint = torch.load(path, weights_only=True)
+    assert (report["epoch"], report["iter"]) == (2, 8)
+    assert report["best_score"] == {"best_score": checkpoint["message_hub"]["runtime_info"]["best_score"]}
+    assert report["best_ckpt"]["best_ckpt"].endswith(".pth")
+    assert report["ema"] is False
+    assert list(report["keys"]) == list(checkpoint)
+    weights = sum(v.numel() * v.element_size() for v in checkpoint["state_dict"].values())
+    assert report["keys"]["state_dict"] >= weights
+    assert main(["inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "epoch      : 2" in text and "EMA        : no" in text and "state_dict" in text
+
+
+def test_inspect_mmengine_checkpoint_needs_trust(tmp_path, monkeypatch, capsys):
+    run_mmengine(tmp_path, [], train_cfg=dict(by_epoch=True, max_epochs=1, val_interval=1))
+    path = next(tmp_path.glob("epoch_1.pth"))
+    assert main(["inspect", str(path)]) == 2
+    assert "--trust" in capsys.readouterr().err
+    assert main(["inspect", str(path), "--json", "--trust"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["epoch"], report["iter"]) == (1, 4)
+    assert list(report["keys"])[:2] == ["meta", "state_dict"]
+
+
+@pytest.mark.parametrize("launcher", ["module", "script"])
+def test_command_line_entry_points(trained, launcher):
+    script = Path(sys.executable).with_name("lightning-hooks")
+    cmd = [sys.executable, "-m", "lightning_hooks"] if launcher == "module" else [str(script)]
+    out = subprocess.run([*cmd, "inspect", str(trained / "epoch_1.pth")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "epoch      : 1" in out.stdout
+    helped = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and all(c in helped.stdout for c in ("demo", "publish", "inspect"))
