@@ -1,0 +1,357 @@
+"""EMAHook: MMEngine's exponential moving average of the weights, used for validation, test and checkpoints.
+
+What it does, as MMEngine's ``EMAHook``:
+
+* ``before_run`` deep-copies the model into an averaged model built from
+  ``AVERAGED_MODELS`` (``ema_type`` is a registered name or a class);
+* ``after_train_iter`` updates the average from ``begin_iter``/``begin_epoch``
+  on and copies the weights before that;
+* validation and test run on the averaged weights: they are swapped into the
+  model in ``before_val_epoch``/``before_test_epoch`` and back in
+  ``after_val_epoch``/``after_test_epoch`` (at priority NORMAL, so before
+  CheckpointHook, at VERY_LOW, saves a best checkpoint);
+* checkpoints get MMEngine's layout: ``state_dict`` holds the averaged
+  weights (ready to deploy) and ``ema_state_dict`` the averaged model's state,
+  which carries the raw training weights under ``module.*`` plus ``steps``;
+* resuming restores the training weights and the average; loading (validate or
+  test with ``ckpt_path``) gives both the model and the average the checkpoint's
+  ``state_dict``; a checkpoint without ``ema_state_dict`` starts the average
+  from its weights (with a warning when resuming).
+
+Differences from MMEngine (deliberate, see ``docs/hooks/ema_hook.md``):
+
+* after ``fit`` the model holds its trained weights; :meth:`EMAHook.averaged_state_dict`
+  and :meth:`EMAHook.save_averaged` export the average in one call;
+* the swap exchanges tensor storage (no copies, no allocation) when the
+  averaged copy has the model's device and dtype; MMEngine clones every tensor;
+* a second run of the same Trainer (``trainer.test(model)`` after ``fit``) keeps
+  the average instead of rebuilding it from the raw weights;
+* non-strict loading skips tensors of another shape with a warning, as
+  MMEngine's ``load_state_dict`` helper does, instead of failing;
+* sharded models (FSDP, FSDP2/DTensor, DeepSpeed) are refused with an error:
+  each rank would average only its shard, and the swap and checkpoint layout
+  would need all-gathers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..averaging import AveragingConfigError, BaseAveragedModel
+from ..registry import AVERAGED_MODELS, HOOKS
+from .hook import DATA_BATCH, Hook
+
+__all__ = ["EMAHook"]
+
+_SHARDED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLAFSDP")
+
+
+def _resolve_ema_type(ema_type: Any) -> None:
+    """Fail at construction (MMEngine fails at ``before_run``) when ``ema_type`` cannot be built."""
+    if isinstance(ema_type, str):
+        if AVERAGED_MODELS.get(ema_type) is None:
+            known = ", ".join(sorted(AVERAGED_MODELS.module_dict))
+            raise AveragingConfigError(f"ema_type {ema_type!r} is not a registered averaged model; registered: {known}")
+        return
+    if isinstance(ema_type, type) and issubclass(ema_type, BaseAveragedModel):
+        return
+    raise AveragingConfigError(
+        f"ema_type must be the name of a registered averaged model or a subclass of "
+        f"lightning_hooks.averaging.BaseAveragedModel, got {ema_type!r}"
+    )
+
+
+def _check_not_sharded(runner: Any, model: nn.Module) -> None:
+    """Refuse sharded training: an average of a shard is not the model's average."""
+    strategy = getattr(getattr(runner, "trainer", None), "strategy", None)
+    name = type(strategy).__name__ if strategy is not None else ""
+    sharded_param = next(
+        (
+            type(p).__name__
+            for p in model.parameters()
+            if type(p).__name__ in ("DTensor", "FlatParameter") or type(p.data).__name__ == "DTensor"
+        ),
+        None,
+    )
+    if any(s in name for s in _SHARDED_STRATEGIES) or sharded_param is not None:
+        found = f"strategy {name}" if sharded_param is None else f"a {sharded_param} parameter"
+        raise RuntimeError(
+            f"EMAHook does not support sharded models (found {found}): each rank holds only a shard of the "
+            "weights, so the average, the swap for validation and the checkpoint layout would each need an "
+            "all-gather. Use strategy='ddp' (or a single device), or keep the average yourself on the shards."
+        )
+
+
+def _load_weights(module: nn.Module, state_dict: Mapping[str, Any], strict: bool, what: str, logger: Any) -> None:
+    """Load like MMEngine's ``load_state_dict`` helper: non-strict skips missing, extra and reshaped tensors."""
+    own = module.state_dict()
+    reshaped = [
+        k for k, v in state_dict.items() if k in own and isinstance(v, Tensor) and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    kept = {k: v for k, v in state_dict.items() if k not in reshaped}
+    missing, unexpected = module.load_state_dict(kept, strict=False)
+    problems = []
+    if unexpected:
+        problems.append(f"unexpected key in source state_dict: {', '.join(unexpected)}")
+    if missing:
+        problems.append(f"missing keys in source state_dict: {', '.join(missing)}")
+    if reshaped:
+        shapes = ", ".join(f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}" for k in reshaped)
+        problems.append(f"size mismatch (checkpoint vs {what}): {shapes}")
+    if not problems:
+        return
+    message = f"EMAHook: loading {what}: " + "; ".join(problems)
+    if strict:
+        raise RuntimeError(message + " (strict_load=True; pass strict_load=False to skip these tensors)")
+    logger.warning(message)
+
+
+def _swap_storage(a: Tensor, b: Tensor) -> None:
+    """Exchange the values of two tensors: by storage when they match in device/dtype/shape, else by copying."""
+    if a.device == b.device and a.dtype == b.dtype and a.shape == b.shape:
+        a_data = a.data
+        a.data = b.data
+        b.data = a_data
+    else:
+        tmp = a.detach().clone()
+        a.data.copy_(b.data)
+        b.data.copy_(tmp)
+
+
+@HOOKS.register_module()
+class EMAHook(Hook):
+    """Keep an exponential moving average of the weights; validate, test and checkpoint with it.
+
+    Args:
+        ema_type: the averaged model: a name registered in ``AVERAGED_MODELS``
+            (``'ExponentialMovingAverage'``, ``'MomentumAnnealingEMA'``,
+            ``'StochasticWeightAverage'`` or your own) or a ``BaseAveragedModel`` subclass.
+        strict_load: whether loading the average from a checkpoint must match
+            every key and shape; when False, mismatches are skipped with a warning.
+        begin_iter: first iteration (counted from 1) that updates the average;
+            before it the average copies the weights. Exclusive with ``begin_epoch``.
+        begin_epoch: first epoch (counted from 1) that updates the average.
+        **kwargs: arguments of the averaged model: ``momentum`` (weight of the
+            new value, default 0.0002), ``interval``, ``gamma``,
+            ``update_buffers``, ``device`` (e.g. ``'cpu'`` to offload the
+            average; None follows the model's device) and ``dtype`` (e.g.
+            ``torch.float32`` to average a bf16 model in fp32).
+    """
+
+    priority = "NORMAL"
+
+    def __init__(
+        self,
+        ema_type: Union[str, type] = "ExponentialMovingAverage",
+        strict_load: bool = False,
+        begin_iter: int = 0,
+        begin_epoch: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        _resolve_ema_type(ema_type)
+        if begin_iter != 0 and begin_epoch != 0:
+            raise AveragingConfigError(
+                f"`begin_iter` and `begin_epoch` should not be both set (got begin_iter={begin_iter}, "
+                f"begin_epoch={begin_epoch}); set one of them and leave the other at 0"
+            )
+        if begin_iter < 0:
+            raise AveragingConfigError(f"`begin_iter` must larger than or equal to 0, but got begin_iter: {begin_iter}")
+        if begin_epoch < 0:
+            raise AveragingConfigError(
+                f"`begin_epoch` must larger than or equal to 0, but got begin_epoch: {begin_epoch}"
+            )
+        self.strict_load = bool(strict_load)
+        self.ema_cfg: dict[str, Any] = dict(type=ema_type, **kwargs)
+        self.begin_iter = begin_iter
+        self.begin_epoch = begin_epoch
+        self.enabled_by_epoch = begin_epoch > 0
+        self.src_model: Optional[nn.Module] = None
+        self.ema_model: Optional[BaseAveragedModel] = None
+        self._swapped = False
+
+    # ------------------------------------------------------------------ building and placement
+    def before_run(self, runner: Any) -> None:
+        """Build the averaged copy of the model (kept when the same model runs again, e.g. test after fit)."""
+        model = runner.model
+        _check_not_sharded(runner, model)
+        if self.ema_model is not None and self.src_model is model:
+            return
+        self.src_model = model
+        ema = AVERAGED_MODELS.build(self.ema_cfg, default_args=dict(model=model))
+        if not isinstance(ema, BaseAveragedModel):
+            raise AveragingConfigError(
+                f"ema_type {self.ema_cfg['type']!r} built a {type(ema).__name__}, not a BaseAveragedModel"
+            )
+        self.ema_model = ema
+        self._swapped = False
+
+    def before_train(self, runner: Any) -> None:
+        """Check ``begin_*`` against the run's length and put the average where the model now is."""
+        if self.enabled_by_epoch:
+            if self.begin_epoch > runner.max_epochs:
+                raise AveragingConfigError(
+                    f"self.begin_epoch should be smaller than or equal to runner.max_epochs: {runner.max_epochs}, "
+                    f"but got begin_epoch: {self.begin_epoch}"
+                )
+        elif self.begin_iter > runner.max_iters:
+            raise AveragingConfigError(
+                f"self.begin_iter should be smaller than or equal to runner.max_iters: {runner.max_iters}, "
+                f"but got begin_iter: {self.begin_iter}"
+            )
+        self._follow_model(runner)
+
+    def _follow_model(self, runner: Any) -> None:
+        """Move the average to the model's device when no ``device`` was given.
+
+        Lightning builds and restores callbacks while the model is still on the
+        CPU; the strategy moves the model afterwards.
+        """
+        assert self.ema_model is not None and self.src_model is not None
+        _check_not_sharded(runner, self.src_model)
+        if self.ema_cfg.get("device") is not None:
+            return
+        target = next((p.device for p in self.src_model.parameters()), None)
+        current = next((p.device for p in self.ema_model.module.parameters()), None)
+        if target is not None and target != current:
+            self.ema_model.to(target)
+
+    # ------------------------------------------------------------------ training
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+    ) -> None:
+        """Update the average (or copy the weights before ``begin_iter``/``begin_epoch``)."""
+        assert self.ema_model is not None and self.src_model is not None
+        if self._ema_started(runner):
+            self.ema_model.update_parameters(self.src_model)
+        else:
+            self.ema_model.copy_from(self.src_model)
+
+    def _ema_started(self, runner: Any) -> bool:
+        if self.enabled_by_epoch:
+            return runner.epoch + 1 >= self.begin_epoch
+        return runner.iter + 1 >= self.begin_iter
+
+    # ------------------------------------------------------------------ evaluation swaps
+    def before_val_epoch(self, runner: Any) -> None:
+        """Validate with the averaged weights."""
+        self._swap_in(runner)
+
+    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+        """Give the model its training weights back (before CheckpointHook saves a best checkpoint)."""
+        self._swap_out()
+
+    def before_test_epoch(self, runner: Any) -> None:
+        """Test with the averaged weights."""
+        self._swap_in(runner)
+
+    def after_test_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+        """Give the model its training weights back."""
+        self._swap_out()
+
+    def after_run(self, runner: Any) -> None:
+        """A run that failed while evaluating still leaves the model with its training weights."""
+        self._swap_out()
+
+    def _swap_in(self, runner: Any) -> None:
+        if self._swapped or self.ema_model is None:
+            return
+        self._follow_model(runner)
+        self._swap_ema_parameters()
+        self._swapped = True
+
+    def _swap_out(self) -> None:
+        if not self._swapped:
+            return
+        self._swap_ema_parameters()
+        self._swapped = False
+
+    def _swap_pairs(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """(averaged, model) tensor pairs matched by name: parameters, plus buffers when ``update_buffers``."""
+        assert self.ema_model is not None and self.src_model is not None
+        src_params = dict(self.src_model.named_parameters())
+        for name, avg in self.ema_model.module.named_parameters():
+            if name in src_params:
+                yield avg, src_params[name]
+        if self.ema_model.update_buffers:
+            src_buffers = dict(self.src_model.named_buffers())
+            for name, avg_buffer in self.ema_model.module.named_buffers():
+                if name in src_buffers:
+                    yield avg_buffer, src_buffers[name]
+
+    def _swap_ema_parameters(self) -> None:
+        """Exchange the model's weights with the average (symmetric: calling it twice restores both)."""
+        with torch.no_grad():
+            for avg, src in self._swap_pairs():
+                _swap_storage(avg, src)
+
+    # ------------------------------------------------------------------ checkpoints
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        """``state_dict`` gets the averaged weights; ``ema_state_dict`` the raw ones under ``module.*`` plus ``steps``."""
+        assert self.ema_model is not None
+        checkpoint["ema_state_dict"] = self.ema_model.state_dict()
+        self._swap_ema_state_dict(checkpoint)
+
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        """Resume: training weights to the model, average to the hook. Load: both get ``state_dict``."""
+        assert self.ema_model is not None
+        if "ema_state_dict" in checkpoint and runner.resume:
+            self._swap_ema_state_dict(checkpoint)
+            _load_weights(
+                self.ema_model, checkpoint["ema_state_dict"], self.strict_load, "the EMA state", runner.logger
+            )
+            return
+        if runner.resume:
+            runner.logger.warning(
+                "There is no `ema_state_dict` in checkpoint. `EMAHook` will make a copy of `state_dict` as the "
+                "initial `ema_state_dict`"
+            )
+        _load_weights(
+            self.ema_model.module, checkpoint["state_dict"], self.strict_load, "the averaged model", runner.logger
+        )
+
+    @staticmethod
+    def _swap_ema_state_dict(checkpoint: dict) -> None:
+        """Exchange ``ema_state_dict['module.X']`` and ``state_dict['X']`` (dict values, no copies)."""
+        model_state = checkpoint["state_dict"]
+        ema_state = checkpoint["ema_state_dict"]
+        for key in list(ema_state):
+            if key.startswith("module.") and key[7:] in model_state:
+                ema_state[key], model_state[key[7:]] = model_state[key[7:]], ema_state[key]
+
+    # ------------------------------------------------------------------ export
+    def averaged_state_dict(self) -> dict[str, Tensor]:
+        """The averaged weights, keyed as the model's ``state_dict`` (detached copies, safe to keep).
+
+        ``model.load_state_dict(ema_hook.averaged_state_dict())`` turns a model
+        into its averaged version.
+        """
+        if self.ema_model is None:
+            raise RuntimeError("EMAHook has no average yet: it is built when fit/validate/test starts")
+        module = self.ema_model.module
+        if self._swapped:  # during evaluation the average sits in the model
+            assert self.src_model is not None
+            module = self.src_model
+        return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def save_averaged(self, path: Union[str, os.PathLike]) -> str:
+        """Write ``{'state_dict': averaged weights, 'meta': {'ema_steps': n}}`` to ``path`` (local or fsspec URL).
+
+        The file loads with ``torch.load(path, weights_only=True)``. Returns the path.
+        """
+        import fsspec  # type: ignore[import-untyped]
+
+        state = self.averaged_state_dict()  # raises when there is no average yet
+        assert self.ema_model is not None
+        payload = {"state_dict": state, "meta": {"ema_steps": self.ema_model.steps}}
+        fs, _, (target,) = fsspec.get_fs_token_paths(str(path))
+        parent = os.path.dirname(target)
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(target, "wb") as handle:
+            torch.save(payload, handle)
+        return str(path)

@@ -1,0 +1,420 @@
+"""EMAHook against MMEngine's EMAHook: the same scenario through MMEngine's Runner and through Trainer + HookBridge.
+
+The toy scenario (tests/toy.py) is 12 samples in batches of 3 (4 iterations per
+epoch) with a Linear(2, 1) and SGD; checkpoints are compared file by file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from mmengine.hooks import Hook as MMHook
+from torch import nn
+from toy import BATCH, VAL_BATCH, ToyDataset, ToyModule, _mm_classes, loaders, make_trainer
+
+from lightning_hooks import EMAHook, HookBridge
+from lightning_hooks import Hook as LHHook
+from lightning_hooks.averaging import AveragingConfigError
+
+EMA = dict(type="EMAHook", momentum=0.1)
+BARE = dict(type="EMAHook")
+
+
+@pytest.fixture
+def lenient_torch_load(monkeypatch):
+    """MMEngine's own checkpoints hold Python objects; torch>=2.6 needs weights_only=False to read them."""
+    original = torch.load
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("weights_only", False)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load)
+
+
+def load(path: Any) -> dict:
+    return torch.load(str(path), map_location="cpu", weights_only=False)
+
+
+def run_mm(
+    work_dir: Any,
+    hooks: list,
+    mode: str = "train",
+    max_epochs: int = 2,
+    load_from: Optional[str] = None,
+    resume: bool = False,
+    checkpoint: Optional[dict] = None,
+) -> Any:
+    """MMEngine's Runner on the toy scenario (with resume/load_from, which tests/toy.py does not pass)."""
+    from mmengine.runner import Runner
+
+    model_cls, metric_cls = _mm_classes()
+
+    def loader(batch: int) -> dict:
+        return dict(
+            dataset=ToyDataset(),
+            batch_size=batch,
+            sampler=dict(type="DefaultSampler", shuffle=False),
+            collate_fn=dict(type="default_collate"),
+        )
+
+    kwargs: dict[str, Any] = dict(
+        model=model_cls(),
+        work_dir=str(work_dir),
+        experiment_name=f"mm_{uuid.uuid4().hex[:8]}",
+        custom_hooks=hooks,
+        default_hooks=dict(checkpoint=checkpoint or dict(type="CheckpointHook", interval=1)),
+        log_level="WARNING",
+        load_from=load_from,
+        resume=resume,
+    )
+    if mode == "train":
+        kwargs.update(
+            train_dataloader=loader(BATCH),
+            train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
+            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
+            val_dataloader=loader(VAL_BATCH),
+            val_cfg=dict(),
+            val_evaluator=dict(type=metric_cls),
+        )
+    else:
+        kwargs.update(test_dataloader=loader(VAL_BATCH), test_cfg=dict(), test_evaluator=dict(type=metric_cls))
+    runner = Runner(**kwargs)
+    runner.train() if mode == "train" else runner.test()
+    return runner
+
+
+def run_lh(
+    work_dir: Any,
+    hooks: list,
+    mode: str = "fit",
+    max_epochs: int = 2,
+    ckpt_path: Optional[str] = None,
+    checkpoint: Optional[dict] = None,
+    model: Optional[pl.LightningModule] = None,
+) -> tuple[HookBridge, pl.LightningModule]:
+    bridge = HookBridge(
+        default_hooks=dict(checkpoint=checkpoint or dict(type="CheckpointHook", interval=1)),
+        custom_hooks=hooks,
+        print_hooks_table=False,
+    )
+    trainer = make_trainer(work_dir, bridge, max_epochs=max_epochs, num_sanity_val_steps=0)
+    train, val = loaders()
+    model = model or ToyModule()
+    if mode == "fit":
+        trainer.fit(model, train, val, ckpt_path=ckpt_path)
+    else:
+        trainer.test(model, val, ckpt_path=ckpt_path)
+    return bridge, model
+
+
+def assert_same_tensors(mine: dict, ref: dict, what: str) -> None:
+    assert sorted(mine) == sorted(ref), f"{what}: keys {sorted(mine)} vs MMEngine {sorted(ref)}"
+    for key, value in ref.items():
+        torch.testing.assert_close(
+            mine[key].float(), value.float(), rtol=1e-5, atol=1e-6, msg=f"{what}[{key}] differs from MMEngine's"
+        )
+
+
+def assert_same_checkpoint(mine_path: Any, ref_path: Any) -> None:
+    mine, ref = load(mine_path), load(ref_path)
+    assert_same_tensors(mine["state_dict"], ref["state_dict"], f"{mine_path.name} state_dict")
+    assert_same_tensors(mine["ema_state_dict"], ref["ema_state_dict"], f"{mine_path.name} ema_state_dict")
+
+
+def ema_hook(bridge: HookBridge) -> EMAHook:
+    return next(h for h in bridge.hooks if isinstance(h, EMAHook))
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def package_warnings():
+    handler = _LogCapture()
+    logger = logging.getLogger("lightning_hooks")
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
+
+
+# ---------------------------------------------------------------------------------------------- training
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(momentum=0.1),
+        dict(momentum=0.1, begin_epoch=2),
+        dict(ema_type="MomentumAnnealingEMA", momentum=0.1, gamma=4, interval=3, update_buffers=True),
+        dict(ema_type="StochasticWeightAverage", interval=2),
+    ],
+    ids=["ema", "begin_epoch2", "annealing_interval3", "swa"],
+)
+def test_checkpoints_match_mmengine(tmp_path, cfg):
+    """Every epoch checkpoint: state_dict = average, ema_state_dict = raw weights + steps, as MMEngine writes them."""
+    hook_cfg = {**BARE, **cfg}
+    run_mm(tmp_path / "mm", [dict(hook_cfg)])
+    run_lh(tmp_path / "lh", [dict(hook_cfg)])
+    for epoch in (1, 2):
+        name = f"epoch_{epoch}.pth"
+        assert_same_checkpoint(tmp_path / "lh" / name, tmp_path / "mm" / name)
+    last = load(tmp_path / "lh" / "epoch_2.pth")
+    # 2 epochs x 4 iterations; before begin_epoch the weights are copied without counting.
+    assert int(last["ema_state_dict"]["steps"]) == (4 if cfg.get("begin_epoch") == 2 else 8)
+    raw, avg = last["ema_state_dict"]["module.linear.weight"], last["state_dict"]["linear.weight"]
+    first = load(tmp_path / "lh" / "epoch_1.pth")
+    if cfg.get("begin_epoch") == 2:  # before begin_epoch the average copies the weights
+        torch.testing.assert_close(
+            first["state_dict"]["linear.weight"], first["ema_state_dict"]["module.linear.weight"]
+        )
+    assert not torch.allclose(raw, avg)
+
+
+def make_recorder(base: type, log: list) -> Any:
+    """A VERY_LOW hook (after EMAHook and CheckpointHook) recording the weight the model holds at each evaluation point."""
+
+    def record(stage: str) -> Any:
+        def method(self: Any, runner: Any, **kwargs: Any) -> None:
+            model = (
+                runner.model.module
+                if hasattr(runner.model, "module") and not isinstance(runner.model, pl.LightningModule)
+                else runner.model
+            )
+            log.append((stage, runner.epoch, model.linear.weight.detach().clone()))
+
+        return method
+
+    stages = ("before_val_epoch", "after_val_epoch", "before_test_epoch", "after_test_epoch")
+    attrs: dict[str, Any] = {s: record(s) for s in stages}
+    attrs["priority"] = "VERY_LOW"
+    return type("Recorder", (base,), attrs)()
+
+
+def test_swap_around_validation_and_best_checkpoint(tmp_path):
+    """Validation sees the average; the swap back precedes CheckpointHook's best save (same files as MMEngine)."""
+    ckpt = dict(type="CheckpointHook", interval=1, save_best="acc", rule="greater")
+    mm_log: list = []
+    lh_log: list = []
+    run_mm(tmp_path / "mm", [dict(EMA), make_recorder(MMHook, mm_log)], checkpoint=ckpt)
+    bridge, model = run_lh(tmp_path / "lh", [dict(EMA), make_recorder(LHHook, lh_log)], checkpoint=ckpt)
+    assert (
+        [(s, e) for s, e, _ in lh_log]
+        == [(s, e) for s, e, _ in mm_log]
+        == [
+            ("before_val_epoch", 1),
+            ("after_val_epoch", 1),
+            ("before_val_epoch", 2),
+            ("after_val_epoch", 2),
+        ]
+    )
+    for (stage, epoch, mine), (_, _, ref) in zip(lh_log, mm_log, strict=True):
+        torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-6, msg=f"{stage} of epoch {epoch}")
+    mm_best = sorted(p.name for p in (tmp_path / "mm").glob("best_*.pth"))
+    lh_best = sorted(p.name for p in (tmp_path / "lh").glob("best_*.pth"))
+    assert lh_best == mm_best and lh_best
+    for name in lh_best:
+        assert_same_checkpoint(tmp_path / "lh" / name, tmp_path / "mm" / name)
+        epoch_file = load(tmp_path / "lh" / f"epoch_{name.rsplit('_', 1)[1]}")
+        best = load(tmp_path / "lh" / name)
+        # Saved after the swap back: the best file holds the same (average, raw) pair as the epoch file.
+        torch.testing.assert_close(best["state_dict"]["linear.weight"], epoch_file["state_dict"]["linear.weight"])
+        torch.testing.assert_close(
+            best["ema_state_dict"]["module.linear.weight"], epoch_file["ema_state_dict"]["module.linear.weight"]
+        )
+    # Validation ran on the average, and the model was back on its raw weights right after.
+    last = load(tmp_path / "lh" / "epoch_2.pth")
+    torch.testing.assert_close(lh_log[2][2], last["state_dict"]["linear.weight"])
+    torch.testing.assert_close(lh_log[3][2], last["ema_state_dict"]["module.linear.weight"])
+    # After fit the model keeps its trained weights; the export gives the average.
+    torch.testing.assert_close(model.linear.weight.detach(), last["ema_state_dict"]["module.linear.weight"])
+    hook = ema_hook(bridge)
+    torch.testing.assert_close(hook.averaged_state_dict()["linear.weight"], last["state_dict"]["linear.weight"])
+    out = hook.save_averaged(tmp_path / "export" / "ema.pth")
+    exported = torch.load(out, weights_only=True)
+    assert exported["meta"]["ema_steps"] == 8
+    torch.testing.assert_close(exported["state_dict"]["linear.bias"], last["state_dict"]["linear.bias"])
+    hook.save_averaged("memory://ema/avg.pth")
+    import fsspec
+
+    with fsspec.open("memory://ema/avg.pth", "rb") as f:
+        assert torch.load(f, weights_only=True)["meta"]["ema_steps"] == 8
+
+
+# ---------------------------------------------------------------------------------------------- resume and load
+@pytest.mark.slow
+def test_resume_from_ema_checkpoint_matches_mmengine(tmp_path, lenient_torch_load):
+    run_mm(tmp_path / "mm", [dict(EMA)])
+    run_lh(tmp_path / "lh", [dict(EMA)])
+    run_mm(tmp_path / "mm_resumed", [dict(EMA)], load_from=str(tmp_path / "mm" / "epoch_1.pth"), resume=True)
+    bridge, _model = run_lh(tmp_path / "lh_resumed", [dict(EMA)], ckpt_path=str(tmp_path / "lh" / "epoch_1.pth"))
+    assert_same_checkpoint(tmp_path / "lh_resumed" / "epoch_2.pth", tmp_path / "mm_resumed" / "epoch_2.pth")
+    # Resuming gives what the uninterrupted run gave: training weights and average both restored, steps == 8.
+    assert_same_checkpoint(tmp_path / "lh_resumed" / "epoch_2.pth", tmp_path / "lh" / "epoch_2.pth")
+    assert ema_hook(bridge).ema_model.steps == 8
+
+
+@pytest.mark.slow
+def test_resume_from_plain_checkpoint_warns_and_starts_from_its_weights(tmp_path, lenient_torch_load, package_warnings):
+    run_mm(tmp_path / "mm", [])
+    run_lh(tmp_path / "lh", [])
+    assert "ema_state_dict" not in load(tmp_path / "lh" / "epoch_1.pth")
+    run_mm(tmp_path / "mm_resumed", [dict(EMA)], load_from=str(tmp_path / "mm" / "epoch_1.pth"), resume=True)
+    _bridge, _ = run_lh(tmp_path / "lh_resumed", [dict(EMA)], ckpt_path=str(tmp_path / "lh" / "epoch_1.pth"))
+    assert any("There is no `ema_state_dict` in checkpoint" in m for m in package_warnings)
+    assert_same_checkpoint(tmp_path / "lh_resumed" / "epoch_2.pth", tmp_path / "mm_resumed" / "epoch_2.pth")
+    assert int(load(tmp_path / "lh_resumed" / "epoch_2.pth")["ema_state_dict"]["steps"]) == 4
+
+
+def test_test_with_ema_checkpoint_uses_its_state_dict_like_mmengine(tmp_path, lenient_torch_load):
+    """Loading (not resuming): model and average both get state_dict, i.e. the averaged weights."""
+    run_lh(tmp_path / "lh", [dict(EMA)])
+    run_mm(tmp_path / "mm", [dict(EMA)])
+    mm_log: list = []
+    lh_log: list = []
+    run_mm(
+        tmp_path / "mm_test",
+        [dict(EMA), make_recorder(MMHook, mm_log)],
+        mode="test",
+        load_from=str(tmp_path / "mm" / "epoch_2.pth"),
+    )
+    bridge, _model = run_lh(
+        tmp_path / "lh_test",
+        [dict(EMA), make_recorder(LHHook, lh_log)],
+        mode="test",
+        ckpt_path=str(tmp_path / "lh" / "epoch_2.pth"),
+    )
+    saved = load(tmp_path / "lh" / "epoch_2.pth")
+    assert [s for s, _, _ in lh_log] == [s for s, _, _ in mm_log] == ["before_test_epoch", "after_test_epoch"]
+    for (_, _, mine), (_, _, ref) in zip(lh_log, mm_log, strict=True):
+        torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(mine, saved["state_dict"]["linear.weight"])
+    assert ema_hook(bridge).ema_model.steps == 0
+
+
+class WideToy(ToyModule):
+    """The toy model plus an extra layer, to make a checkpoint with a key the toy model lacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra = nn.Linear(2, 2)
+
+
+@pytest.mark.parametrize("strict_load", [False, True])
+def test_strict_load_both_ways(tmp_path, strict_load, package_warnings):
+    run_lh(tmp_path / "wide", [], model=WideToy(), max_epochs=1)
+    model = ToyModule()
+    model.strict_loading = False  # Lightning's own load into the model must tolerate the extra layer
+    hook = dict(EMA, strict_load=strict_load)
+    ckpt = str(tmp_path / "wide" / "epoch_1.pth")
+    if strict_load:
+        with pytest.raises(RuntimeError, match=r"unexpected key in source state_dict: extra\.weight"):
+            run_lh(tmp_path / "test", [hook], mode="test", ckpt_path=ckpt, model=model)
+        return
+    bridge, _ = run_lh(tmp_path / "test", [hook], mode="test", ckpt_path=ckpt, model=model)
+    assert any("unexpected key in source state_dict: extra.weight" in m for m in package_warnings)
+    saved = load(ckpt)["state_dict"]
+    torch.testing.assert_close(ema_hook(bridge).ema_model.module.linear.weight, saved["linear.weight"])
+
+
+# ---------------------------------------------------------------------------------------------- buffers, config
+class BNToy(ToyModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.bn(x)).squeeze(-1)
+
+
+def test_batchnorm_counter_keeps_counting_in_the_average(tmp_path):
+    bridge, model = run_lh(tmp_path, [dict(EMA, update_buffers=True)], model=BNToy())
+    saved = load(tmp_path / "epoch_2.pth")
+    assert int(model.bn.num_batches_tracked) == 8
+    assert int(saved["state_dict"]["bn.num_batches_tracked"]) == 8  # the average's (MMEngine: frozen at 1)
+    assert int(saved["ema_state_dict"]["module.bn.num_batches_tracked"]) == 8
+    assert not torch.allclose(saved["state_dict"]["bn.running_mean"], saved["ema_state_dict"]["module.bn.running_mean"])
+    assert int(ema_hook(bridge).averaged_state_dict()["bn.num_batches_tracked"]) == 8
+
+
+def test_begin_iter_in_iteration_based_training_matches_mmengine(tmp_path):
+    """MMEngine's test: begin_iter=5 → iter_4.pth has state_dict == ema_state_dict, iter_5.pth an average."""
+    from mmengine.runner import Runner
+
+    ckpt = dict(type="CheckpointHook", interval=1, by_epoch=False)
+    hook_cfg = dict(EMA, begin_iter=5)
+    model_cls, _metric_cls = _mm_classes()
+    Runner(
+        model=model_cls(),
+        work_dir=str(tmp_path / "mm"),
+        experiment_name=f"mm_{uuid.uuid4().hex[:8]}",
+        custom_hooks=[dict(hook_cfg)],
+        default_hooks=dict(checkpoint=ckpt),
+        log_level="WARNING",
+        train_dataloader=dict(
+            dataset=ToyDataset(),
+            batch_size=BATCH,
+            sampler=dict(type="InfiniteSampler", shuffle=False),
+            collate_fn=dict(type="default_collate"),
+        ),
+        train_cfg=dict(by_epoch=False, max_iters=7, val_interval=100),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
+    ).train()
+    bridge = HookBridge(default_hooks=dict(checkpoint=ckpt), custom_hooks=[dict(hook_cfg)], print_hooks_table=False)
+    train, _ = loaders()
+    trainer = make_trainer(tmp_path / "lh", bridge, max_steps=7, max_epochs=-1, limit_val_batches=0)
+    trainer.fit(ToyModule(), train)
+    for it in range(1, 8):
+        assert_same_checkpoint(tmp_path / "lh" / f"iter_{it}.pth", tmp_path / "mm" / f"iter_{it}.pth")
+    # Before begin_iter the average copies; the first started update copies too (steps 0), then it averages.
+    four, five, six = (load(tmp_path / "lh" / f"iter_{it}.pth") for it in (4, 5, 6))
+    for ckpt, steps in ((four, 0), (five, 1)):
+        torch.testing.assert_close(ckpt["state_dict"]["linear.weight"], ckpt["ema_state_dict"]["module.linear.weight"])
+        assert int(ckpt["ema_state_dict"]["steps"]) == steps
+    assert not torch.allclose(six["state_dict"]["linear.weight"], six["ema_state_dict"]["module.linear.weight"])
+
+
+def test_bad_configuration_names_the_value(tmp_path):
+    with pytest.raises(AssertionError, match="should not be both set"):
+        EMAHook(begin_iter=1, begin_epoch=1)
+    with pytest.raises(ValueError, match="begin_iter: -1"):
+        EMAHook(begin_iter=-1)
+    with pytest.raises(
+        AveragingConfigError, match=r"'ExponentialMovingAvg' is not a registered.*ExponentialMovingAverage"
+    ):
+        EMAHook(ema_type="ExponentialMovingAvg")
+    with pytest.raises(AveragingConfigError, match="subclass of"):
+        EMAHook(ema_type=nn.Linear)
+    with pytest.raises(
+        AveragingConfigError, match=r"self\.begin_epoch should be smaller than or equal to runner\.max_epochs: 2"
+    ):
+        run_lh(tmp_path, [dict(EMA, begin_epoch=3)])
+
+
+def test_sharded_parameters_are_refused(tmp_path):
+    """A DTensor parameter (FSDP2, tensor parallel) is refused with an explanation, before any training."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, distribute_tensor
+
+    store = dist.HashStore()
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,))
+        model = ToyModule()
+        model.linear.weight = nn.Parameter(distribute_tensor(model.linear.weight.detach(), mesh, [Replicate()]))
+        with pytest.raises(RuntimeError, match=r"does not support sharded models.*DTensor"):
+            run_lh(tmp_path, [dict(EMA)], model=model)
+    finally:
+        dist.destroy_process_group()
+    assert os.path.isdir(tmp_path)
