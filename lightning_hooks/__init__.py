@@ -14,11 +14,13 @@ and counters::
 
 __version__ = "0.1.0"
 
+from .averaging import BaseAveragedModel, ExponentialMovingAverage, MomentumAnnealingEMA, StochasticWeightAverage
 from .bridge import DEFAULT_HOOKS, HookBridge, merge_default_hooks
 from .hooks import (
     CheckInvalidLossHook,
     CheckpointHook,
     DistSamplerSeedHook,
+    EMAHook,
     Hook,
     IterTimerHook,
     LoggerHook,
@@ -34,20 +36,25 @@ __all__ = [
     "AVERAGED_MODELS",
     "DEFAULT_HOOKS",
     "HOOKS",
+    "BaseAveragedModel",
     "CheckInvalidLossHook",
     "CheckpointHook",
     "DistSamplerSeedHook",
+    "EMAHook",
+    "ExponentialMovingAverage",
     "HistoryBuffer",
     "Hook",
     "HookBridge",
     "IterTimerHook",
     "LoggerHook",
     "MessageHub",
+    "MomentumAnnealingEMA",
     "ParamSchedulerHook",
     "Priority",
     "Registry",
     "RunnerView",
     "RuntimeInfoHook",
+    "StochasticWeightAverage",
     "__version__",
     "get_priority",
     "merge_default_hooks",

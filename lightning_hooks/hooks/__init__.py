@@ -3,6 +3,7 @@
 from . import _planned  # noqa: F401  (registers the names of hooks still to come)
 from .check_invalid_loss_hook import CheckInvalidLossHook
 from .checkpoint_hook import CheckpointHook
+from .ema_hook import EMAHook
 from .hook import Hook
 from .iter_timer_hook import IterTimerHook
 from .logger_hook import LoggerHook
@@ -14,6 +15,7 @@ __all__ = [
     "CheckInvalidLossHook",
     "CheckpointHook",
     "DistSamplerSeedHook",
+    "EMAHook",
     "Hook",
     "IterTimerHook",
     "LoggerHook",

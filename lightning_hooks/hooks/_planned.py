@@ -23,7 +23,6 @@ def _planned(name: str, issue: str) -> type:
 
 
 _PLANNED = {
-    "EMAHook": "EMA and averaged models",
     "EmptyCacheHook": "custom and distributed hooks",
     "SyncBuffersHook": "custom and distributed hooks",
     "ProfilerHook": "custom and distributed hooks",
