@@ -1,0 +1,118 @@
+"""Resume: a run interrupted after epoch k and resumed ends exactly like an uninterrupted run.
+
+Weights, optimizer state, best score, kept files and the mount points after the
+resume point are compared bit for bit on CPU (fixed seed, no shuffling).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from ckpt_helpers import NO_DEFAULTS, ScoredModule, files_in, run_lightning, runtime_info
+from toy import loaders, make_trace_hook, make_trainer
+
+from lightning_hooks import Hook, HookBridge
+
+SCORES = {"acc": [0.4, 0.3, 0.5, 0.1, 0.6, 0.2]}
+CFG = dict(type="CheckpointHook", interval=1, save_best="acc", max_keep_ckpts=2, keep_resumed=False)
+
+
+def traced_fit(work_dir, max_epochs, ckpt_path=None, resume=False, cfg=CFG, optimizer="sgd"):
+    log: list = []
+    bridge = HookBridge(
+        default_hooks={**NO_DEFAULTS, "checkpoint": dict(cfg)},
+        custom_hooks=[make_trace_hook(Hook, log)],
+        work_dir=str(work_dir),
+        resume=resume,
+        print_hooks_table=False,
+        log_level="WARNING",
+    )
+    trainer = make_trainer(work_dir, bridge, max_epochs=max_epochs, num_sanity_val_steps=0)
+    train, val = loaders()
+    module = ScoredModule(SCORES, optimizer=optimizer)
+    trainer.fit(module, train, val, ckpt_path=ckpt_path)
+    return log, trainer, module
+
+
+def final_state(work_dir, name):
+    return torch.load(os.path.join(work_dir, name), map_location="cpu", weights_only=False)
+
+
+def assert_same_tensors(a, b):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_tensors(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same_tensors(x, y)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize(
+    ("stop_after", "how"),
+    [(2, "auto"), (3, "ckpt_path"), (1, "ckpt_path_best_resave")],
+)
+def test_interrupted_run_ends_like_uninterrupted(tmp_path, stop_after, how):
+    """k=2: checkpoint written in the epoch's last batch; k=3: re-saved after validation (new best)."""
+    full_log, _, full_module = traced_fit(tmp_path / "full", 5, optimizer="adamw")
+    part = tmp_path / "part"
+    traced_fit(part, stop_after, optimizer="adamw")
+    ckpt_path = None if how == "auto" else str(part / f"epoch_{stop_after}.pth")
+    resumed_log, trainer, module = traced_fit(part, 5, ckpt_path=ckpt_path, resume=how == "auto", optimizer="adamw")
+
+    full, resumed = final_state(tmp_path / "full", "epoch_5.pth"), final_state(part, "epoch_5.pth")
+    assert_same_tensors(full["state_dict"], resumed["state_dict"])
+    assert_same_tensors(full["optimizer_states"], resumed["optimizer_states"])
+    assert_same_tensors(full_module.state_dict(), module.state_dict())
+    assert full["message_hub"]["runtime_info"]["best_score"] == resumed["message_hub"]["runtime_info"]["best_score"]
+    assert runtime_info(str(part / "epoch_5.pth"))["keep_ckpt_ids"] == [4, 5]
+    assert (
+        files_in(tmp_path / "full")
+        == files_in(part)
+        == [
+            "best_acc_epoch_5.pth",
+            "epoch_4.pth",
+            "epoch_5.pth",
+            "last_checkpoint",
+        ]
+    )
+    # After the resume point the mount points and counters are those of the uninterrupted run.
+    resume_point = next(i for i, e in enumerate(full_log) if e[0] == "before_train_epoch" and e[1] == stop_after)
+    tail = [e for e in resumed_log if e[0] not in ("before_run", "after_load_checkpoint", "before_train")]
+    assert tail == full_log[resume_point:]
+    assert trainer.global_step == 20
+
+
+def test_resume_keeps_the_checkpoint_it_resumed_from_by_default(tmp_path):
+    """keep_resumed=True (default): max_keep_ckpts=1 would delete epoch_2.pth (MMEngine does); we keep it."""
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1)
+    run_lightning(tmp_path, cfg, SCORES, max_epochs=2)
+    run_lightning(tmp_path, cfg, SCORES, max_epochs=4, ckpt_path=str(tmp_path / "epoch_2.pth"))
+    assert files_in(tmp_path) == ["epoch_2.pth", "epoch_4.pth", "last_checkpoint"]
+    assert runtime_info(str(tmp_path / "epoch_4.pth"))["keep_ckpt_ids"] == [4]
+
+
+def test_auto_resume_without_last_checkpoint_starts_fresh(tmp_path, capsys):
+    trainer, bridge, _ = run_lightning(
+        tmp_path, dict(type="CheckpointHook", interval=2), SCORES, max_epochs=2, resume=True
+    )
+    assert trainer.ckpt_path is None
+    assert bridge.state.epoch == 2 and bridge.state.iter == 8
+    assert files_in(tmp_path) == ["epoch_2.pth", "last_checkpoint"]
+
+
+def test_resume_from_an_iteration_checkpoint_continues_the_counters(tmp_path):
+    cfg = dict(type="CheckpointHook", interval=3, by_epoch=False)
+    run_lightning(tmp_path, cfg, SCORES, max_iters=6, val_interval=2)
+    _, bridge, _ = run_lightning(tmp_path, cfg, SCORES, max_iters=9, val_interval=2, resume=True)
+    assert bridge.state.iter == 9
+    assert files_in(tmp_path) == ["iter_3.pth", "iter_6.pth", "iter_9.pth", "last_checkpoint"]
+    meta = torch.load(tmp_path / "iter_9.pth", weights_only=False)["meta"]
+    assert (meta["epoch"], meta["iter"]) == (0, 9)
