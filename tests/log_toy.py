@@ -135,3 +135,75 @@ def run_lh(
     finally:
         logger.removeHandler(catcher)
     return trainer, bridge, catcher
+
+
+# ----------------------------------------------------------------------------- file readers
+def read_json_lines(path: Any) -> list[dict]:
+    """One dict per line of a JSON-lines file."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def find_one(root: Any, pattern: str) -> Any:
+    """The single file under ``root`` matching the glob ``pattern``."""
+    from pathlib import Path
+
+    found = sorted(Path(root).rglob(pattern))
+    assert len(found) == 1, f"expected one {pattern} under {root}, found {found}"
+    return found[0]
+
+
+def read_tensorboard(event_dir: Any) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` read with tensorboard's own EventAccumulator."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+_BLOCK = 32 * 1024
+_WANDB_HEADER = 7  # ':W&B', a 2-byte magic and a version byte
+
+
+def read_wandb_history(run_file: Any) -> list[dict[str, Any]]:
+    """The history rows of an offline W&B run, decoded from its ``.wandb`` file with W&B's protobuf schema.
+
+    The file is a LevelDB-style log: 32 KiB blocks of chunks with a 7-byte header
+    (crc, little-endian length, type 1=full 2=first 3=middle 4=last).
+    """
+    import json
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = open(run_file, "rb").read()
+    assert data[:4] == b":W&B", "not a W&B run file"
+    pos, pending, payloads = _WANDB_HEADER, b"", []
+    while pos + 7 <= len(data):
+        left_in_block = _BLOCK - pos % _BLOCK
+        if left_in_block < 7:
+            pos += left_in_block
+            continue
+        length = int.from_bytes(data[pos + 4 : pos + 6], "little")
+        kind = data[pos + 6]
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending += chunk
+        if kind in (1, 4):
+            payloads.append(pending)
+            pending = b""
+    rows = []
+    for payload in payloads:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "history":
+            row = {}
+            for item in record.history.item:
+                key = item.key or "/".join(item.nested_key)
+                row[key] = json.loads(item.value_json)
+            rows.append(row)
+    return rows

@@ -152,7 +152,7 @@ def test_without_the_hook_lightning_steps_after_validation(tmp_path):
         def on_train_batch_start(self, batch, batch_idx):
             seen.append(self.trainer.lr_scheduler_configs[0].interval)
 
-    trainer, bridge, _ = run_lh(
+    trainer, _, _ = run_lh(
         tmp_path,
         trainer_kwargs=dict(max_epochs=2),
         bridge_kwargs=dict(default_hooks=dict(param_scheduler=None, checkpoint=None, logger=None)),
@@ -186,7 +186,7 @@ def test_missing_plateau_metric_is_a_clear_error(tmp_path):
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max")
         return [dict(scheduler=plateau, monitor="val_f1", interval="epoch")]
 
-    with pytest.raises(KeyError, match="'val_f1'.*available metrics: \\['acc'\\]"):
+    with pytest.raises(KeyError, match=r"'val_f1'.*available metrics: \['acc'\]"):
         run_lh(
             tmp_path,
             trainer_kwargs=dict(max_epochs=1),

@@ -38,7 +38,7 @@ def copy_logs(
 
     ``storage_options`` go to fsspec (credentials, endpoints) for URLs.
     """
-    import fsspec
+    import fsspec  # type: ignore[import-untyped]
 
     copied = []
     for relative in iter_log_files(log_dir, suffixes):

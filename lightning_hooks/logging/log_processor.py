@@ -315,7 +315,7 @@ class LogProcessor:
         )
 
 
-def build_log_processor(cfg: Union[None, LogProcessor, Mapping[str, Any]]) -> LogProcessor:
+def build_log_processor(cfg: Union[LogProcessor, Mapping[str, Any], None]) -> LogProcessor:
     """A :class:`LogProcessor` from None (defaults), an instance, or a config dict (``type`` optional)."""
     if cfg is None:
         return LogProcessor()

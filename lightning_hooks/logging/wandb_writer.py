@@ -32,7 +32,7 @@ class WandbWriter:
         self,
         save_dir: str,
         init_kwargs: Optional[dict[str, Any]] = None,
-        define_metric_cfg: Union[None, dict[str, str], list[dict[str, Any]]] = None,
+        define_metric_cfg: Union[dict[str, str], list[dict[str, Any]], None] = None,
         commit: bool = True,
     ) -> None:
         if define_metric_cfg is not None and not isinstance(define_metric_cfg, (dict, list)):
