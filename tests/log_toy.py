@@ -188,6 +188,8 @@ def read_wandb_history(run_file: Any) -> list[dict[str, Any]]:
             continue
         length = int.from_bytes(data[pos + 4 : pos + 6], "little")
         kind = data[pos + 6]
+        if pos + 7 + length > len(data):
+            break  # the writer has not finished this chunk yet
         chunk = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind == 0 and length == 0:
@@ -207,3 +209,20 @@ def read_wandb_history(run_file: Any) -> list[dict[str, Any]]:
                 row[key] = json.loads(item.value_json)
             rows.append(row)
     return rows
+
+
+
+def wait_for_wandb_history(root: Any, key: str, rows_expected: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """History rows of the single offline run under ``root``, once ``rows_expected`` rows hold ``key``.
+
+    W&B's service process writes the ``.wandb`` file asynchronously, so the rows
+    may appear a moment after ``finish()`` returns.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = read_wandb_history(find_one(root, "run-*.wandb"))
+        if sum(key in row for row in rows) >= rows_expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)

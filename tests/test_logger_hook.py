@@ -17,7 +17,7 @@ import fsspec
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from log_toy import find_one, read_json_lines, read_tensorboard, read_wandb_history, run_lh, run_mm
+from log_toy import read_json_lines, read_tensorboard, run_lh, run_mm, wait_for_wandb_history
 from toy import ToyModule
 
 from lightning_hooks import Hook, LoggerHook
@@ -204,7 +204,7 @@ def test_wandb_offline_runs(tmp_path, monkeypatch):
     )
     vis_dir = os.path.join(log_dir_of(bridge), "vis_data")
     records = read_json_lines(os.path.join(vis_dir, "scalars.json"))
-    rows = read_wandb_history(find_one(vis_dir, "run-*.wandb"))
+    rows = wait_for_wandb_history(vis_dir, "loss", 4)
     assert_series([(r["step"], r["loss"]) for r in rows if "loss" in r], _json_series(records, "loss"))
     assert_series([(r["step"], r["acc"]) for r in rows if "acc" in r], _json_series(records, "acc"))
 
@@ -217,7 +217,7 @@ def test_wandb_offline_runs(tmp_path, monkeypatch):
     wandb_logger.experiment.finish()
     records = read_json_lines(os.path.join(log_dir_of(bridge), "vis_data", "scalars.json"))
     assert not list((tmp_path / "lightning").rglob("*.wandb"))  # the WandbLogger covers W&B: no second run
-    rows = read_wandb_history(find_one(tmp_path / "wl", "run-*.wandb"))
+    rows = wait_for_wandb_history(tmp_path / "wl", "loss", 4)
     logged = [(r["trainer/global_step"], r["loss"]) for r in rows if "loss" in r]
     assert_series(logged, _json_series(records, "loss"))
 
