@@ -31,6 +31,7 @@ from lightning.pytorch.callbacks import Callback
 from . import __version__
 from .dispatch import HookList
 from .hooks.hook import Hook
+from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
 from .registry import to_plain
 from .runner import LoopState, RunnerView, call_hooks, close_log_file, get_logger
@@ -93,6 +94,8 @@ class HookBridge(Callback):
         print_hooks_table: log the per-stage hooks table at the start of each run.
         validate_at_end: validate after the last epoch or iteration even when it is
             off the validation interval, as MMEngine's loops do (Lightning would not).
+        log_processor: arguments of :class:`~lightning_hooks.logging.LogProcessor`
+            (``window_size``, ``by_epoch``, ``custom_cfg``...), which formats LoggerHook's lines.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class HookBridge(Callback):
         log_level: str = "INFO",
         print_hooks_table: bool = True,
         validate_at_end: bool = True,
+        log_processor: Optional[Union[dict[str, Any], LogProcessor]] = None,
     ) -> None:
         super().__init__()
         self.work_dir = str(work_dir) if work_dir is not None else None
@@ -127,7 +131,7 @@ class HookBridge(Callback):
         self.hook_list.resolve_all()
         self.state = LoopState()
         self.message_hub: Optional[MessageHub] = None
-        self.runtime: dict[str, Any] = {}
+        self.runtime: dict[str, Any] = {"log_processor": build_log_processor(log_processor)}
         self.runner: Optional[RunnerView] = None
         self._stage: Optional[str] = None
         self._run_open = False

@@ -321,6 +321,11 @@ class RunnerView:
         return logging.getLogger(LOGGER_NAME)
 
     @property
+    def log_processor(self) -> Any:
+        """The :class:`~lightning_hooks.logging.LogProcessor` that formats LoggerHook's lines."""
+        return self._runtime["log_processor"]
+
+    @property
     def message_hub(self) -> MessageHub:
         """This run's :class:`MessageHub`."""
         return self._runtime["message_hub"]
