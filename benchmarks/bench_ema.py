@@ -1,0 +1,205 @@
+"""Time and memory of one EMA update, ours against the anchors, in the same run.
+
+Models:
+  (a) ResNet-50's parameter set: real Conv2d/BatchNorm2d/Linear modules with ResNet-50's
+      shapes (161 parameter tensors, 25.56M parameters, 159 buffers);
+  (b) 2,000 small tensors of 2,048 elements (4.1M parameters), where per-tensor overhead dominates.
+
+Methods (momentum 2e-4, i.e. decay 0.9998):
+  floor      one ``lerp_`` over a single flat buffer of the same number of parameters (12 bytes moved per parameter);
+  ours       ``lightning_hooks.ExponentialMovingAverage.update_parameters`` (cached lists, one ``_foreach_lerp_``);
+  mmengine   ``mmengine.model.ExponentialMovingAverage.update_parameters`` (per-parameter ``lerp_``);
+  torch      ``torch.optim.swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn`` (foreach, per update regrouping);
+  lightning  ``EMAWeightAveraging``'s update (``AveragedModel`` with ``get_ema_avg_fn``, ``use_buffers=True``).
+
+Time: ``torch.set_num_threads(1)``, the rounds are interleaved and the minimum over rounds of the
+mean per update is reported. Peak extra memory: growth of the process's peak resident set while
+the method builds its average and runs 3 updates (Linux ``VmHWM``, reset before each method).
+One averaged copy is the expected minimum; the floor's figure is its one flat averaged buffer.
+
+Run: ``python benchmarks/bench_ema.py`` (about 1-2 minutes on 2 cores). The numbers are noisy on
+a shared machine; read the ratios, measured in the same run, rather than the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+warnings.filterwarnings("ignore")
+MOMENTUM = 2e-4
+METHODS = ("floor", "ours", "mmengine", "torch", "lightning")
+
+
+# ----------------------------------------------------------------------------------------- models
+class ResNet50Params(nn.Module):
+    """ResNet-50's convolutions, batch norms and classifier (no forward: only the tensors matter here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, bias=False), nn.BatchNorm2d(64)]
+        in_ch = 64
+        for width, blocks in zip((64, 128, 256, 512), (3, 4, 6, 3), strict=True):
+            for b in range(blocks):
+                layers += [nn.Conv2d(in_ch, width, 1, bias=False), nn.BatchNorm2d(width)]
+                layers += [nn.Conv2d(width, width, 3, bias=False), nn.BatchNorm2d(width)]
+                layers += [nn.Conv2d(width, width * 4, 1, bias=False), nn.BatchNorm2d(width * 4)]
+                if b == 0:
+                    layers += [nn.Conv2d(in_ch, width * 4, 1, bias=False), nn.BatchNorm2d(width * 4)]
+                in_ch = width * 4
+        layers.append(nn.Linear(2048, 1000))
+        self.layers = nn.ModuleList(layers)
+
+
+class ManySmall(nn.Module):
+    def __init__(self, count: int = 2000, size: int = 2048) -> None:
+        super().__init__()
+        self.params = nn.ParameterList([nn.Parameter(torch.randn(size)) for _ in range(count)])
+
+
+MODELS: dict[str, Callable[[], nn.Module]] = {"resnet50": ResNet50Params, "many_small": ManySmall}
+
+
+def as_lightning_module(model: nn.Module) -> Any:
+    import lightning.pytorch as pl
+
+    class Wrapped(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+    return Wrapped()
+
+
+# ----------------------------------------------------------------------------------------- methods
+def flat_source(model: nn.Module) -> torch.Tensor:
+    """The floor's stand-in for the model: all parameters in one flat buffer."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def build(method: str, model: nn.Module, flat_src: torch.Tensor) -> tuple[Callable[[], None], nn.Module]:
+    """An update closure for ``method``, and the module whose parameters it reads."""
+    if method == "floor":
+        avg = flat_src.clone()
+        return (lambda: avg.lerp_(flat_src, MOMENTUM)), model
+    if method == "ours":
+        from lightning_hooks import ExponentialMovingAverage
+
+        ours = ExponentialMovingAverage(model, momentum=MOMENTUM)
+        return (lambda: ours.update_parameters(model)), model
+    if method == "mmengine":
+        from mmengine.model import ExponentialMovingAverage as MMEMA
+
+        theirs = MMEMA(model, momentum=MOMENTUM)
+        return (lambda: theirs.update_parameters(model)), model
+    if method == "torch":
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(1 - MOMENTUM))
+        return (lambda: averaged.update_parameters(model)), model
+    if method == "lightning":
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        module = as_lightning_module(model)
+        callback = EMAWeightAveraging(decay=1 - MOMENTUM)
+        callback.setup(None, module, "fit")  # type: ignore[arg-type]  # builds its AveragedModel; the trainer is unused
+        average = callback._average_model
+        assert average is not None
+        return (lambda: average.update_parameters(module)), module
+    raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+def time_updates(model_name: str, rounds: int, per_round: int) -> dict[str, float]:
+    """Milliseconds per update for every method (min over interleaved rounds of the mean per round)."""
+    torch.manual_seed(0)
+    model = MODELS[model_name]()
+    flat_src = flat_source(model)
+    updates = {}
+    for method in METHODS:
+        update, _ = build(method, model, flat_src)
+        update()  # the first update copies (and resolves caches)
+        update()
+        updates[method] = update
+    best = dict.fromkeys(METHODS, float("inf"))
+    for _ in range(rounds):
+        for method, update in updates.items():
+            start = time.perf_counter()
+            for _ in range(per_round):
+                update()
+            best[method] = min(best[method], (time.perf_counter() - start) / per_round * 1e3)
+    return best
+
+
+def _rss_mib(key: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def peak_extra_mib(model_name: str) -> dict[str, float]:
+    """Peak resident-memory growth (MiB) while each method builds its average and runs 3 updates.
+
+    Linux only: the peak (VmHWM) is reset through ``/proc/self/clear_refs`` and free heap memory is
+    returned with ``malloc_trim`` before each method, so each figure is that method's own peak.
+    """
+    libc = ctypes.CDLL("libc.so.6")
+    torch.manual_seed(0)
+    model = MODELS[model_name]()
+    flat_src = flat_source(model)
+    result = {}
+    for method in METHODS:
+        gc.collect()
+        libc.malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        base = _rss_mib("VmRSS:")
+        update, _ = build(method, model, flat_src)
+        for _ in range(3):
+            update()
+        result[method] = _rss_mib("VmHWM:") - base
+        del update
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--per-round", type=int, default=5)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, 1 thread, min over {args.rounds} interleaved rounds of {args.per_round} updates")
+    print("machine shared with other jobs while measuring: treat absolute times as noisy, ratios as the result\n")
+    for model_name in MODELS:
+        model = MODELS[model_name]()
+        n_params = sum(p.numel() for p in model.parameters())
+        copy_mib = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]) / 2**20
+        print(
+            f"## {model_name}: {len(list(model.parameters()))} parameter tensors, {n_params / 1e6:.2f}M parameters, "
+            f"{len(list(model.buffers()))} buffers; one averaged copy = {copy_mib:.1f} MiB"
+        )
+        times = time_updates(model_name, args.rounds, args.per_round)
+        memory = {} if args.no_memory else peak_extra_mib(model_name)
+        print("| method | ms / update | x floor | ours faster by | peak extra MiB |")
+        print("|---|---:|---:|---:|---:|")
+        for method in METHODS:
+            peak = f"{memory[method]:.1f}" if memory else "-"
+            print(
+                f"| {method} | {times[method]:.3f} | {times[method] / times['floor']:.2f} | "
+                f"{times[method] / times['ours']:.2f}x | {peak} |"
+            )
+        print()
+
+
+if __name__ == "__main__":
+    main()
