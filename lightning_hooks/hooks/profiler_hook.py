@@ -21,8 +21,9 @@ Differences from MMEngine (deliberate):
   where the Trainer knows the number of batches (MMEngine checks in
   ``before_run``); the profiler itself still starts in ``before_run``.
 * The profiler is always closed by ``after_run``, also when training fails or
-  stops before ``profile_times`` was reached. MMEngine leaves it running, and
-  the next profiler in the process then fails. In a standalone
+  stops before ``profile_times`` was reached. MMEngine leaves it recording:
+  every later operator in the process is recorded, so memory grows and each
+  operator pays the profiler's overhead. In a standalone
   ``validate``/``test`` run this makes the whole run the profiled range.
 * Under DDP, ranks other than 0 add ``_rank<k>`` to ``json_trace_path`` so the
   ranks do not overwrite one another's trace.
