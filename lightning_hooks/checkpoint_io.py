@@ -47,6 +47,7 @@ from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 
 __all__ = [
     "AtomicCheckpointIO",
+    "CheckpointWriteError",
     "arm_auto_resume",
     "atomic_torch_save",
     "atomic_write_text",
@@ -197,6 +198,13 @@ def _to_host(obj: Any) -> Any:
     return obj
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, permissions, ...); the message names the file.
+
+    Nothing was replaced or deleted: the previous checkpoints are intact.
+    """
+
+
 class AtomicCheckpointIO(CheckpointIO):
     """Lightning ``CheckpointIO`` that writes atomically and durably, optionally in the background.
 
@@ -215,6 +223,7 @@ class AtomicCheckpointIO(CheckpointIO):
         self.async_save = bool(async_save)
         self._executor: Optional[ThreadPoolExecutor] = None
         self._pending: Optional[Future] = None
+        self.files_written = 0  # by this process: 0 on every rank but global rank 0
 
     # -- saving --------------------------------------------------------------------
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
@@ -246,8 +255,9 @@ class AtomicCheckpointIO(CheckpointIO):
     def _write(self, checkpoint: dict[str, Any], path: str, after_write: Optional[Callable[[], None]]) -> None:
         try:
             atomic_torch_save(checkpoint, path, fsync=self.fsync)
-        except OSError as exc:
-            raise OSError(exc.errno, f"Could not write checkpoint {path!r}: {exc.strerror or exc}") from exc
+        except (OSError, RuntimeError) as exc:  # torch's zip writer reports I/O errors as RuntimeError
+            raise CheckpointWriteError(f"Could not write checkpoint {path!r}: {exc}") from exc
+        self.files_written += 1
         if after_write is not None:
             after_write()
 

@@ -20,6 +20,7 @@ from toy import VAL_BATCH, ToyDataset, ToyModule, loaders, make_trainer
 
 from lightning_hooks import HookBridge
 
+RAMP_SCORES = {"acc": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
 NO_DEFAULTS = {"runtime_info": None, "timer": None, "sampler_seed": None, "logger": None, "param_scheduler": None}
 
 
