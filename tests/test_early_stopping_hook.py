@@ -172,7 +172,9 @@ def run_mmengine_sequence(tmp_path, values, hook_cfg, train_cfg, infinite=False)
         model=model_cls(),
         work_dir=str(tmp_path),
         experiment_name=f"es_{uuid.uuid4().hex[:8]}",
-        train_dataloader=dict(dataset=ToyDataset(), batch_size=BATCH, sampler=sampler, collate_fn=dict(type="default_collate")),
+        train_dataloader=dict(
+            dataset=ToyDataset(), batch_size=BATCH, sampler=sampler, collate_fn=dict(type="default_collate")
+        ),
         val_dataloader=dict(
             dataset=ToyDataset(),
             batch_size=VAL_BATCH,
@@ -258,7 +260,12 @@ def test_state_survives_resume(tmp_path):
     assert (state["best_score"], state["wait_count"]) == (92.0, 1)
 
     resumed, trainer = run_lightning(
-        tmp_path, [dict(cfg)], RUNNER_SEQUENCE, default_hooks=ckpt, max_epochs=10, ckpt_path=str(tmp_path / "epoch_5.pth")
+        tmp_path,
+        [dict(cfg)],
+        RUNNER_SEQUENCE,
+        default_hooks=ckpt,
+        max_epochs=10,
+        ckpt_path=str(tmp_path / "epoch_5.pth"),
     )
     assert [v for _, _, v in resumed.val] == [90.0, 90.0]
     assert resumed.final[0] == 7 and trainer.should_stop

@@ -80,13 +80,16 @@ def test_custom_sampler_is_seeded_once_per_epoch_like_mmengine(tmp_path):
     from mmengine.runner import Runner
 
     DATA_SAMPLERS.register_module(module=CountingSampler, force=True)
-    model_cls, metric_cls = _mm_classes()
+    model_cls, _ = _mm_classes()
     runner = Runner(
         model=model_cls(),
         work_dir=str(tmp_path / "mm"),
         experiment_name=f"seed_{uuid.uuid4().hex[:8]}",
         train_dataloader=dict(
-            dataset=ToyDataset(), batch_size=BATCH, sampler=dict(type="CountingSampler"), collate_fn=dict(type="default_collate")
+            dataset=ToyDataset(),
+            batch_size=BATCH,
+            sampler=dict(type="CountingSampler"),
+            collate_fn=dict(type="default_collate"),
         ),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
         train_cfg=dict(by_epoch=True, max_epochs=EPOCHS),

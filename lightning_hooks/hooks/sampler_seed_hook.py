@@ -44,11 +44,12 @@ def epoch_seed_targets(loader: Any) -> list[Any]:
     """
     sampler = getattr(loader, "sampler", None)
     batch_sampler = getattr(loader, "batch_sampler", None)
+    inner = getattr(batch_sampler, "sampler", None)
     candidates = []
     if _has_set_epoch(sampler):
         candidates.append(sampler)
-    elif _has_set_epoch(getattr(batch_sampler, "sampler", None)):
-        candidates.append(batch_sampler.sampler)
+    elif _has_set_epoch(inner):
+        candidates.append(inner)
     if _has_set_epoch(batch_sampler):
         candidates.append(batch_sampler)
     unique: list[Any] = []
