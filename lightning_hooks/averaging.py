@@ -169,6 +169,7 @@ class BaseAveragedModel(nn.Module):
             self._cast_floats(self.dtype)
         self._steps = 0
         self._plan: Optional[_Plan] = None
+        self._fused = self._fused_rule()
 
     # ------------------------------------------------------------------ counters and layout
     @property
@@ -262,10 +263,9 @@ class BaseAveragedModel(nn.Module):
             for group in plan.groups:
                 torch._foreach_copy_(group.avg, group.sources())
         elif steps % self.interval == 0:
-            fused = self._fused_rule()
             for group in plan.groups:
                 source = self._stage(group)
-                if fused:
+                if self._fused:
                     self.multi_avg_func(group.avg, source, steps)
                 else:
                     BaseAveragedModel.multi_avg_func(self, group.avg, source, steps)

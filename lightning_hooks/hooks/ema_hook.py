@@ -23,7 +23,11 @@ Differences from MMEngine (deliberate, see ``docs/hooks/ema_hook.md``):
 * after ``fit`` the model holds its trained weights; :meth:`EMAHook.averaged_state_dict`
   and :meth:`EMAHook.save_averaged` export the average in one call;
 * the swap exchanges tensor storage (no copies, no allocation) when the
-  averaged copy has the model's device and dtype; MMEngine clones every tensor;
+  averaged copy has the model's device and dtype; MMEngine clones every tensor.
+  When it does not (a float32 average of a bf16 model, a CPU-offloaded
+  average) the model's values are kept aside and restored, so the average is
+  never rounded to the model's dtype by a validation;
+* tensors are paired by name for the swap (MMEngine: by position);
 * a second run of the same Trainer (``trainer.test(model)`` after ``fit``) keeps
   the average instead of rebuilding it from the raw weights;
 * non-strict loading skips tensors of another shape with a warning, as
@@ -111,16 +115,52 @@ def _load_weights(module: nn.Module, state_dict: Mapping[str, Any], strict: bool
     logger.warning(message)
 
 
-def _swap_storage(a: Tensor, b: Tensor) -> None:
-    """Exchange the values of two tensors: by storage when they match in device/dtype/shape, else by copying."""
-    if a.device == b.device and a.dtype == b.dtype and a.shape == b.shape:
-        a_data = a.data
-        a.data = b.data
-        b.data = a_data
-    else:
-        tmp = a.detach().clone()
-        a.data.copy_(b.data)
-        b.data.copy_(tmp)
+def _same_layout(a: Tensor, b: Tensor) -> bool:
+    return a.device == b.device and a.dtype == b.dtype and a.shape == b.shape
+
+
+def _exchange_data(a: Tensor, b: Tensor) -> None:
+    """Exchange the storage behind two tensors of the same layout: no copy, no allocation."""
+    a_data = a.data
+    a.data = b.data
+    b.data = a_data
+
+
+class _SwapState:
+    """How the average was put into the model, so that it can be undone exactly.
+
+    Tensors of the same device and dtype exchange storage (symmetric and free).
+    Others (a float32 average of a bf16 model, a CPU-offloaded average) cannot:
+    a copy-swap would round the average to the model's dtype at every
+    validation. For those the model's own values are kept aside and the
+    average is copied in; undoing restores the kept values, and the average
+    itself is never written.
+    """
+
+    def __init__(self) -> None:
+        self.exchanged: list[tuple[str, Tensor, Tensor]] = []
+        self.kept: list[tuple[str, Tensor, Tensor]] = []
+
+    def apply(self, pairs: Iterator[tuple[str, Tensor, Tensor]]) -> None:
+        for name, avg, src in pairs:
+            if _same_layout(avg, src):
+                _exchange_data(avg, src)
+                self.exchanged.append((name, avg, src))
+            else:
+                self.kept.append((name, src, src.detach().clone()))
+                src.data.copy_(avg.data)
+
+    def undo(self) -> None:
+        for _, avg, src in self.exchanged:
+            _exchange_data(avg, src)
+        for _, src, raw in self.kept:
+            src.data.copy_(raw)
+        self.exchanged.clear()
+        self.kept.clear()
+
+    def averaged_tensors(self) -> dict[str, Tensor]:
+        """Names whose average now sits in the model's tensor (exchanged storage)."""
+        return {name: src for name, _, src in self.exchanged}
 
 
 @HOOKS.register_module()
@@ -172,7 +212,7 @@ class EMAHook(Hook):
         self.enabled_by_epoch = begin_epoch > 0
         self.src_model: Optional[nn.Module] = None
         self.ema_model: Optional[BaseAveragedModel] = None
-        self._swapped = False
+        self._swap: Optional[_SwapState] = None
 
     # ------------------------------------------------------------------ building and placement
     def before_run(self, runner: Any) -> None:
@@ -188,7 +228,7 @@ class EMAHook(Hook):
                 f"ema_type {self.ema_cfg['type']!r} built a {type(ema).__name__}, not a BaseAveragedModel"
             )
         self.ema_model = ema
-        self._swapped = False
+        self._swap = None
 
     def before_train(self, runner: Any) -> None:
         """Check ``begin_*`` against the run's length and put the average where the model now is."""
@@ -258,36 +298,37 @@ class EMAHook(Hook):
         self._swap_out()
 
     def _swap_in(self, runner: Any) -> None:
-        if self._swapped or self.ema_model is None:
+        if self._swap is not None or self.ema_model is None:
             return
         self._follow_model(runner)
-        self._swap_ema_parameters()
-        self._swapped = True
+        swap = _SwapState()
+        with torch.no_grad():
+            swap.apply(self._swap_pairs())
+        self._swap = swap
 
     def _swap_out(self) -> None:
-        if not self._swapped:
+        if self._swap is None:
             return
-        self._swap_ema_parameters()
-        self._swapped = False
+        with torch.no_grad():
+            self._swap.undo()
+        self._swap = None
 
-    def _swap_pairs(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """(averaged, model) tensor pairs matched by name: parameters, plus buffers when ``update_buffers``."""
+    def _swap_pairs(self) -> Iterator[tuple[str, Tensor, Tensor]]:
+        """(name, averaged, model) tensors matched by name: parameters, plus buffers when ``update_buffers``.
+
+        MMEngine pairs them by position (``zip``); by name is the same for the
+        same architecture and cannot silently pair the wrong tensors.
+        """
         assert self.ema_model is not None and self.src_model is not None
         src_params = dict(self.src_model.named_parameters())
         for name, avg in self.ema_model.module.named_parameters():
             if name in src_params:
-                yield avg, src_params[name]
+                yield name, avg, src_params[name]
         if self.ema_model.update_buffers:
             src_buffers = dict(self.src_model.named_buffers())
             for name, avg_buffer in self.ema_model.module.named_buffers():
                 if name in src_buffers:
-                    yield avg_buffer, src_buffers[name]
-
-    def _swap_ema_parameters(self) -> None:
-        """Exchange the model's weights with the average (symmetric: calling it twice restores both)."""
-        with torch.no_grad():
-            for avg, src in self._swap_pairs():
-                _swap_storage(avg, src)
+                    yield name, avg_buffer, src_buffers[name]
 
     # ------------------------------------------------------------------ checkpoints
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
@@ -332,11 +373,10 @@ class EMAHook(Hook):
         """
         if self.ema_model is None:
             raise RuntimeError("EMAHook has no average yet: it is built when fit/validate/test starts")
-        module = self.ema_model.module
-        if self._swapped:  # during evaluation the average sits in the model
-            assert self.src_model is not None
-            module = self.src_model
-        return {k: v.detach().clone() for k, v in module.state_dict().items()}
+        state = self.ema_model.module.state_dict()
+        if self._swap is not None:  # during evaluation part of the average sits in the model's tensors
+            state.update(self._swap.averaged_tensors())
+        return {k: v.detach().clone() for k, v in state.items()}
 
     def save_averaged(self, path: Union[str, os.PathLike]) -> str:
         """Write ``{'state_dict': averaged weights, 'meta': {'ema_steps': n}}`` to ``path`` (local or fsspec URL).
