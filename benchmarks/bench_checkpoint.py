@@ -1,0 +1,251 @@
+"""One save of a ~300 MB checkpoint (25M-parameter model + AdamW state): CheckpointHook vs anchors.
+
+Rows, all measured in the same process on the same disk, best and median of N:
+
+* ``torch.save`` of the same dict straight to its file (the anchor: no atomicity, no fsync);
+* Lightning's default ``trainer.save_checkpoint`` (TorchCheckpointIO: BytesIO, then an fsspec
+  transaction staged in $TMPDIR);
+* MMEngine 0.10's CheckpointHook (``runner.save_checkpoint``: BytesIO, then ``open(path, 'wb')``);
+* our CheckpointHook, synchronous (atomic: temp file in the target dir, fsync, rename, fsync dir;
+  plus the atomic ``last_checkpoint``);
+* our CheckpointHook with ``async_save=True``: the time the training loop is blocked (copy to host
+  memory) and the time until the file is on disk.
+
+Run: ``python benchmarks/bench_checkpoint.py [--repeats 3] [--dir /tmp]``. Prints a table with the
+ratio of each row to ``torch.save``. The numbers are wall times on whatever else the machine runs:
+on a shared machine they are noisy, so compare ratios from one run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+warnings.filterwarnings("ignore")
+
+WIDTH = 5000  # Linear(5000, 5000): 25M parameters, 100 MB; with AdamW's two moments ~300 MB
+
+
+def round_robin(
+    methods: dict[str, Callable[[], Any]], repeats: int, cleanup: Callable[[], None]
+) -> dict[str, list[float]]:
+    """Time every method once per round, rounds in a row, so that disk and cache state hit all alike.
+
+    Before each timing the output directory is emptied and ``os.sync()`` flushes dirty pages, so a
+    method is not charged for the write-back of the previous one.
+    """
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            cleanup()
+            os.sync()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    cleanup()
+    return times
+
+
+def clear(directory: str) -> Callable[[], None]:
+    def run() -> None:
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+    return run
+
+
+# ----------------------------------------------------------------------------- Lightning + our hook
+MM_ROW = "MMEngine CheckpointHook (BytesIO + open/write)"
+
+
+def lightning_rows(root: str, repeats: int, mm_save: Callable[[], None]) -> dict[str, list[float]]:
+    """Train one step with two CheckpointHooks (sync, async), then time all save paths in rounds."""
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_hooks import Hook, HookBridge
+
+    rows: dict[str, list[float]] = {}
+
+    class Big(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.layer = nn.Linear(WIDTH, WIDTH)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.AdamW(self.parameters(), lr=1e-3)
+
+    class Measure(Hook):
+        priority = "LOWEST"
+
+        def after_train(self, runner: Any) -> None:
+            trainer = runner.trainer
+            out = os.path.join(root, "lh")
+            os.makedirs(out, exist_ok=True)
+            hooks = {
+                type(h).__name__ + ("_async" if getattr(h, "_io", None) and h._io.async_save else ""): h
+                for h in runner.hooks
+            }
+            sync_hook, async_hook = hooks["CheckpointHook"], hooks["CheckpointHook_async"]
+            meta = {"epoch": 1, "iter": 1}
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(False)
+            size = sum(t.numel() * t.element_size() for t in _tensors(checkpoint))
+            rows["checkpoint size (MB)"] = [size / 1e6]
+            sync_hook.out_dir = out
+            async_hook.out_dir = out
+            blocked: list[float] = []
+
+            def async_save() -> None:
+                start = time.perf_counter()
+                async_hook._save_checkpoint_with_step(runner, 1, meta)
+                blocked.append(time.perf_counter() - start)
+                async_hook._io.wait()
+
+            methods = {
+                "torch.save (anchor)": lambda: torch.save(checkpoint, os.path.join(out, "plain.pth")),
+                "Lightning trainer.save_checkpoint (TorchCheckpointIO)": lambda: trainer.save_checkpoint(
+                    os.path.join(out, "lightning.ckpt"), weights_only=False
+                ),
+                MM_ROW: mm_save,
+                "CheckpointHook, atomic + fsync (ours)": lambda: sync_hook._save_checkpoint_with_step(runner, 1, meta),
+                "CheckpointHook async: until on disk (ours)": async_save,
+            }
+            rows.update(round_robin(methods, repeats, clear(out)))
+            rows["CheckpointHook async: training blocked (ours)"] = blocked
+
+    loader = DataLoader(TensorDataset(torch.randn(4, WIDTH)), batch_size=4)
+    bridge = HookBridge(
+        default_hooks={name: None for name in ("timer", "sampler_seed", "logger", "param_scheduler", "checkpoint")},
+        custom_hooks=[
+            dict(type="CheckpointHook", interval=-1, save_last=False),
+            dict(type="CheckpointHook", interval=-1, save_last=False, async_save=True),
+            Measure(),
+        ],
+        work_dir=os.path.join(root, "lh_work"),
+        print_hooks_table=False,
+        log_level="WARNING",
+    )
+    trainer = pl.Trainer(
+        max_steps=1,
+        max_epochs=-1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        callbacks=[bridge],
+    )
+    trainer.fit(Big(), loader)
+    return rows
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _tensors(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _tensors(v)]
+    return []
+
+
+# ----------------------------------------------------------------------------- MMEngine's hook
+def mmengine_saver(root: str, out: str) -> Callable[[], None]:
+    """One AdamW step in MMEngine's Runner; returns a call of its CheckpointHook's regular save into ``out``."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+    from torch.utils.data import Dataset
+
+    class Data(Dataset):
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> dict:
+            return {"x": torch.randn(WIDTH)}
+
+    class Big(BaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.layer = nn.Linear(WIDTH, WIDTH)
+
+        def forward(self, x: torch.Tensor, mode: str = "loss") -> Any:
+            return {"loss": self.layer(x).pow(2).mean()}
+
+    work = os.path.join(root, "mm")
+    runner = Runner(
+        model=Big(),
+        work_dir=work,
+        train_dataloader=dict(
+            dataset=Data(),
+            batch_size=4,
+            sampler=dict(type="DefaultSampler", shuffle=False),
+            collate_fn=dict(type="default_collate"),
+        ),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type="AdamW", lr=1e-3)),
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=-1, save_last=False), logger=None),
+        log_level="WARNING",
+    )
+    runner.train()  # one step: AdamW state exists; the hook's before_train set its file backend
+    hook = next(h for h in runner.hooks if type(h).__name__ == "CheckpointHook")
+    hook.out_dir = out
+    return lambda: hook._save_checkpoint_with_step(runner, 1, {"epoch": 1, "iter": 1})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dir", default=None, help="where to write (default: a temp dir under $TMPDIR)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    root = tempfile.mkdtemp(prefix="bench_ckpt_", dir=args.dir)
+    try:
+        mm_save = mmengine_saver(root, os.path.join(root, "lh"))
+        rows = lightning_rows(root, args.repeats, mm_save)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    size = rows.pop("checkpoint size (MB)")[0]
+    anchor = min(rows["torch.save (anchor)"])
+    order = [
+        "torch.save (anchor)",
+        "Lightning trainer.save_checkpoint (TorchCheckpointIO)",
+        MM_ROW,
+        "CheckpointHook, atomic + fsync (ours)",
+        "CheckpointHook async: training blocked (ours)",
+        "CheckpointHook async: until on disk (ours)",
+    ]
+    print(
+        f"\ncheckpoint: {size:.0f} MB (model + AdamW state), {args.repeats} repeats, disk under {args.dir or tempfile.gettempdir()}"
+    )
+    print("(wall times on a possibly shared machine: compare the ratios, which come from this one run)\n")
+    print(f"| {'save path':<55} | {'best ms':>8} | {'median ms':>9} | {'best / torch.save':>17} |")
+    print(f"|{'-' * 57}|{'-' * 10}|{'-' * 11}|{'-' * 19}|")
+    for name in order:
+        times = rows[name]
+        print(
+            f"| {name:<55} | {min(times) * 1e3:8.0f} | {statistics.median(times) * 1e3:9.0f} | {min(times) / anchor:17.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
