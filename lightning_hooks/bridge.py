@@ -29,6 +29,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from . import __version__
+from .checkpoint_io import arm_auto_resume, save_through_trainer
 from .dispatch import HookList
 from .hooks.hook import Hook
 from .logging.log_processor import LogProcessor, build_log_processor
@@ -190,6 +191,8 @@ class HookBridge(Callback):
         self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime)
         if stage == "fit":
             self._configure_train_loop(trainer)
+            if self.resume:
+                arm_auto_resume(trainer, self.runtime["work_dir"], self.runner.logger)
         if self.print_hooks_table:
             self.runner.logger.info("Hooks will be executed in the following order:\n" + self.get_hooks_info())
         self._run_open = True
@@ -252,7 +255,9 @@ class HookBridge(Callback):
         """Take epoch and iteration counts from the Trainer (they are restored on resume)."""
         state = self.state
         fit_loop = trainer.fit_loop
-        batches_done = fit_loop.epoch_loop.batch_progress.total.completed
+        # 'processed': a checkpoint written in on_train_batch_end (an iteration save) records its batch as
+        # processed but not yet completed; that batch did train.
+        batches_done = fit_loop.epoch_loop.batch_progress.total.processed
         num_batches = trainer.num_training_batches
         if state.by_epoch:
             state.epoch = trainer.current_epoch
@@ -467,8 +472,14 @@ class HookBridge(Callback):
         meta: Optional[dict[str, Any]] = None,
         save_optimizer: bool = True,
         save_param_scheduler: bool = True,
+        checkpoint_io: Any = None,
+        after_write: Any = None,
     ) -> None:
-        """Write a checkpoint through ``trainer.save_checkpoint`` with the given meta and contents."""
+        """Write a checkpoint through ``trainer.save_checkpoint`` with the given meta and contents.
+
+        ``checkpoint_io`` (an :class:`~lightning_hooks.checkpoint_io.AtomicCheckpointIO`) writes
+        it; ``after_write`` runs on rank 0 once the file is safely on disk.
+        """
         if self.runner is None:
             raise RuntimeError("save_checkpoint needs a running Trainer")
         self._pending_save = {
@@ -478,7 +489,7 @@ class HookBridge(Callback):
         }
         try:
             # weights_only=False: a full checkpoint, stated explicitly (Lightning logs a notice otherwise).
-            self.runner.trainer.save_checkpoint(filepath, weights_only=False)
+            save_through_trainer(self.runner.trainer, filepath, checkpoint_io, after_write)
         finally:
             self._pending_save = None
 
@@ -499,6 +510,10 @@ class HookBridge(Callback):
             lightning_hooks_version=__version__,
         )
         checkpoint["meta"] = meta
+        if self.state.by_epoch and self._epoch_closed and "loops" in checkpoint:
+            # Saved between our after_train_epoch and Lightning's end of the epoch: record the epoch
+            # as finished, so fit(ckpt_path=...) starts the next epoch like MMEngine's resume does.
+            _mark_epoch_finished(checkpoint["loops"])
         if self.message_hub is not None:
             checkpoint["message_hub"] = self.message_hub.state_dict()
         if self.runner is not None:
@@ -546,6 +561,26 @@ class HookBridge(Callback):
     def __repr__(self) -> str:
         names = ", ".join(type(h).__name__ for h in self.hook_list)
         return f"HookBridge(hooks=[{names}])"
+
+
+def _mark_epoch_finished(loops: dict[str, Any]) -> None:
+    """Make loop state saved inside an epoch's last batch look like the end of that epoch.
+
+    The epoch's last batch is counted completed (and as an optimizer step) and the
+    epoch as processed, which is what a save in ``on_train_epoch_end`` records. No-op
+    when Lightning already counted the epoch.
+    """
+    fit = loops.get("fit_loop")
+    if not isinstance(fit, dict) or "epoch_progress" not in fit:
+        return
+    epochs = fit["epoch_progress"]
+    if epochs["current"]["processed"] >= epochs["current"]["started"]:
+        return
+    for scope in ("total", "current"):
+        epochs[scope]["processed"] += 1
+        batches = fit["epoch_loop.batch_progress"][scope]
+        batches["completed"] = batches["processed"]
+    fit["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
 
 
 def _identity(state_dict: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
+from .checkpoint_io import join_path
 from .message_hub import MessageHub
 
 if TYPE_CHECKING:
@@ -370,11 +371,23 @@ class RunnerView:
         fires while it is built. Collective under DDP: every rank must call it.
         """
         self._runtime["save_checkpoint"](
-            osp.join(out_dir, filename),
+            join_path(out_dir, filename),
             meta=meta,
             save_optimizer=save_optimizer,
             save_param_scheduler=save_param_scheduler,
+            checkpoint_io=kwargs.get("checkpoint_io"),
+            after_write=kwargs.get("after_write"),
         )
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        """Rank ``src``'s ``obj`` on every rank (collective under DDP; identity on one process)."""
+        return self.trainer.strategy.broadcast(obj, src=src)
+
+    @property
+    def resumed_from(self) -> Optional[str]:
+        """The checkpoint this ``fit`` resumed from (Lightning's ``trainer.ckpt_path``), or None."""
+        path = self.trainer.ckpt_path if self._resume else None
+        return str(path) if path is not None else None
 
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
         """Call ``fn_name`` on every hook that has it, in priority order (custom mount points work too)."""
