@@ -14,7 +14,7 @@ from torch import nn
 from toy import ToyModule, loaders, make_trainer
 
 from lightning_hooks import HookBridge, SyncBuffersHook
-from lightning_hooks.hooks.sync_buffers_hook import _group_floating
+from lightning_hooks.hooks.sync_buffers_hook import COALESCE_LIMIT, _group_floating
 
 SCRIPT = Path(__file__).parent / "ddp_scripts" / "reduce_buffers.py"
 
@@ -30,7 +30,9 @@ def reduced(tmp_path_factory) -> list[dict]:
 @pytest.mark.slow
 def test_float_buffers_become_the_mean_like_mmengine(reduced):
     rank0, rank1 = reduced
-    assert rank0["collectives"] == 4  # one per floating dtype, not one per tensor
+    # One per floating dtype for the small buffers, not one per tensor, plus one per large buffer.
+    assert rank0["collectives"] == 4 + 2
+    assert not rank0["inputs"][-2].is_contiguous() and rank0["inputs"][-2].numel() >= COALESCE_LIMIT
     for i, (a, b) in enumerate(zip(rank0["inputs"], rank1["inputs"], strict=True)):
         ours0, ours1, theirs = rank0["ours"][i], rank1["ours"][i], rank0["theirs"][i]
         if not torch.is_floating_point(a):

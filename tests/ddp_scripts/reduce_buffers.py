@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 from lightning.fabric.utilities.distributed import _sync_ddp_if_available
 from mmengine.dist import all_reduce_params
 
-from lightning_hooks.hooks.sync_buffers_hook import average_buffers
+from lightning_hooks.hooks.sync_buffers_hook import COALESCE_LIMIT, average_buffers
 
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64)
 
@@ -29,6 +29,9 @@ def make_buffers(rank: int) -> list[torch.Tensor]:
         values = torch.randn(3 + i, generator=g) * 100 + rank
         buffers.append(values.round().to(dtype) if dtype == torch.int64 else values.to(dtype))
         buffers.append(torch.full((2, 2), float(rank + 1)).to(dtype))  # a second tensor of each dtype
+    # Large buffers are reduced on their own: a non-contiguous float32 one and a float16 one.
+    buffers.append(torch.randn(512, COALESCE_LIMIT // 512, generator=g).t())
+    buffers.append((torch.randn(COALESCE_LIMIT, generator=g) * 10 + rank).half())
     return buffers
 
 
