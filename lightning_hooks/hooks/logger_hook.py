@@ -124,6 +124,8 @@ class LoggerHook(Hook):
         self.vis_backends = check_vis_backends(DEFAULT_VIS_BACKENDS if vis_backends is None else vis_backends)
         self.json_log_path: Optional[str] = None
         self._writers: list[Any] = []
+        self._rank0 = True
+        self._train_len: Optional[int] = None
 
     # ------------------------------------------------------------------ run
     def before_run(self, runner: Any) -> None:
@@ -134,7 +136,9 @@ class LoggerHook(Hook):
             runner.logger.info(f"Text logs will be saved to {self.out_dir} after the training process.")
         self.json_log_path = f"{runner.timestamp}.json"
         self._close_writers()
-        if runner.rank == 0:
+        self._rank0 = runner.rank == 0
+        self._train_len = None
+        if self._rank0:
             loggers = list(getattr(runner.trainer, "loggers", None) or [])
             self._writers = build_writers(self.vis_backends, osp.join(runner.log_dir, "vis_data"), loggers)
 
@@ -148,23 +152,26 @@ class LoggerHook(Hook):
             writer.close()
 
     # ------------------------------------------------------------------ training
-    def _train_line_due(self, runner: Any, batch_idx: int) -> bool:
-        if self.every_n_inner_iters(batch_idx, self.interval):
-            return True
-        loader = runner.train_dataloader
-        return self.end_of_epoch(loader, batch_idx) and (not self.ignore_last or len(loader) <= self.interval)
+    def before_train_epoch(self, runner: Any) -> None:
+        """Remember the epoch's length once (it is read after every iteration)."""
+        self._train_len = len(runner.train_dataloader)
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
-        """``Exp name`` and the training line when due; scalars at step ``iter + 1``."""
-        if runner.rank != 0:
+        """``Exp name`` and the training line when due; scalars at step ``iter + 1``.
+
+        Same rules as MMEngine's ``every_n_train_iters``/``every_n_inner_iters``/``end_of_epoch``,
+        written out so that an iteration without a line costs a few integer operations.
+        """
+        if not self._rank0:
             return
-        if self.every_n_train_iters(runner, self.interval_exp_name) or self.end_of_epoch(
-            runner.train_dataloader, batch_idx
-        ):
+        size = self._train_len if self._train_len is not None else len(runner.train_dataloader)
+        last = batch_idx + 1 == size
+        if last or (runner.iter + 1) % self.interval_exp_name == 0:
             runner.logger.info(f"Exp name: {runner.experiment_name}")
-        if not self._train_line_due(runner, batch_idx):
+        due = (batch_idx + 1) % self.interval == 0 or (last and (not self.ignore_last or size <= self.interval))
+        if not due:
             return
         tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
         runner.logger.info(line)
