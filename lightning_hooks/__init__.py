@@ -27,6 +27,7 @@ from .hooks import (
     ParamSchedulerHook,
     RuntimeInfoHook,
 )
+from .logging import LogProcessor
 from .message_hub import HistoryBuffer, MessageHub
 from .priority import Priority, get_priority
 from .registry import AVERAGED_MODELS, HOOKS, Registry
@@ -46,6 +47,7 @@ __all__ = [
     "Hook",
     "HookBridge",
     "IterTimerHook",
+    "LogProcessor",
     "LoggerHook",
     "MessageHub",
     "MomentumAnnealingEMA",
