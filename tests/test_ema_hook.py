@@ -418,3 +418,51 @@ def test_sharded_parameters_are_refused(tmp_path):
     finally:
         dist.destroy_process_group()
     assert os.path.isdir(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- Lightning's own pieces
+def test_lightning_model_checkpoint_saves_after_the_swap_back(tmp_path):
+    """Lightning's ModelCheckpoint saves in on_validation_end, after the bridge swapped back: same layout, same weights."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    bridge = HookBridge(custom_hooks=[dict(EMA)], print_hooks_table=False)
+    best = ModelCheckpoint(dirpath=str(tmp_path / "pl"), monitor="acc", mode="max", save_top_k=1, filename="best")
+    trainer = make_trainer(
+        tmp_path, bridge, max_epochs=2, num_sanity_val_steps=0, enable_checkpointing=True, callbacks=[bridge, best]
+    )
+    train, val = loaders()
+    trainer.fit(ToyModule(), train, val)
+    saved = load(best.best_model_path)
+    epoch = saved["epoch"] + 1
+    ours = load(tmp_path / f"epoch_{epoch}.pth")  # CheckpointHook's file of the same epoch (same weights)
+    assert_same_tensors(saved["state_dict"], ours["state_dict"], "ModelCheckpoint state_dict")
+    assert_same_tensors(saved["ema_state_dict"], ours["ema_state_dict"], "ModelCheckpoint ema_state_dict")
+
+
+class SanityProbe(ToyModule):
+    """Records the weight used by every validation step, and whether it was Lightning's sanity check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[bool, torch.Tensor]] = []
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.seen.append((self.trainer.sanity_checking, self.linear.weight.detach().clone()))
+        super().validation_step(batch, batch_idx)
+
+
+def test_sanity_check_runs_on_raw_weights_and_leaves_the_average_alone(tmp_path):
+    run_lh(tmp_path / "first", [dict(EMA)], max_epochs=1)
+    ckpt = load(tmp_path / "first" / "epoch_1.pth")
+    bridge = HookBridge(custom_hooks=[dict(EMA)], print_hooks_table=False, default_hooks=dict(checkpoint=None))
+    trainer = make_trainer(tmp_path / "resumed", bridge, max_epochs=2, num_sanity_val_steps=1)
+    model = SanityProbe()
+    train, val = loaders()
+    trainer.fit(model, train, val, ckpt_path=str(tmp_path / "first" / "epoch_1.pth"))
+    sanity = [w for checking, w in model.seen if checking]
+    real = [w for checking, w in model.seen if not checking]
+    assert len(sanity) == 1 and len(real) == 2
+    raw, avg = ckpt["ema_state_dict"]["module.linear.weight"], ckpt["state_dict"]["linear.weight"]
+    assert not torch.allclose(raw, avg)
+    torch.testing.assert_close(sanity[0], raw)  # no swap during the sanity check
+    assert ema_hook(bridge).ema_model.steps == 8  # 4 restored + 4 of epoch 2; the sanity check added none
