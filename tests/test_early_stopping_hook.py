@@ -289,3 +289,12 @@ def test_state_for_another_metric_is_not_restored():
     same = EarlyStoppingHook("acc")
     same.load_state_dict({"monitor": "acc", "rule": "greater", "best_score": 0.5, "wait_count": 2})
     assert (same.best_score, same.wait_count) == (0.5, 2)
+
+
+def test_monitored_value_must_be_one_number():
+    from lightning_hooks.hooks.early_stopping_hook import _as_float
+
+    assert _as_float("acc", torch.tensor(0.5)) == 0.5
+    assert _as_float("acc", 3) == 3.0
+    with pytest.raises(ValueError, match="'acc' holds 2 values"):
+        _as_float("acc", torch.tensor([0.5, 0.7]))

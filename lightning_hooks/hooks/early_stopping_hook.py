@@ -70,9 +70,14 @@ def infer_rule(monitor: str) -> str:
     )
 
 
-def _as_float(value: Any) -> float:
+def _as_float(name: str, value: Any) -> float:
+    """The monitored value as a float; a metric with several values is an error naming it."""
     if isinstance(value, torch.Tensor):
-        return float(value.detach().float().reshape(-1)[0]) if value.numel() == 1 else float("nan")
+        if value.numel() != 1:
+            raise ValueError(
+                f"EarlyStoppingHook: metric {name!r} holds {value.numel()} values; monitor a single number"
+            )
+        return float(value.detach().float().reshape(-1)[0])
     return float(value)
 
 
@@ -178,7 +183,7 @@ class EarlyStoppingHook(Hook):
                 stacklevel=2,
             )
         else:
-            stop, message = self._check_stop_condition(_as_float(metrics[self.monitor]))
+            stop, message = self._check_stop_condition(_as_float(self.monitor, metrics[self.monitor]))
         if getattr(runner, "distributed", False):
             own = stop
             stop = bool(runner.trainer.strategy.reduce_boolean_decision(stop, all=False))
