@@ -338,7 +338,10 @@ class BNToy(ToyModule):
 
 
 def test_batchnorm_counter_keeps_counting_in_the_average(tmp_path):
-    bridge, model = run_lh(tmp_path, [dict(EMA, update_buffers=True)], model=BNToy())
+    from lightning_hooks import ExponentialMovingAverage
+
+    hook = EMAHook(ema_type=ExponentialMovingAverage, momentum=0.1, update_buffers=True)  # a class works as well
+    bridge, model = run_lh(tmp_path, [hook], model=BNToy())
     saved = load(tmp_path / "epoch_2.pth")
     assert int(model.bn.num_batches_tracked) == 8
     assert int(saved["state_dict"]["bn.num_batches_tracked"]) == 8  # the average's (MMEngine: frozen at 1)
