@@ -136,3 +136,14 @@ def test_ema_weights_agree_across_ranks(ddp_run, scenario):
         pytest.fail("EMAHook is still a placeholder; the DDP suite expects it")
     assert "ema_checksum" in rank0
     assert rank0["ema_checksum"] == rank1["ema_checksum"]
+
+
+def test_profiler_and_empty_cache_hooks_run_on_every_rank(ddp_run):
+    rank0, rank1 = ddp_run["records"]["iters"]
+    # before_epoch + after_epoch: 1 train epoch (iteration-based) and 4 validations, on each rank.
+    assert len(rank0["releases"]) == len(rank1["releases"]) == 2 * (1 + 4)
+    out = ddp_run["out"]
+    for name in ("trace.json", "trace_rank1.json"):
+        with open(out / name) as f:
+            names = {event.get("name", "") for event in json.load(f)["traceEvents"]}
+        assert "aten::addmm" in names, name

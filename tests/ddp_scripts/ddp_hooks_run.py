@@ -1,17 +1,19 @@
-"""Two-process gloo DDP run of HookBridge with the default hooks plus SyncBuffersHook, EarlyStoppingHook,
-CheckpointHook (rotation and best) and, once it exists, EMAHook. Each rank writes ``rank<k>.json``.
+"""Two-process gloo DDP run of HookBridge: every default hook plus SyncBuffersHook, EMAHook and, per scenario,
+EarlyStoppingHook and CheckpointHook rotation/best (``epochs``) or ProfilerHook and EmptyCacheHook (``iters``).
 
 Run: ``python ddp_hooks_run.py OUT_DIR [STRATEGY]`` (STRATEGY defaults to ``ddp``, which re-executes this
-script once per extra rank, hence the ``__main__`` guard). Everything each rank observes goes into its
-JSON file; tests/test_ddp.py compares them:
+script once for rank 1, hence the ``__main__`` guard). Both scenarios train in the same two processes;
+each rank writes ``<scenario>_rank<k>.json`` with what it observed, and tests/test_ddp.py compares them:
 
 * ``trace``: every mount point as (stage, epoch, iter, batch_idx);
-* ``buffers``: every floating-point buffer before and after SyncBuffersHook at each after_train_epoch
-  (``rank_buffer`` is refilled with rank + epoch at every epoch start, and BatchNorm sees other data on
-  each rank, so they differ before the sync);
-* ``writes``: every file-system write under the work dir, seen by a ``sys.addaudithook`` audit hook;
+* ``buffers``: every floating-point buffer before and after SyncBuffersHook at each of its mount points
+  (``rank_buffer`` is filled with rank + epoch + step after every forward pass, and BatchNorm sees other
+  data on each rank, so they differ before the sync);
+* ``writes``: every file-system write under the work dirs, seen by a ``sys.addaudithook`` audit hook;
 * ``sampler_calls``: the epochs the training sampler's ``set_epoch`` received;
-* ``stopped_at``, ``early_stopping``: where training ended and the hook's own decision.
+* ``stopped_at``, ``early_stopping``: where training ended and the hook's own state;
+* ``ema_checksum``: the sum of the EMA model's parameters;
+* ``releases``: EmptyCacheHook's calls of its release function (``iters`` only).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from lightning.pytorch.strategies import DDPStrategy  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
 
-from lightning_hooks import EarlyStoppingHook, HookBridge, SyncBuffersHook  # noqa: E402
+from lightning_hooks import EarlyStoppingHook, EmptyCacheHook, HookBridge, ProfilerHook, SyncBuffersHook  # noqa: E402
 from lightning_hooks import Hook as LHHook  # noqa: E402
 from lightning_hooks.hooks import _planned  # noqa: E402
 from lightning_hooks.hooks.hook import STAGES  # noqa: E402
@@ -107,6 +109,16 @@ class BNModule(pl.LightningModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(RandomData(VAL_LEN, 1), batch_size=VAL_BATCH)
+
+
+class Counter:
+    """EmptyCacheHook's release function here: records when it is called (there is no cache on CPU)."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self) -> None:
+        self.calls.append(len(self.calls))
 
 
 def float_buffers(model: nn.Module) -> dict[str, list[float]]:
@@ -225,6 +237,10 @@ def run(out_dir: str, scenario: str, strategy_name: str) -> None:
     else:
         checkpoint = {"type": "CheckpointHook", "interval": 3, "by_epoch": False}
         limits = dict(max_steps=12, max_epochs=-1, val_check_interval=3, check_val_every_n_epoch=None)
+        releases = Counter()
+        record["releases"] = releases.calls
+        custom.append(EmptyCacheHook(before_epoch=True, release_fn=releases))
+        custom.append(ProfilerHook(by_epoch=False, profile_times=2, json_trace_path=f"{out_dir}/trace.json"))
         strategy = DDPStrategy(broadcast_buffers=False, start_method="popen" if strategy_name == "ddp" else "fork")
     if EMA_AVAILABLE:
         custom.append({"type": "EMAHook", "momentum": 0.1})
