@@ -216,6 +216,12 @@ class BaseAveragedModel(nn.Module):
         if key in unexpected_keys:
             unexpected_keys.remove(key)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The plan references the source model's tensors: a copy or pickle of the average must not drag it along.
+        state = dict(self.__dict__)
+        state["_plan"] = None
+        return state
+
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         # .to()/.cuda()/.half() replace tensors: resolve the plan again at the next update.
         self._plan = None

@@ -260,3 +260,19 @@ def test_buffers_replaced_by_to_are_followed():
         ema.to("cpu")
     ema.update_parameters(src)
     assert ema.steps == 3
+
+
+def test_copies_of_the_average_do_not_drag_the_source_model_along():
+    torch.manual_seed(0)
+    src = BNNet()
+    ema = ExponentialMovingAverage(src, momentum=0.5)
+    ema.update_parameters(src)
+    clone = copy.deepcopy(ema)
+    assert clone._plan is None and ema._plan is not None
+    assert clone.steps == 1
+    torch.testing.assert_close(clone.module.fc.weight, ema.module.fc.weight)
+    gen = torch.Generator().manual_seed(6)
+    train_step(src, gen)
+    clone.update_parameters(src)  # the copy resolves its own plan against the source
+    ema.update_parameters(src)
+    torch.testing.assert_close(clone.module.fc.weight, ema.module.fc.weight)
