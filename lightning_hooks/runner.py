@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
-from .checkpoint_io import join_path
+from .checkpoint_io import arm_auto_resume, join_path
 from .message_hub import MessageHub
 
 if TYPE_CHECKING:
@@ -382,6 +382,13 @@ class RunnerView:
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank (collective under DDP; identity on one process)."""
         return self.trainer.strategy.broadcast(obj, src=src)
+
+    def auto_resume(self) -> None:
+        """MMEngine's ``resume=True`` for this ``fit``: load ``<work_dir>/last_checkpoint`` if it exists.
+
+        Call it in ``before_run``; it has no effect when ``fit`` was given a ``ckpt_path``.
+        """
+        arm_auto_resume(self.trainer, self.work_dir, self.logger)
 
     @property
     def resumed_from(self) -> Optional[str]:

@@ -67,6 +67,7 @@ def run_lightning(
     ckpt_path: Optional[str] = None,
     resume: bool = False,
     module: Optional[ScoredModule] = None,
+    log_level: str = "WARNING",
     **trainer_kwargs: Any,
 ) -> tuple[Any, HookBridge, ScoredModule]:
     """Train with only a CheckpointHook (plus RuntimeInfoHook) on the bridge; returns (trainer, bridge, module)."""
@@ -76,7 +77,7 @@ def run_lightning(
         work_dir=str(work_dir),
         resume=resume,
         print_hooks_table=False,
-        log_level="WARNING",
+        log_level=log_level,
     )
     kwargs: dict[str, Any] = dict(num_sanity_val_steps=0)
     if by_epoch:

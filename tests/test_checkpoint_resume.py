@@ -101,8 +101,9 @@ def test_resume_keeps_the_checkpoint_it_resumed_from_by_default(tmp_path):
 
 def test_auto_resume_without_last_checkpoint_starts_fresh(tmp_path, capsys):
     trainer, bridge, _ = run_lightning(
-        tmp_path, dict(type="CheckpointHook", interval=2), SCORES, max_epochs=2, resume=True
+        tmp_path, dict(type="CheckpointHook", interval=2), SCORES, max_epochs=2, resume=True, log_level="INFO"
     )
+    assert "Did not find last_checkpoint to be resumed." in capsys.readouterr().out
     assert trainer.ckpt_path is None
     assert bridge.state.epoch == 2 and bridge.state.iter == 8
     assert files_in(tmp_path) == ["epoch_2.pth", "last_checkpoint"]
@@ -116,3 +117,11 @@ def test_resume_from_an_iteration_checkpoint_continues_the_counters(tmp_path):
     assert files_in(tmp_path) == ["iter_3.pth", "iter_6.pth", "iter_9.pth", "last_checkpoint"]
     meta = torch.load(tmp_path / "iter_9.pth", weights_only=False)["meta"]
     assert (meta["epoch"], meta["iter"]) == (0, 9)
+
+
+def test_resume_argument_on_the_hook_auto_resumes(tmp_path):
+    cfg = dict(type="CheckpointHook", interval=1, resume=True)
+    run_lightning(tmp_path, cfg, SCORES, max_epochs=2)
+    trainer, bridge, _ = run_lightning(tmp_path, cfg, SCORES, max_epochs=3)
+    assert trainer.ckpt_path == str(tmp_path / "epoch_2.pth")
+    assert bridge.state.epoch == 3 and bridge.state.iter == 12 and trainer.global_step == 12

@@ -101,6 +101,8 @@ class CheckpointHook(Hook):
         fsync: flush files and directories to disk before a save counts as done.
         keep_resumed: never delete the checkpoint this ``fit`` resumed from (MMEngine would,
             through ``max_keep_ckpts`` or a new best). False deletes exactly what MMEngine does.
+        resume: MMEngine's auto-resume from the hook (as ``HookBridge(resume=True)``): a ``fit``
+            given no ``ckpt_path`` resumes from ``<work_dir>/last_checkpoint`` when it exists.
         **kwargs: forwarded to ``runner.save_checkpoint`` for regular saves, as MMEngine does.
     """
 
@@ -132,6 +134,7 @@ class CheckpointHook(Hook):
         async_save: bool = False,
         fsync: bool = True,
         keep_resumed: bool = True,
+        resume: bool = False,
         **kwargs: Any,
     ) -> None:
         if file_client_args is not None and backend_args is not None:
@@ -174,6 +177,7 @@ class CheckpointHook(Hook):
         self.published_keys = self._check_published_keys(published_keys)
         self.save_begin = save_begin
         self.keep_resumed = keep_resumed
+        self.resume = resume
         self.last_ckpt: Optional[str] = None
         self.keep_ckpt_ids: deque = deque()
         self._io = AtomicCheckpointIO(fsync=fsync, async_save=async_save)
@@ -293,6 +297,11 @@ class CheckpointHook(Hook):
             raise PermissionError(f"CheckpointHook cannot write to out_dir {self.out_dir!r} (permission denied)")
 
     # ------------------------------------------------------------------ mount points
+    def before_run(self, runner: Any) -> None:
+        """With ``resume``, ask for MMEngine's auto-resume (only ``fit`` has a train loop)."""
+        if self.resume and runner.train_loop is not None:
+            runner.auto_resume()
+
     def before_train(self, runner: Any) -> None:
         """Resolve out_dir, and restore best paths and kept ids from the (resumed) message hub."""
         if self._out_dir_arg is None:
