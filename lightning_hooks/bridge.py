@@ -257,7 +257,8 @@ class HookBridge(Callback):
         fit_loop = trainer.fit_loop
         # 'processed': a checkpoint written in on_train_batch_end (an iteration save) records its batch as
         # processed but not yet completed; that batch did train.
-        batches_done = fit_loop.epoch_loop.batch_progress.total.processed
+        total = fit_loop.epoch_loop.batch_progress.total
+        batches_done = int(getattr(total, "processed", total.completed))
         num_batches = trainer.num_training_batches
         if state.by_epoch:
             state.epoch = trainer.current_epoch
