@@ -298,3 +298,9 @@ def test_monitored_value_must_be_one_number():
     assert _as_float("acc", 3) == 3.0
     with pytest.raises(ValueError, match="'acc' holds 2 values"):
         _as_float("acc", torch.tensor([0.5, 0.7]))
+
+
+def test_mount_points_and_priority_match_mmengine():
+    ours, theirs = EarlyStoppingHook("acc"), MMEarlyStopping("acc")
+    assert ours.priority == theirs.priority
+    assert set(ours.get_triggered_stages()) == set(theirs.get_triggered_stages())

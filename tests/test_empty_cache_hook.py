@@ -138,3 +138,12 @@ def test_bad_arguments_are_named():
         EmptyCacheHook(release_fn=3)  # type: ignore[arg-type]
     with pytest.warns(UserWarning, match="after_iter=True"):
         EmptyCacheHook(after_iter=True)
+
+
+def test_mount_points_and_priority_match_mmengine():
+    from mmengine.hooks import EmptyCacheHook as MMEmptyCacheHook
+
+    ours, theirs = EmptyCacheHook(), MMEmptyCacheHook()
+    assert ours.priority == theirs.priority
+    # Ours also uses before_run, to choose the release function from the Trainer's device.
+    assert set(ours.get_triggered_stages()) == set(theirs.get_triggered_stages()) | {"before_run"}

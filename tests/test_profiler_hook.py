@@ -241,3 +241,10 @@ def test_standalone_validate_profiles_the_whole_run(tmp_path):
     make_trainer(tmp_path, bridge).validate(MarkedModule(), loaders()[1])
     assert hook._closed
     assert "aten::addmm" in event_names(path)
+
+
+def test_mount_points_and_priority_match_mmengine():
+    ours, theirs = ProfilerHook(), MMProfilerHook()
+    assert ours.priority == theirs.priority
+    # Ours checks profile_times in before_train and closes a running profiler in after_run.
+    assert set(ours.get_triggered_stages()) == set(theirs.get_triggered_stages()) | {"before_train", "after_run"}

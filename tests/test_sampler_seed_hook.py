@@ -161,3 +161,11 @@ def test_targets_follow_mmengine_order():
     assert epoch_seed_targets(direct) == [sampler]
     hook = DistSamplerSeedHook()
     assert hook.priority == "NORMAL"
+
+
+def test_mount_points_and_priority_match_mmengine():
+    from mmengine.hooks import DistSamplerSeedHook as MMDistSamplerSeedHook
+
+    ours, theirs = DistSamplerSeedHook(), MMDistSamplerSeedHook()
+    assert ours.priority == theirs.priority
+    assert set(ours.get_triggered_stages()) == set(theirs.get_triggered_stages())

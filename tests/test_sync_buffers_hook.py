@@ -89,3 +89,11 @@ def test_grouping_skips_integers_and_duplicates():
     buffers = [shared, torch.zeros(3, dtype=torch.long), shared, torch.zeros(1, dtype=torch.float64), torch.zeros(0)]
     groups = _group_floating(buffers)
     assert {key[1]: len(group) for key, group in groups.items()} == {torch.float32: 1, torch.float64: 1}
+
+
+def test_mount_points_and_priority_match_mmengine():
+    from mmengine.hooks import SyncBuffersHook as MMSyncBuffersHook
+
+    ours, theirs = SyncBuffersHook(), MMSyncBuffersHook()
+    assert ours.priority == theirs.priority
+    assert set(ours.get_triggered_stages()) == set(theirs.get_triggered_stages())
