@@ -334,7 +334,8 @@ def save_through_trainer(
     ``trainer.save_checkpoint`` builds the dict (every strategy, collective under
     DDP) and only global rank 0 writes. ``checkpoint_io`` replaces the strategy's
     writer for this one save when that writer is Lightning's default
-    ``TorchCheckpointIO``; Lightning's ``AsyncCheckpointIO`` is taken as a request
+    ``TorchCheckpointIO`` or an :class:`AtomicCheckpointIO` plugin (whose ``async_save`` it
+    adopts); Lightning's ``AsyncCheckpointIO`` is taken as a request
     for asynchronous saving and is replaced by ``checkpoint_io`` in async mode, so
     rotation stays ordered after the write. Any other user plugin is kept; then
     ``after_write`` runs once ``save_checkpoint`` has returned.
@@ -344,7 +345,10 @@ def save_through_trainer(
 
     strategy = trainer.strategy
     current = strategy.checkpoint_io
-    if isinstance(current, AtomicCheckpointIO):
+    if isinstance(current, AtomicCheckpointIO) and checkpoint_io is not None:
+        current.wait()  # a save Lightning started through the plugin finishes first
+        checkpoint_io.async_save = checkpoint_io.async_save or current.async_save
+    elif isinstance(current, AtomicCheckpointIO):
         checkpoint_io = current
     elif checkpoint_io is not None and isinstance(current, AsyncCheckpointIO):
         checkpoint_io.async_save = True

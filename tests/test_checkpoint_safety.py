@@ -20,7 +20,7 @@ from pathlib import Path
 import fsspec
 import pytest
 import torch
-from ckpt_helpers import RAMP_SCORES, files_in, run_lightning, runtime_info
+from ckpt_helpers import RAMP_SCORES, files_in, run_lightning, runtime_info, unhash
 from ckpt_script import FSIZE_BALLAST, ShrinkFileLimit, train
 
 from lightning_hooks.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError, atomic_torch_save
@@ -215,3 +215,15 @@ def test_ddp_two_processes_only_rank0_writes_and_decisions_agree(tmp_path):
         assert records[0][key] == records[1][key], key
     assert records[0]["best_score"] == pytest.approx(0.4)  # rank 0's scores decide (rank 1 saw 0.9)
     assert files_in(tmp_path) == ["best_acc_epoch_4.pth", "epoch_4.pth", "last_checkpoint"]
+
+
+def test_atomic_checkpoint_io_as_trainer_plugin(tmp_path):
+    """The plugin makes the Trainer's own saves atomic; its async_save carries over to the hook's files."""
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1, published_keys=["meta", "state_dict"])
+    plugin = AtomicCheckpointIO(async_save=True)
+    trainer, bridge, _ = run_lightning(tmp_path, cfg, RAMP_SCORES, max_epochs=2, plugins=[plugin])
+    assert bridge.hooks[-1]._io.async_save
+    assert unhash(files_in(tmp_path)) == ["epoch_2-xxxxxxxx.pth", "epoch_2.pth", "last_checkpoint"]
+    trainer.save_checkpoint(str(tmp_path / "manual.ckpt"))  # Lightning's own save through the plugin
+    plugin.wait()
+    assert _loadable(str(tmp_path / "manual.ckpt"))
