@@ -16,6 +16,8 @@ Time: ``torch.set_num_threads(1)``, the rounds are interleaved and the minimum o
 mean per update is reported. Peak extra memory: growth of the process's peak resident set while
 the method builds its average and runs 3 updates (Linux ``VmHWM``, reset before each method).
 One averaged copy is the expected minimum; the floor's figure is its one flat averaged buffer.
+Also timed: swapping the average into the model and back (done around every validation and test),
+ours (storage exchange) against MMEngine's EMAHook (clone + two copies per tensor).
 
 Run: ``python benchmarks/bench_ema.py`` (about 1-2 minutes on 2 cores). The numbers are noisy on
 a shared machine; read the ratios, measured in the same run, rather than the absolute times.
@@ -138,6 +140,41 @@ def time_updates(model_name: str, rounds: int, per_round: int) -> dict[str, floa
     return best
 
 
+def time_swaps(model_name: str, rounds: int, per_round: int) -> dict[str, float]:
+    """Milliseconds to swap the average into the model and back (what every validation costs twice)."""
+    from mmengine.hooks import EMAHook as MMEMAHook
+    from mmengine.model import ExponentialMovingAverage as MMEMA
+
+    from lightning_hooks import EMAHook, ExponentialMovingAverage
+    from lightning_hooks.hooks.ema_hook import _SwapState
+
+    torch.manual_seed(0)
+    model = MODELS[model_name]()
+    ours = EMAHook(momentum=MOMENTUM)
+    ours.src_model, ours.ema_model = model, ExponentialMovingAverage(model, momentum=MOMENTUM)
+    theirs = MMEMAHook(momentum=MOMENTUM)
+    theirs.src_model, theirs.ema_model = model, MMEMA(model, momentum=MOMENTUM)
+
+    def ours_swap() -> None:
+        swap = _SwapState()
+        swap.apply(ours._swap_pairs())
+        swap.undo()
+
+    def theirs_swap() -> None:
+        theirs._swap_ema_parameters()
+        theirs._swap_ema_parameters()
+
+    best = {"ours": float("inf"), "mmengine": float("inf")}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for name, swap in (("ours", ours_swap), ("mmengine", theirs_swap)):
+                start = time.perf_counter()
+                for _ in range(per_round):
+                    swap()
+                best[name] = min(best[name], (time.perf_counter() - start) / per_round * 1e3)
+    return best
+
+
 def _rss_mib(key: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -198,7 +235,11 @@ def main() -> None:
                 f"| {method} | {times[method]:.3f} | {times[method] / times['floor']:.2f} | "
                 f"{times[method] / times['ours']:.2f}x | {peak} |"
             )
-        print()
+        swaps = time_swaps(model_name, args.rounds, args.per_round)
+        print(
+            f"\nswap in + swap out (each validation): ours {swaps['ours']:.3f} ms, "
+            f"MMEngine {swaps['mmengine']:.3f} ms ({swaps['mmengine'] / swaps['ours']:.0f}x)\n"
+        )
 
 
 if __name__ == "__main__":
