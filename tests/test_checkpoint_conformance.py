@@ -232,6 +232,10 @@ def test_constructor_validation_matches_mmengine():
         assert tuple(ours.greater_keys) == tuple(mm.greater_keys) and tuple(ours.less_keys) == tuple(mm.less_keys)
     assert CheckpointHook().interval == -1 and CheckpointHook().filename_tmpl == "epoch_{}.pth"
     assert CheckpointHook(by_epoch=False).filename_tmpl == "iter_{}.pth"
+    assert CheckpointHook(filename_tmpl="ckpt_{:03d}.pth").filename_tmpl.format(7) == "ckpt_007.pth"
+    for template in ("ckpt.pth", "ckpt_{}_{}.pth", "ckpt_{.pth"):
+        with pytest.raises(ValueError, match="filename_tmpl"):
+            CheckpointHook(filename_tmpl=template)
 
 
 def test_missing_save_best_metric_names_the_reported_ones(tmp_path):

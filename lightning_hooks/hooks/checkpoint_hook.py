@@ -26,6 +26,7 @@ from __future__ import annotations
 import operator
 import os
 import os.path as osp
+import string
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -58,6 +59,14 @@ class CheckpointConfigError(ValueError, AssertionError):
 
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _format_fields(template: str) -> int:
+    """Number of replacement fields (``{}``, ``{:03d}``...) in a ``str.format`` template; -1 if malformed."""
+    try:
+        return sum(1 for _, field, _, _ in string.Formatter().parse(template) if field is not None)
+    except ValueError:
+        return -1
 
 
 def _as_key_tuple(keys: Any, name: str) -> Sequence[str]:
@@ -159,8 +168,10 @@ class CheckpointHook(Hook):
         self.file_client_args = file_client_args
         self.backend_args = backend_args
         self.filename_tmpl = filename_tmpl or ("epoch_{}.pth" if by_epoch else "iter_{}.pth")
-        if self.filename_tmpl.count("{}") != 1:
-            raise CheckpointConfigError(f"filename_tmpl must contain exactly one '{{}}', got {self.filename_tmpl!r}")
+        if _format_fields(self.filename_tmpl) != 1:
+            raise CheckpointConfigError(
+                f"filename_tmpl must contain exactly one replacement field such as '{{}}', got {self.filename_tmpl!r}"
+            )
         self.save_best = self._check_save_best(save_best)
         rules = self._check_rule(rule, self.save_best)
         self.greater_keys = (
@@ -304,7 +315,7 @@ class CheckpointHook(Hook):
 
     def before_train(self, runner: Any) -> None:
         """Resolve out_dir, and restore best paths and kept ids from the (resumed) message hub."""
-        if self._out_dir_arg is None:
+        if self._out_dir_arg is None or self._out_dir_arg == runner.work_dir:
             self.out_dir = runner.work_dir
         else:
             self.out_dir = join_path(self._out_dir_arg, osp.basename(runner.work_dir.rstrip(osp.sep)))
