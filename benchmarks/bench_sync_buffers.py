@@ -10,7 +10,8 @@ Three ways to average a model's buffers across ranks, timed on the same buffers:
   (a barrier and an all-reduce per tensor).
 
 Buffer sets: ResNet-50's 53 BatchNorm layers (106 float buffers, 53 int counters), and 8 large float
-buffers of 1M elements. Each rank syncs ``--repeats`` times after a warm-up; rank 0 reports the median.
+buffers of 1M elements. After a warm-up, the three methods run interleaved ``--repeats`` times each;
+rank 0 reports the medians.
 
 Run: ``python benchmarks/bench_sync_buffers.py`` (about 30 s). The numbers come from a shared 2-core
 machine, so they are noisy: compare the ratios within one run, not the absolute times across runs.
@@ -78,16 +79,19 @@ def worker(rank: int, port: int, repeats: int, out: str) -> None:
         torch.manual_seed(rank)
         buffers = make()
         n_float = sum(b.numel() for b in buffers if torch.is_floating_point(b))
-        for method_name, method in METHODS.items():
-            for _ in range(3):
-                method(buffers)
-            times = []
-            for _ in range(repeats):
+        for method in METHODS.values():  # warm-up
+            method(buffers)
+        times: dict[str, list[float]] = {name: [] for name in METHODS}
+        names = list(METHODS)
+        for repeat in range(repeats):
+            # Interleaved, in a rotating order, so that load changes hit every method alike.
+            for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
                 dist.barrier()
                 start = time.perf_counter()
-                method(buffers)
-                times.append(time.perf_counter() - start)
-            rows.append((set_name, len(buffers), n_float, method_name, statistics.median(times) * 1e3))
+                METHODS[name](buffers)
+                times[name].append(time.perf_counter() - start)
+        for name in names:
+            rows.append((set_name, len(buffers), n_float, name, statistics.median(times[name]) * 1e3))
     if rank == 0:
         torch.save(rows, out)
     dist.destroy_process_group()
