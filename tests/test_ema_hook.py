@@ -469,3 +469,23 @@ def test_sanity_check_runs_on_raw_weights_and_leaves_the_average_alone(tmp_path)
     assert not torch.allclose(raw, avg)
     torch.testing.assert_close(sanity[0], raw)  # no swap during the sanity check
     assert ema_hook(bridge).ema_model.steps == 8  # 4 restored + 4 of epoch 2; the sanity check added none
+
+
+def test_no_host_reads_in_any_training_iteration(tmp_path):
+    """Across a real fit, EMAHook's per-iteration work never reads a tensor back to the host."""
+    from test_averaging import _CountSyncs
+
+    counts: list[int] = []
+
+    class CountedEMAHook(EMAHook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            with _CountSyncs() as counter:
+                super().after_train_iter(runner, batch_idx, data_batch, outputs)
+            counts.append(counter.count)
+
+    hooks = [
+        CountedEMAHook(ema_type="MomentumAnnealingEMA", momentum=0.1, gamma=4, interval=2, update_buffers=True),
+        CountedEMAHook(momentum=0.1, begin_iter=3),  # also the copies made before begin_iter
+    ]
+    run_lh(tmp_path, hooks, model=BNToy())
+    assert len(counts) == 16 and counts == [0] * 16
