@@ -231,7 +231,14 @@ def run(out_dir: str, scenario: str, strategy_name: str) -> None:
     ]
     if scenario == "epochs":
         custom.append(EarlyStoppingHook("score", rule="greater", min_delta=0.5, patience=2))
-        checkpoint = {"type": "CheckpointHook", "interval": 1, "max_keep_ckpts": 2, "save_best": "acc"}
+        # The best checkpoint follows ``score``, which differs per rank: the ranks must still take one decision.
+        checkpoint = {
+            "type": "CheckpointHook",
+            "interval": 1,
+            "max_keep_ckpts": 2,
+            "save_best": "score",
+            "rule": "greater",
+        }
         limits: dict[str, Any] = dict(max_epochs=MAX_EPOCHS)
         strategy: Any = strategy_name
     else:
