@@ -52,9 +52,15 @@ class ScoredModule(ToyModule):
             self.log(name, float(values[min(index, len(values) - 1)]))
 
     def configure_optimizers(self) -> Any:
-        if self.optimizer_name == "adamw":
-            return torch.optim.AdamW(self.parameters(), lr=0.05)
-        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+        name = self.optimizer_name
+        if name.startswith("adamw"):
+            optimizer: torch.optim.Optimizer = torch.optim.AdamW(self.parameters(), lr=0.05)
+        else:
+            optimizer = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+        if name.endswith("+steplr"):  # an epoch scheduler: resume must restore it after its epoch-end step
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return optimizer
 
 
 def run_lightning(

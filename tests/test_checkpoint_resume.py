@@ -21,8 +21,11 @@ CFG = dict(type="CheckpointHook", interval=1, save_best="acc", max_keep_ckpts=2,
 
 def traced_fit(work_dir, max_epochs, ckpt_path=None, resume=False, cfg=CFG, optimizer="sgd"):
     log: list = []
+    defaults = {**NO_DEFAULTS, "checkpoint": dict(cfg)}
+    if optimizer.endswith("+steplr"):
+        defaults.pop("param_scheduler")  # MMEngine's ParamSchedulerHook steps it in after_train_epoch
     bridge = HookBridge(
-        default_hooks={**NO_DEFAULTS, "checkpoint": dict(cfg)},
+        default_hooks=defaults,
         custom_hooks=[make_trace_hook(Hook, log)],
         work_dir=str(work_dir),
         resume=resume,
@@ -56,20 +59,26 @@ def assert_same_tensors(a, b):
 
 
 @pytest.mark.parametrize(
-    ("stop_after", "how"),
-    [(2, "auto"), (3, "ckpt_path"), (1, "ckpt_path_best_resave")],
+    ("stop_after", "how", "optimizer"),
+    [
+        (2, "auto", "adamw"),
+        (3, "ckpt_path", "adamw"),
+        (1, "ckpt_path_best_resave", "adamw"),
+        (2, "auto", "adamw+steplr"),
+    ],
 )
-def test_interrupted_run_ends_like_uninterrupted(tmp_path, stop_after, how):
+def test_interrupted_run_ends_like_uninterrupted(tmp_path, stop_after, how, optimizer):
     """k=2: checkpoint written in the epoch's last batch; k=3: re-saved after validation (new best)."""
-    full_log, _, full_module = traced_fit(tmp_path / "full", 5, optimizer="adamw")
+    full_log, _, full_module = traced_fit(tmp_path / "full", 5, optimizer=optimizer)
     part = tmp_path / "part"
-    traced_fit(part, stop_after, optimizer="adamw")
+    traced_fit(part, stop_after, optimizer=optimizer)
     ckpt_path = None if how == "auto" else str(part / f"epoch_{stop_after}.pth")
-    resumed_log, trainer, module = traced_fit(part, 5, ckpt_path=ckpt_path, resume=how == "auto", optimizer="adamw")
+    resumed_log, trainer, module = traced_fit(part, 5, ckpt_path=ckpt_path, resume=how == "auto", optimizer=optimizer)
 
     full, resumed = final_state(tmp_path / "full", "epoch_5.pth"), final_state(part, "epoch_5.pth")
     assert_same_tensors(full["state_dict"], resumed["state_dict"])
     assert_same_tensors(full["optimizer_states"], resumed["optimizer_states"])
+    assert full["lr_schedulers"] == resumed["lr_schedulers"]
     assert_same_tensors(full_module.state_dict(), module.state_dict())
     assert full["message_hub"]["runtime_info"]["best_score"] == resumed["message_hub"]["runtime_info"]["best_score"]
     assert runtime_info(str(part / "epoch_5.pth"))["keep_ckpt_ids"] == [4, 5]
