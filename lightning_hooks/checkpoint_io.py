@@ -224,11 +224,13 @@ class AtomicCheckpointIO(CheckpointIO):
         self._executor: Optional[ThreadPoolExecutor] = None
         self._pending: Optional[Future] = None
         self.files_written = 0  # by this process: 0 on every rank but global rank 0
+        self.save_calls = 0
 
     # -- saving --------------------------------------------------------------------
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
         """Write ``checkpoint`` to ``path``; then run ``storage_options['after_write']`` if given."""
         after_write = self._after_write(storage_options)
+        self.save_calls += 1
         self.wait()
         if not self.async_save:
             self._write(checkpoint, str(path), after_write)
@@ -360,11 +362,15 @@ def save_through_trainer(
             after_write()
         return
     options = {AFTER_WRITE: after_write} if after_write is not None else None
+    calls_before = checkpoint_io.save_calls
     strategy.checkpoint_io = checkpoint_io
     try:
         trainer.save_checkpoint(filepath, weights_only=False, storage_options=options)
     finally:
         strategy.checkpoint_io = current
+    if after_write is not None and trainer.is_global_zero and checkpoint_io.save_calls == calls_before:
+        # The strategy wrote without the CheckpointIO plugin (DeepSpeed, sharded FSDP): it has returned.
+        after_write()
 
 
 def find_last_checkpoint(work_dir: str) -> Optional[str]:
