@@ -14,6 +14,10 @@ baseline without logging:
 * MMEngine: Runner with RuntimeInfoHook + IterTimerHook + LoggerHook + LogProcessor
   against a Runner without default hooks.
 
+The "RuntimeInfo+IterTimer only" rows separate LoggerHook's own cost from the
+message-hub feeding (and, for lightning_hooks, the bridge's Lightning callback
+overhead) that every line depends on.
+
 Terminal output of all runs goes to /dev/null. The machine is shared: numbers are
 noisy; each figure is the minimum over ``REPEATS`` runs. Run:
 ``python benchmarks/bench_logger.py``.
@@ -28,7 +32,8 @@ import sys
 import tempfile
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -37,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-ITERS = 1000
+ITERS = 800
 WARMUP = 100
 REPEATS = 4
 torch.set_num_threads(1)
@@ -176,8 +181,9 @@ NONE_HOOKS = ("runtime_info", "timer", "sampler_seed", "logger", "param_schedule
 
 
 def hooks_with_logger(interval: int) -> dict:
+    """RuntimeInfoHook + IterTimerHook + LoggerHook(interval); interval 0 drops the LoggerHook."""
     cfg: dict[str, Any] = {name: None for name in ("sampler_seed", "param_scheduler", "checkpoint")}
-    cfg["logger"] = dict(type="LoggerHook", interval=interval)
+    cfg["logger"] = dict(type="LoggerHook", interval=interval) if interval else None
     return cfg
 
 
@@ -185,9 +191,11 @@ CONFIGS: dict[str, Callable[[], float]] = {
     "lightning: baseline": lambda: run_lightning(),
     "lightning: self.log + CSVLogger, every 10": lambda: run_lightning(self_log_every=10),
     "lightning: self.log + CSVLogger, every 50": lambda: run_lightning(self_log_every=50),
+    "lightning_hooks: RuntimeInfo+IterTimer only": lambda: run_lightning(bridge_hooks=hooks_with_logger(0)),
     "lightning_hooks: LoggerHook interval 10": lambda: run_lightning(bridge_hooks=hooks_with_logger(10)),
     "lightning_hooks: LoggerHook interval 50": lambda: run_lightning(bridge_hooks=hooks_with_logger(50)),
     "mmengine: baseline (no default hooks)": lambda: run_mmengine({name: None for name in NONE_HOOKS}),
+    "mmengine: RuntimeInfo+IterTimer only": lambda: run_mmengine(hooks_with_logger(0)),
     "mmengine: LoggerHook interval 10": lambda: run_mmengine(hooks_with_logger(10)),
     "mmengine: LoggerHook interval 50": lambda: run_mmengine(hooks_with_logger(50)),
 }
@@ -221,6 +229,13 @@ def main() -> None:
             f"  interval {interval:2d}: vs Lightning self.log {ours / lightning:5.2f}   "
             f"vs MMEngine LoggerHook {ours / mmengine:5.2f}"
         )
+    print("\nLoggerHook alone (cost above RuntimeInfo+IterTimer of the same framework), us/iter:")
+    ours_rt = results["lightning_hooks: RuntimeInfo+IterTimer only"]
+    mm_rt = results["mmengine: RuntimeInfo+IterTimer only"]
+    for interval in (10, 50):
+        ours_alone = results[f"lightning_hooks: LoggerHook interval {interval}"] - ours_rt
+        mm_alone = results[f"mmengine: LoggerHook interval {interval}"] - mm_rt
+        print(f"  interval {interval:2d}: lightning_hooks {ours_alone:7.1f}   MMEngine {mm_alone:7.1f}")
 
 
 if __name__ == "__main__":
