@@ -211,7 +211,6 @@ def read_wandb_history(run_file: Any) -> list[dict[str, Any]]:
     return rows
 
 
-
 def wait_for_wandb_history(root: Any, key: str, rows_expected: int, timeout: float = 20.0) -> list[dict[str, Any]]:
     """History rows of the single offline run under ``root``, once ``rows_expected`` rows hold ``key``.
 
