@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os.path as osp
 import runpy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -96,16 +95,17 @@ def test_demo_command_line_checks_and_help(monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_demo_through_the_cli_prints_summary(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "lightning_hooks", "demo", "--epochs", "1", "--work-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "Epoch(train) [1][10/45]" in out.stdout  # MMEngine-style lines
-    summary = out.stdout[out.stdout.index("Summary") :]
+def test_demo_through_the_cli_prints_summary(tmp_path, capsys):
+    from lightning_hooks.__main__ import main as cli_main
+
+    assert cli_main(["demo", "--epochs", "1", "--work-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch(train) [1][10/45]" in out  # MMEngine-style lines
+    summary = out[out.index("Summary") :]
     assert f"last checkpoint   : {tmp_path / 'epoch_1.pth'}" in summary
     scalars = [line.split(":", 1)[1].strip() for line in summary.splitlines() if "JSON scalars" in line]
     assert len(scalars) == 1 and osp.isfile(scalars[0])
+    tensorboard = [
+        line.split(":", 1)[1].split("(")[0].strip() for line in summary.splitlines() if "TensorBoard" in line
+    ]
+    assert list(Path(tensorboard[0]).glob("events.out.tfevents.*"))

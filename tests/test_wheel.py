@@ -59,12 +59,13 @@ def test_wheel_installs_and_imports_in_a_clean_venv(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     check = (
-        "import lightning_hooks, lightning_hooks.config, lightning_hooks.cli, lightning_hooks.demo;"
-        "print(lightning_hooks.__file__); print(lightning_hooks.__version__);"
-        "print(len(lightning_hooks.HOOKS))"
-    )
-    out = run([str(python), "-c", check], cwd=tmp_path, env=env).stdout.split()
-    assert out[0].startswith(purelib) and not out[0].startswith(str(ROOT))
-    assert out[1] == "0.1.0" and int(out[2]) >= 10
-    helped = run([str(venv / "bin" / "lightning-hooks"), "--help"], cwd=tmp_path, env=env)
-    assert "publish" in helped.stdout and "inspect" in helped.stdout
+        "import lightning_hooks, lightning_hooks.config, lightning_hooks.demo;"
+        "print(lightning_hooks.__file__, lightning_hooks.__version__, len(lightning_hooks.HOOKS));"
+        "import runpy, sys; sys.argv = [SCRIPT, '--help']; runpy.run_path(SCRIPT, run_name='__main__')"
+    ).replace("SCRIPT", repr(str(venv / "bin" / "lightning-hooks")))
+    out = subprocess.run([str(python), "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    location, version, n_hooks = out.stdout.splitlines()[0].split()
+    assert location.startswith(purelib) and not location.startswith(str(ROOT))
+    assert version == "0.1.0" and int(n_hooks) >= 10
+    assert "publish" in out.stdout and "inspect" in out.stdout  # the console script the wheel installed ran
