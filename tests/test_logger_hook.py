@@ -366,3 +366,38 @@ def test_progress_bar_can_stay_on(tmp_path):
     )
     assert trainer.progress_bar_callback is not None
     assert len([m for m in catcher.messages if m.startswith("Epoch(train)")]) == 2
+
+
+def test_mmengine_reads_the_loss_every_iteration(tmp_path):
+    """The anchor for the test above: MMEngine's Runner calls .item() on the loss at every iteration."""
+    from mmengine.hooks import Hook as MMHook
+
+    counts = {"item": 0}
+    original = torch.Tensor.item
+
+    def counting_item(self):
+        counts["item"] += 1
+        return original(self)
+
+    per_iter: list[int] = []
+
+    class Start(MMHook):
+        priority = "HIGHEST"
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            self.start = counts["item"]
+
+    class End(MMHook):
+        priority = "LOWEST"
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            per_iter.append(counts["item"] - start.start)
+
+    start = Start()
+    torch.Tensor.item = counting_item
+    try:
+        run_mm(tmp_path, default_hooks=logger_cfg(interval=10), custom_hooks=[start, End()])
+    finally:
+        torch.Tensor.item = original
+    assert len(per_iter) == 8
+    assert min(per_iter) >= 1  # at least one host read per iteration, line or not
