@@ -12,9 +12,11 @@ are reported as such.
 
 Only the hook-related keys are used: ``default_hooks``, ``custom_hooks``,
 ``custom_imports`` (imported first, so a hook module can register its classes),
-and the bridge's own ``work_dir``, ``experiment_name``, ``resume`` and
-``log_level``. :func:`trainer_kwargs_from_mmengine_config` maps ``train_cfg``
-and ``optim_wrapper`` to Trainer arguments.
+``visualizer.vis_backends`` (given to the LoggerHook, which writes the scalars
+here since there is no separate Visualizer), and the bridge's own ``work_dir``,
+``experiment_name``, ``resume``, ``log_level`` and ``log_processor``.
+:func:`trainer_kwargs_from_mmengine_config` maps ``train_cfg`` and ``optim_wrapper``
+to Trainer arguments.
 
 Differences from MMEngine, on purpose:
 
@@ -59,7 +61,7 @@ __all__ = [
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
 #: Config keys that are also :class:`HookBridge` arguments.
-BRIDGE_KEYS = ("work_dir", "experiment_name", "resume", "log_level")
+BRIDGE_KEYS = ("work_dir", "experiment_name", "resume", "log_level", "log_processor")
 OnUnsupported = Literal["error", "warn"]
 
 #: MMEngine hooks this package does not provide, and why.
@@ -310,8 +312,14 @@ def _unsupported_reason(hook_type: Any) -> Optional[str]:
         )
     if not isinstance(hook_type, str):
         return f"type must be a registered name or a Hook class, got {hook_type!r}"
-    if hook_type.rsplit(".", 1)[-1] in KNOWN_UNSUPPORTED:
-        return "not provided by lightning_hooks: " + KNOWN_UNSUPPORTED[hook_type.rsplit(".", 1)[-1]]
+    short = hook_type.rsplit(".", 1)[-1]
+    if short in KNOWN_UNSUPPORTED:
+        return "not provided by lightning_hooks: " + KNOWN_UNSUPPORTED[short]
+    if short.endswith("VisualizationHook") and HOOKS.get(hook_type) is None:
+        return (
+            "not provided by lightning_hooks: OpenMMLab's visualization hooks draw predictions through "
+            "MMEngine's Visualizer, which has no Lightning counterpart; log images with the Trainer's logger"
+        )
     cls = HOOKS.get(hook_type)
     if cls is None:
         return _unknown_reason(hook_type)
@@ -422,11 +430,26 @@ def bridge_kwargs_from_mmengine_config(
         dropped = {u.where for u in unsupported}
         default_hooks = {k: v for k, v in default_hooks.items() if f"default_hooks.{k}" not in dropped}
         custom_hooks = [v for i, v in enumerate(custom_hooks) if f"custom_hooks[{i}]" not in dropped]
-    kwargs: dict[str, Any] = {"default_hooks": dict(default_hooks), "custom_hooks": list(custom_hooks)}
+    default_hooks = _logger_with_visualizer(dict(default_hooks), cfg.get("visualizer"))
+    kwargs: dict[str, Any] = {"default_hooks": default_hooks, "custom_hooks": list(custom_hooks)}
     for key in BRIDGE_KEYS:
         if cfg.get(key) is not None:
             kwargs[key] = cfg[key]
     return kwargs
+
+
+def _logger_with_visualizer(default_hooks: dict[str, Any], visualizer: Any) -> dict[str, Any]:
+    """Give the config's ``visualizer.vis_backends`` to the LoggerHook, unless it names its own.
+
+    In MMEngine the LoggerHook writes through the Runner's Visualizer; here the hook owns its writers.
+    """
+    backends = visualizer.get("vis_backends") if isinstance(visualizer, Mapping) else None
+    if not backends:
+        return default_hooks
+    logger = default_hooks.get("logger", {"type": "LoggerHook"})
+    if logger is None or not isinstance(logger, Mapping) or "vis_backends" in logger:
+        return default_hooks
+    return {**default_hooks, "logger": {**logger, "vis_backends": list(backends)}}
 
 
 def build_bridge_from_mmengine_config(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import textwrap
 import warnings
+from pathlib import Path
 
 import pytest
 from mmengine.config import Config
@@ -282,3 +284,33 @@ def test_bad_inputs_name_the_problem(tmp_path):
         HookBridge.from_mmengine_config(42)
     with pytest.raises(TypeError, match="custom_hooks must be a list"):
         HookBridge.from_mmengine_config(dict(custom_hooks=dict(type="IterTimerHook")))
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mmengine_config"
+
+
+def test_shipped_mmengine_example_config(tmp_path):
+    """examples/mmengine_config: a real OpenMMLab-style _base_ chain, read as MMEngine reads it."""
+    config = EXAMPLE / "digits_cnn.py"
+    assert load_mmengine_config(config) == Config.fromfile(str(config)).to_dict()
+    with pytest.warns(UserWarning, match=r"default_hooks.visualization \(VisualizationHook\): not provided"):
+        bridge = HookBridge.from_mmengine_config(config, on_unsupported="warn", work_dir=str(tmp_path))
+    hooks = {type(h).__name__: h for h in bridge.hooks}
+    assert hooks["LoggerHook"].interval == 10  # merged into the base's entry
+    assert [b["type"] for b in hooks["LoggerHook"].vis_backends] == ["LocalVisBackend", "TensorboardVisBackend"]
+    assert hooks["CheckpointHook"].max_keep_ckpts == 2 and hooks["EMAHook"].priority == "ABOVE_NORMAL"
+    assert bridge.runtime["log_processor"].window_size == 10
+    assert trainer_kwargs_from_mmengine_config(config) == dict(
+        max_epochs=3, check_val_every_n_epoch=1, default_root_dir="./work_dirs/digits_cnn"
+    )
+
+
+@pytest.mark.slow
+def test_mmengine_example_trains(tmp_path):
+    spec = importlib.util.spec_from_file_location("mmengine_config_train", EXAMPLE / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.warns(UserWarning, match="VisualizationHook"):
+        module.main([str(EXAMPLE / "digits_cnn.py"), "--epochs", "1", "--work-dir", str(tmp_path)])
+    assert (tmp_path / "epoch_1.pth").is_file() and len(list(tmp_path.glob("best_accuracy_top1_epoch_1.pth"))) == 1
+    assert list(tmp_path.glob("*/vis_data/events.out.tfevents.*"))  # the visualizer's TensorBoard backend

@@ -1,0 +1,5 @@
+optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=0.0001))
+param_scheduler = dict(type="CosineAnnealingLR", by_epoch=True, T_max=100)
+train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
