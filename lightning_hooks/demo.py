@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import glob
+import logging
 import os.path as osp
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
@@ -325,11 +327,18 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--ema-momentum must be between 0 and 1, got {args.ema_momentum}")
 
 
+def _quiet_lightning() -> None:
+    """Keep the terminal to MMEngine's lines: Lightning's start-up notices and a deprecation warning it triggers."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo from the command line and print its summary; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
+    _quiet_lightning()
     result = run_demo(
         epochs=args.epochs,
         work_dir=args.work_dir,
