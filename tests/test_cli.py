@@ -20,9 +20,12 @@ from lightning_hooks.cli import main, publish_dict
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 2-epoch toy run with save_best: regular and best checkpoints on disk."""
+    """A 2-epoch toy run with save_best and EMA: regular and best checkpoints on disk."""
     work = tmp_path_factory.mktemp("cli")
-    bridge = HookBridge(default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1, save_best="acc")))
+    bridge = HookBridge(
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1, save_best="acc")),
+        custom_hooks=[dict(type="EMAHook")],
+    )
     trainer = make_trainer(work, bridge, max_epochs=2)
     trainer.fit(ToyModule(), *loaders())
     return work
@@ -33,7 +36,7 @@ def test_publish_command_writes_loadable_filtered_copy(trained, tmp_path, capsys
     shutil.copy(trained / "epoch_2.pth", ckpt)
     assert main(["publish", str(ckpt), "--keys", "state_dict", "meta"]) == 0
     out = capsys.readouterr().out
-    assert "removed keys:" in out and "optimizer_states" in out
+    assert "removed keys:" in out and "optimizer_states" in out and "ema_state_dict" in out
     published_files = [p.name for p in tmp_path.glob("epoch_2-*.pth")]
     assert len(published_files) == 1 and re.fullmatch(r"epoch_2-[0-9a-f]{8}\.pth", published_files[0])
     assert published_files[0] in out
@@ -65,9 +68,9 @@ def test_publish_name_is_mmengines_for_the_same_dict(trained, tmp_path, monkeypa
 def test_publish_errors_name_the_problem(trained, tmp_path, capsys):
     ckpt = tmp_path / "epoch_1.pth"
     shutil.copy(trained / "epoch_1.pth", ckpt)
-    assert main(["publish", str(ckpt), "--keys", "state_dict", "ema_state_dict"]) == 2
+    assert main(["publish", str(ckpt), "--keys", "state_dict", "no_such_key"]) == 2
     err = capsys.readouterr().err
-    assert "ema_state_dict" in err and "its keys are" in err
+    assert "no_such_key" in err and "its keys are" in err
     assert main(["publish", str(tmp_path / "nope.pth")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["publish", str(ckpt), "--keys", "meta", "meta"]) == 2
@@ -82,13 +85,13 @@ def test_inspect_reports_counters_best_and_keys(trained, capsys):
     assert (report["epoch"], report["iter"]) == (2, 8)
     assert report["best_score"] == {"best_score": checkpoint["message_hub"]["runtime_info"]["best_score"]}
     assert report["best_ckpt"]["best_ckpt"].endswith(".pth")
-    assert report["ema"] is False
+    assert report["ema"] is True and "ema_state_dict" in checkpoint
     assert list(report["keys"]) == list(checkpoint)
     weights = sum(v.numel() * v.element_size() for v in checkpoint["state_dict"].values())
     assert report["keys"]["state_dict"] >= weights
     assert main(["inspect", str(path)]) == 0
     text = capsys.readouterr().out
-    assert "epoch      : 2" in text and "EMA        : no" in text and "state_dict" in text
+    assert "epoch      : 2" in text and "EMA        : yes" in text and "state_dict" in text
 
 
 def test_inspect_mmengine_checkpoint_needs_trust(tmp_path, monkeypatch, capsys):
