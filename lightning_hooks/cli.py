@@ -108,7 +108,12 @@ def _human(n: int) -> str:
 
 
 def inspect_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
-    """What a checkpoint holds: epoch, iter, best scores, EMA presence, top-level keys and sizes."""
+    """What a checkpoint holds: epoch, iter, best scores, EMA presence, top-level keys and sizes.
+
+    ``epoch`` and ``iter`` are MMEngine's (from ``meta``: completed epochs and iterations, as in the
+    file names). Lightning's own ``epoch``/``global_step`` are reported apart, since they count
+    differently.
+    """
     checkpoint = load_checkpoint(path, trust)
     meta = checkpoint.get("meta") or {}
     hub = checkpoint.get("message_hub") or {}
@@ -118,8 +123,11 @@ def inspect_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
     bridge_state = _bridge_state(checkpoint)
     return {
         "path": osp.abspath(path),
-        "epoch": meta.get("epoch", checkpoint.get("epoch")),
-        "iter": meta.get("iter", checkpoint.get("global_step")),
+        # MMEngine's counters (meta): completed epochs and iterations; None when the file has no meta
+        "epoch": meta.get("epoch"),
+        "iter": meta.get("iter"),
+        # Lightning's own counters, when it wrote the file: 0-based epoch and optimizer steps
+        "lightning": {k: checkpoint[k] for k in ("epoch", "global_step") if k in checkpoint},
         "best_score": best,
         "best_ckpt": best_ckpt,
         "ema": "ema_state_dict" in checkpoint or any("EMA" in k for k in bridge_state),
@@ -148,6 +156,9 @@ def format_inspection(report: Mapping[str, Any]) -> str:
         f"epoch      : {report['epoch']}",
         f"iter       : {report['iter']}",
     ]
+    if report["lightning"]:
+        lightning = ", ".join(f"{k} {v}" for k, v in report["lightning"].items())
+        lines.append(f"Lightning  : {lightning} (its epoch is 0-based, global_step counts optimizer steps)")
     if report["best_score"]:
         for key, score in report["best_score"].items():
             name = key.replace("best_score", "best_ckpt")

@@ -83,6 +83,7 @@ def test_inspect_reports_counters_best_and_keys(trained, capsys):
     report = json.loads(capsys.readouterr().out)
     checkpoint = torch.load(path, weights_only=True)
     assert (report["epoch"], report["iter"]) == (2, 8)
+    assert report["lightning"] == {"epoch": checkpoint["epoch"], "global_step": checkpoint["global_step"]}
     assert report["best_score"] == {"best_score": checkpoint["message_hub"]["runtime_info"]["best_score"]}
     assert report["best_ckpt"]["best_ckpt"].endswith(".pth")
     assert report["ema"] is True and "ema_state_dict" in checkpoint
