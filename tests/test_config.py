@@ -314,3 +314,17 @@ def test_mmengine_example_trains(tmp_path):
         module.main([str(EXAMPLE / "digits_cnn.py"), "--epochs", "1", "--work-dir", str(tmp_path)])
     assert (tmp_path / "epoch_1.pth").is_file() and len(list(tmp_path.glob("best_accuracy_top1_epoch_1.pth"))) == 1
     assert list(tmp_path.glob("*/vis_data/events.out.tfevents.*"))  # the visualizer's TensorBoard backend
+
+
+def test_leftover_delete_key_is_removed_before_building(tmp_path):
+    """MMEngine keeps `_delete_` when the base has no such entry, and its Runner then fails building the hook."""
+    write(tmp_path / "base.py", "default_hooks = dict(timer=dict(type='IterTimerHook'))\n")
+    child = write(
+        tmp_path / "child.py",
+        "_base_ = './base.py'\ncustom_hooks = []\ndefault_hooks = dict(extra=dict(_delete_=True, type='EmptyCacheHook'))\n",
+    )
+    merged = Config.fromfile(str(child)).to_dict()
+    assert merged["default_hooks"]["extra"] == {"_delete_": True, "type": "EmptyCacheHook"}
+    assert load_mmengine_config(child) == merged
+    bridge = HookBridge.from_mmengine_config(child)
+    assert "EmptyCacheHook" in [type(h).__name__ for h in bridge.hooks]
