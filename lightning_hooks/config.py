@@ -183,7 +183,7 @@ def _mark_base_refs(text: str) -> tuple[str, dict[str, str]]:
     def mark(match: re.Match[str]) -> str:
         marker = f"__lh_base_ref_{len(refs)}__"
         refs[marker] = match.group(1)
-        return repr(marker)
+        return f'"{marker}"'  # double quotes: valid in Python, YAML and JSON
 
     return re.sub(r"\{\{\s*" + BASE_KEY + r"\.([\w.]+)\s*\}\}", mark, text), refs
 

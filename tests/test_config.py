@@ -328,3 +328,17 @@ def test_leftover_delete_key_is_removed_before_building(tmp_path):
     assert load_mmengine_config(child) == merged
     bridge = HookBridge.from_mmengine_config(child)
     assert "EmptyCacheHook" in [type(h).__name__ for h in bridge.hooks]
+
+
+def test_base_references_in_json_and_yaml(tmp_path):
+    write(tmp_path / "base.py", "checkpoint_interval = 4\nhooks = [dict(type='EMAHook')]\n")
+    (tmp_path / "child.json").write_text(
+        '{"_base_": "base.py", "default_hooks": {"checkpoint": {"type": "CheckpointHook", '
+        '"interval": {{_base_.checkpoint_interval}}}}, "custom_hooks": {{ _base_.hooks }}}'
+    )
+    write(tmp_path / "child.yaml", "_base_: child.json\ncustom_hooks: []\nwork_dir: {{ fileDirname }}/work\n")
+    for name in ("child.json", "child.yaml"):
+        assert load_mmengine_config(tmp_path / name) == Config.fromfile(str(tmp_path / name)).to_dict()
+    merged = load_mmengine_config(tmp_path / "child.json")
+    assert merged["default_hooks"]["checkpoint"]["interval"] == 4 and merged["custom_hooks"] == [{"type": "EMAHook"}]
+    assert load_mmengine_config(tmp_path / "child.yaml")["work_dir"] == f"{tmp_path}/work"
