@@ -246,6 +246,7 @@ def load_mmengine_config(path: Union[str, os.PathLike[str]]) -> dict[str, Any]:
     """Read an MMEngine config file (``.py``, ``.json``, ``.yaml``/``.yml``) with its ``_base_`` files merged.
 
     Returns plain dicts and lists: the same content ``mmengine.Config.fromfile(path).to_dict()`` gives.
+    A Python config is code and is executed, as MMEngine executes it: read only configs you trust.
     """
     filename = osp.abspath(osp.expanduser(os.fspath(path)))
     if not osp.isfile(filename):

@@ -48,3 +48,7 @@ def test_notebook_runs(path, tmp_path, kernel_on_this_python):
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert (tmp_path / "work_dirs").is_dir()
+    if path.stem == "quickstart":  # the loss/accuracy curves and the raw-vs-EMA bars were drawn
+        images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) == 2
+        assert (tmp_path / "work_dirs" / "quickstart" / "curves.png").stat().st_size > 1000
