@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,8 +34,15 @@ def bridge_of(cli):
 
 @pytest.mark.slow
 def test_shipped_config_fits_one_epoch(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cli = LightningCLI(args=["fit", "--config", str(config_in(tmp_path, max_epochs=1))])
+    """The shipped script (examples/lightning_cli/train.py) with the shipped config, for one epoch."""
+    spec = importlib.util.spec_from_file_location("lightning_cli_train", CONFIG.parent / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    built = []
+    monkeypatch.setattr(LightningCLI, "after_fit", lambda self: built.append(self), raising=False)
+    monkeypatch.setattr(sys, "argv", ["train.py", "fit", "--config", str(config_in(tmp_path, max_epochs=1))])
+    script.main()
+    (cli,) = built
     bridge = bridge_of(cli)
     names = [type(h).__name__ for h in bridge.hooks]
     assert names.index("EMAHook") < names.index("LoggerHook") < names.index("CheckpointHook")
