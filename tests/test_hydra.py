@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,26 @@ def test_example_trains_and_resumes_with_weights_only(tmp_path):
     assert trainer.current_epoch == 1 and resumed.current_epoch == 2
     meta = torch.load(tmp_path / "work" / "epoch_2.pth", weights_only=True)["meta"]
     assert (meta["epoch"], meta["iter"]) == (2, 24)
+
+
+@pytest.mark.slow
+def test_example_script_entry_point(tmp_path, monkeypatch):
+    """examples/hydra/train.py as a user runs it (@hydra.main, command-line overrides), in-process."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            str(EXAMPLE / "train.py"),
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=12",
+            "callbacks.hook_bridge.default_hooks.checkpoint.interval=1",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled",
+        ],
+    )
+    runpy.run_path(str(EXAMPLE / "train.py"), run_name="__main__")
+    work = tmp_path / "run" / "work"  # work_dir: ${hydra:runtime.output_dir}/work
+    assert (work / "epoch_1.pth").is_file() and (work / "last_checkpoint").read_text() == str(work / "epoch_1.pth")
+    assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
