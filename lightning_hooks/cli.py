@@ -66,9 +66,9 @@ def publish_dict(checkpoint: Mapping[str, Any], path: str, keys: Sequence[str]) 
     absent is an error (MMEngine would publish without it, silently).
 
     The name hashes ``pickle.dumps`` of the kept dict, as MMEngine does. Pickling a tensor
-    embeds an id that ``torch`` draws anew for every loaded copy, so publishing the same
-    file twice (here or in MMEngine) gives two different names; the hash tells copies apart
-    but is not a content checksum.
+    embeds the memory address of its storage, which differs for every loaded copy, so
+    publishing the same file twice (here or in MMEngine) gives two different names; the
+    hash tells copies apart but is not a content checksum.
     """
     if not keys:
         raise ValueError("give at least one key to keep, e.g. --keys meta state_dict")
