@@ -15,17 +15,21 @@ and counters::
 __version__ = "0.1.0"
 
 from .averaging import BaseAveragedModel, ExponentialMovingAverage, MomentumAnnealingEMA, StochasticWeightAverage
-from .bridge import DEFAULT_HOOKS, HookBridge, merge_default_hooks
+from .bridge import DEFAULT_HOOKS, HookBridge, merge_default_hooks, use_hooks
 from .hooks import (
     CheckInvalidLossHook,
     CheckpointHook,
     DistSamplerSeedHook,
+    EarlyStoppingHook,
     EMAHook,
+    EmptyCacheHook,
     Hook,
     IterTimerHook,
     LoggerHook,
     ParamSchedulerHook,
+    ProfilerHook,
     RuntimeInfoHook,
+    SyncBuffersHook,
 )
 from .logging import LogProcessor
 from .message_hub import HistoryBuffer, MessageHub
@@ -42,6 +46,8 @@ __all__ = [
     "CheckpointHook",
     "DistSamplerSeedHook",
     "EMAHook",
+    "EarlyStoppingHook",
+    "EmptyCacheHook",
     "ExponentialMovingAverage",
     "HistoryBuffer",
     "Hook",
@@ -53,11 +59,14 @@ __all__ = [
     "MomentumAnnealingEMA",
     "ParamSchedulerHook",
     "Priority",
+    "ProfilerHook",
     "Registry",
     "RunnerView",
     "RuntimeInfoHook",
     "StochasticWeightAverage",
+    "SyncBuffersHook",
     "__version__",
     "get_priority",
     "merge_default_hooks",
+    "use_hooks",
 ]

@@ -132,6 +132,7 @@ class HookBridge(Callback):
         self.hook_list.resolve_all()
         self.state = LoopState()
         self.message_hub: Optional[MessageHub] = None
+        self._log_processor_given = log_processor is not None
         self.runtime: dict[str, Any] = {"log_processor": build_log_processor(log_processor)}
         self.runner: Optional[RunnerView] = None
         self._stage: Optional[str] = None
@@ -141,7 +142,10 @@ class HookBridge(Callback):
 
     @classmethod
     def from_mmengine_config(
-        cls, path_or_dict: Union[str, os.PathLike[str], Mapping[str, Any]], on_unsupported: str = "error", **overrides: Any
+        cls,
+        path_or_dict: Union[str, os.PathLike[str], Mapping[str, Any]],
+        on_unsupported: str = "error",
+        **overrides: Any,
     ) -> HookBridge:
         """Build a bridge from an MMEngine config's ``default_hooks``/``custom_hooks`` (``_base_`` merged).
 
@@ -229,6 +233,10 @@ class HookBridge(Callback):
         state.by_epoch = not (trainer.max_epochs == -1 and trainer.max_steps is not None and trainer.max_steps > 0)
         state.trained = True
         state.extra.pop("iter_epoch_started", None)
+        if not self._log_processor_given:
+            # MMEngine's configs pair IterBasedTrainLoop with LogProcessor(by_epoch=False); without an
+            # explicit log_processor, follow the loop the Trainer's limits select.
+            self.runtime["log_processor"] = build_log_processor({"by_epoch": state.by_epoch})
         self.runtime["resume"] = trainer.ckpt_path is not None
 
     def _close_run(self) -> None:
@@ -588,3 +596,15 @@ def _identity(state_dict: Any) -> Any:
     if not isinstance(state_dict, Mapping):
         return id(state_dict)
     return (id(state_dict), tuple((k, id(v)) for k, v in state_dict.items()))
+
+
+def use_hooks(*hooks: HookCfg, runtime_info: bool = True, **bridge_kwargs: Any) -> HookBridge:
+    """A bridge running just the given hooks: the way to use one hook on its own.
+
+    ``Trainer(callbacks=[use_hooks(EMAHook(momentum=1e-3))])`` runs the EMA
+    hook and nothing else from MMEngine's defaults, except RuntimeInfoHook
+    (it keeps the message hub that LoggerHook, CheckpointHook and others read);
+    pass ``runtime_info=False`` to drop it too.
+    """
+    defaults: dict[str, Any] = {name: None for name in DEFAULT_HOOKS if not (runtime_info and name == "runtime_info")}
+    return HookBridge(default_hooks=defaults, custom_hooks=list(hooks), **bridge_kwargs)

@@ -128,6 +128,17 @@ class LoaderView:
         """The wrapped DataLoader."""
         return self._loader
 
+    @property
+    def samplers_seeded_by_trainer(self) -> tuple[Any, ...]:
+        """Samplers whose ``set_epoch`` the Trainer already calls before every epoch of ``fit``.
+
+        Lightning's loops seed ``sampler`` and ``batch_sampler.sampler`` (its own
+        DistributedSampler included); hooks must not seed those a second time.
+        """
+        batch_sampler = getattr(self._loader, "batch_sampler", None)
+        found = (getattr(self._loader, "sampler", None), getattr(batch_sampler, "sampler", None))
+        return tuple(sampler for sampler in found if sampler is not None)
+
 
 class OptimWrapperView:
     """The part of MMEngine's OptimWrapper(Dict) that hooks use, over the Trainer's optimizers.
@@ -473,6 +484,11 @@ class RunnerView:
     def distributed(self) -> bool:
         """Whether more than one process trains."""
         return self.trainer.world_size > 1
+
+    @property
+    def device(self) -> torch.device:
+        """The device this process computes on (the Trainer strategy's root device)."""
+        return self.trainer.strategy.root_device
 
 
 def call_hooks(hook_list: HookList, runner: RunnerView, stage: str, kwargs: dict[str, Any]) -> None:

@@ -257,3 +257,37 @@ def test_mmengine_runner_smoke_for_reference(tmp_path):
     """The reference Runner itself runs here (guards the conformance tests' premise)."""
     runner = run_mmengine(tmp_path, [])
     assert runner.iter == 8 and runner.epoch == 2
+
+
+def test_use_hooks_runs_one_hook_alone(tmp_path):
+    from lightning_hooks import use_hooks
+
+    calls = []
+
+    class One(Hook):
+        def after_train_epoch(self, runner):
+            calls.append(runner.epoch)
+
+    bridge = use_hooks(One())
+    assert [type(h).__name__ for h in bridge.hooks] == ["RuntimeInfoHook", "One"]
+    assert [type(h).__name__ for h in use_hooks(One(), runtime_info=False).hooks] == ["One"]
+    train, val = loaders()
+    make_trainer(tmp_path, bridge, max_epochs=2).fit(ToyModule(), train, val)
+    assert calls == [0, 1]
+    assert not list(tmp_path.glob("*.pth"))  # no CheckpointHook
+
+
+def test_iteration_based_training_gets_iteration_log_lines_by_default(tmp_path, capsys):
+    train, val = loaders()
+    trainer = make_trainer(
+        tmp_path,
+        HookBridge(default_hooks=dict(logger=dict(type="LoggerHook", interval=5))),
+        max_steps=10,
+        max_epochs=-1,
+        val_check_interval=5,
+        check_val_every_n_epoch=None,
+    )
+    trainer.fit(ToyModule(), train, val)
+    out = capsys.readouterr().out
+    assert "Iter(train) [ 5/10]" in out and "Iter(train) [10/10]" in out
+    assert "Epoch(train)" not in out

@@ -3,22 +3,30 @@
 from . import _planned  # noqa: F401  (registers the names of hooks still to come)
 from .check_invalid_loss_hook import CheckInvalidLossHook
 from .checkpoint_hook import CheckpointHook
+from .early_stopping_hook import EarlyStoppingHook
 from .ema_hook import EMAHook
+from .empty_cache_hook import EmptyCacheHook
 from .hook import Hook
 from .iter_timer_hook import IterTimerHook
 from .logger_hook import LoggerHook
 from .param_scheduler_hook import ParamSchedulerHook
+from .profiler_hook import ProfilerHook
 from .runtime_info_hook import RuntimeInfoHook
 from .sampler_seed_hook import DistSamplerSeedHook
+from .sync_buffers_hook import SyncBuffersHook
 
 __all__ = [
     "CheckInvalidLossHook",
     "CheckpointHook",
     "DistSamplerSeedHook",
     "EMAHook",
+    "EarlyStoppingHook",
+    "EmptyCacheHook",
     "Hook",
     "IterTimerHook",
     "LoggerHook",
     "ParamSchedulerHook",
+    "ProfilerHook",
     "RuntimeInfoHook",
+    "SyncBuffersHook",
 ]

@@ -22,12 +22,7 @@ def _planned(name: str, issue: str) -> type:
     return cls
 
 
-_PLANNED = {
-    "EmptyCacheHook": "custom and distributed hooks",
-    "SyncBuffersHook": "custom and distributed hooks",
-    "ProfilerHook": "custom and distributed hooks",
-    "EarlyStoppingHook": "custom and distributed hooks",
-}
+_PLANNED: dict[str, str] = {}
 for _name, _issue in _PLANNED.items():
     if _name not in HOOKS:
         globals()[_name] = _planned(_name, _issue)
