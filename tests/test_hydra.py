@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import runpy
 import sys
 from pathlib import Path
@@ -82,11 +83,12 @@ def test_example_script_entry_point(tmp_path, monkeypatch):
             "+trainer.limit_train_batches=12",
             "callbacks.hook_bridge.default_hooks.checkpoint.interval=1",
             f"hydra.run.dir={tmp_path / 'run'}",
-            "hydra/job_logging=disabled",
-            "hydra/hydra_logging=disabled",
+            "hydra/job_logging=none",  # leave logging alone: "disabled" would disable every logger of the process
+            "hydra/hydra_logging=none",
         ],
     )
     runpy.run_path(str(EXAMPLE / "train.py"), run_name="__main__")
     work = tmp_path / "run" / "work"  # work_dir: ${hydra:runtime.output_dir}/work
     assert (work / "epoch_1.pth").is_file() and (work / "last_checkpoint").read_text() == str(work / "epoch_1.pth")
     assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
+    assert not logging.getLogger("lightning_hooks").disabled
