@@ -41,14 +41,13 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
+from .bridge import HookBridge
 from .registry import HOOKS, to_plain
 
-if TYPE_CHECKING:
-    from .bridge import HookBridge
-
 __all__ = [
+    "MMEngineConfigHookBridge",
     "UnsupportedHook",
     "UnsupportedHookError",
     "bridge_kwargs_from_mmengine_config",
@@ -463,6 +462,41 @@ def build_bridge_from_mmengine_config(
     kwargs = bridge_kwargs_from_mmengine_config(path_or_dict, on_unsupported)
     kwargs.update(overrides)
     return cls(**kwargs)
+
+
+class MMEngineConfigHookBridge(HookBridge):
+    """A :class:`~lightning_hooks.HookBridge` whose hooks come from an MMEngine config file.
+
+    For tools that build callbacks from a class and its arguments, such as LightningCLI::
+
+        trainer:
+          callbacks:
+            - class_path: lightning_hooks.config.MMEngineConfigHookBridge
+              init_args: {config: configs/my_cfg.py, on_unsupported: warn}
+
+    (Hydra can call ``lightning_hooks.HookBridge.from_mmengine_config`` directly as ``_target_``.)
+
+    Args:
+        config: an MMEngine config file (``.py``, ``.json``, ``.yaml``); ``_base_`` files are merged
+            as MMEngine merges them.
+        on_unsupported: ``'error'`` raises listing the hooks this package cannot run; ``'warn'``
+            leaves them out with a warning listing them.
+        work_dir: overrides the config's ``work_dir``.
+        experiment_name: overrides the config's ``experiment_name``.
+    """
+
+    def __init__(
+        self,
+        config: str,
+        on_unsupported: OnUnsupported = "error",
+        work_dir: Optional[str] = None,
+        experiment_name: Optional[str] = None,
+    ) -> None:
+        kwargs = bridge_kwargs_from_mmengine_config(config, on_unsupported)
+        overrides = {"work_dir": work_dir, "experiment_name": experiment_name}
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        super().__init__(**kwargs)
+        self.config_path = os.fspath(config)
 
 
 # --------------------------------------------------------------------------------------- Trainer

@@ -12,7 +12,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_hooks import HookBridge
 
@@ -92,3 +92,19 @@ def test_example_script_entry_point(tmp_path, monkeypatch):
     assert (work / "epoch_1.pth").is_file() and (work / "last_checkpoint").read_text() == str(work / "epoch_1.pth")
     assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
     assert not logging.getLogger("lightning_hooks").disabled
+
+
+def test_target_can_be_from_mmengine_config(tmp_path):
+    """`_target_: lightning_hooks.HookBridge.from_mmengine_config` reads an MMEngine config file."""
+    node = OmegaConf.create(
+        {
+            "_target_": "lightning_hooks.HookBridge.from_mmengine_config",
+            "path_or_dict": str(EXAMPLE.parent / "mmengine_config" / "digits_cnn.py"),
+            "on_unsupported": "warn",
+            "work_dir": str(tmp_path),
+        }
+    )
+    with pytest.warns(UserWarning, match="VisualizationHook"):
+        bridge = instantiate(node)
+    assert isinstance(bridge, HookBridge) and bridge.work_dir == str(tmp_path)
+    assert "EMAHook" in [type(h).__name__ for h in bridge.hooks]

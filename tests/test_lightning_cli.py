@@ -91,3 +91,25 @@ def test_bad_hook_in_yaml_is_named(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ValueError, match=r"'EMAHookk' is not registered.*Did you mean 'EMAHook'"):
         LightningCLI(run=False, args=["--config", str(path)])
+
+
+def test_mmengine_config_file_as_callback(tmp_path):
+    """LightningCLI users can point at an existing MMEngine config instead of repeating its hooks."""
+    from lightning_hooks.config import MMEngineConfigHookBridge
+
+    path = config_in(tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    mm_config = str(CONFIG.parents[1] / "mmengine_config" / "digits_cnn.py")
+    cfg["trainer"]["callbacks"] = [
+        {
+            "class_path": "lightning_hooks.config.MMEngineConfigHookBridge",
+            "init_args": {"config": mm_config, "on_unsupported": "warn", "work_dir": str(tmp_path / "w")},
+        }
+    ]
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.warns(UserWarning, match="VisualizationHook"):
+        cli = LightningCLI(run=False, args=["--config", str(path)])
+    bridge = bridge_of(cli)
+    assert isinstance(bridge, MMEngineConfigHookBridge) and bridge.work_dir == str(tmp_path / "w")
+    hooks = {type(h).__name__: h for h in bridge.hooks}
+    assert hooks["LoggerHook"].interval == 10 and "EMAHook" in hooks
