@@ -323,8 +323,6 @@ def _unsupported_reason(hook_type: Any) -> Optional[str]:
     cls = HOOKS.get(hook_type)
     if cls is None:
         return _unknown_reason(hook_type)
-    if getattr(cls, "__module__", "").endswith("hooks._planned"):
-        return f"not implemented yet in lightning_hooks ({cls.__doc__})"
     return None
 
 

@@ -1,6 +1,5 @@
 """MMEngine-style hooks, one module per hook; every class is registered in ``HOOKS``."""
 
-from . import _planned  # noqa: F401  (registers the names of hooks still to come)
 from .check_invalid_loss_hook import CheckInvalidLossHook
 from .checkpoint_hook import CheckpointHook
 from .early_stopping_hook import EarlyStoppingHook

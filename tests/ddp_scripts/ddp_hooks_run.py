@@ -34,14 +34,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E4
 
 from lightning_hooks import EarlyStoppingHook, EmptyCacheHook, HookBridge, ProfilerHook, SyncBuffersHook  # noqa: E402
 from lightning_hooks import Hook as LHHook  # noqa: E402
-from lightning_hooks.hooks import _planned  # noqa: E402
 from lightning_hooks.hooks.hook import STAGES  # noqa: E402
 
 TRAIN_LEN, BATCH, VAL_LEN, VAL_BATCH = 24, 3, 12, 6
 MAX_EPOCHS = 6
 #: Per-rank validation scores (not synced): rank 0 plateaus after its 3rd validation, rank 1 keeps improving.
 SCORES = {0: [1.0, 2.0, 3.0, 3.0, 3.0, 3.0], 1: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
-EMA_AVAILABLE = "EMAHook" not in _planned._PLANNED
 
 
 class RandomData(Dataset):
@@ -223,7 +221,7 @@ def run(out_dir: str, scenario: str, strategy_name: str) -> None:
     """One ``fit``: ``epochs`` (epoch-based, early stopping, rotation and best checkpoints) or
     ``iters`` (iteration-based, validation every 3 iterations, DDP's buffer broadcast off)."""
     work_dir = os.path.join(out_dir, f"work_{scenario}")
-    record: dict[str, Any] = {"scenario": scenario, "trace": [], "buffers": [], "ema": EMA_AVAILABLE}
+    record: dict[str, Any] = {"scenario": scenario, "trace": [], "buffers": []}
     custom: list[Any] = [
         Observer(record),
         SyncBuffersHook(),
@@ -249,8 +247,7 @@ def run(out_dir: str, scenario: str, strategy_name: str) -> None:
         custom.append(EmptyCacheHook(before_epoch=True, release_fn=releases))
         custom.append(ProfilerHook(by_epoch=False, profile_times=2, json_trace_path=f"{out_dir}/trace.json"))
         strategy = DDPStrategy(broadcast_buffers=False, start_method="popen" if strategy_name == "ddp" else "fork")
-    if EMA_AVAILABLE:
-        custom.append({"type": "EMAHook", "momentum": 0.1})
+    custom.append({"type": "EMAHook", "momentum": 0.1})
     bridge = HookBridge(
         default_hooks={"checkpoint": checkpoint},
         custom_hooks=custom,
