@@ -53,6 +53,9 @@ def get_logger(rank: int = 0, log_file: Optional[str] = None, log_level: str = "
     """
     logger = logging.getLogger(LOGGER_NAME)
     logger.propagate = False
+    # logging.config.dictConfig(disable_existing_loggers=True) (Hydra's 'disabled' job logging, for
+    # one) silences loggers created before it; the bridge owns this one and re-enables it per run.
+    logger.disabled = False
     stream = next((h for h in logger.handlers if getattr(h, "_lh_stream", False)), None)
     if stream is None:
         stream = _StdoutHandler()

@@ -291,3 +291,15 @@ def test_iteration_based_training_gets_iteration_log_lines_by_default(tmp_path, 
     out = capsys.readouterr().out
     assert "Iter(train) [ 5/10]" in out and "Iter(train) [10/10]" in out
     assert "Epoch(train)" not in out
+
+
+def test_log_lines_survive_a_logging_config_that_disables_existing_loggers(tmp_path, capsys):
+    import logging.config
+
+    from lightning_hooks.runner import get_logger
+
+    get_logger()  # the logger exists before the third-party config runs
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": True})
+    train, val = loaders()
+    make_trainer(tmp_path, HookBridge(), max_epochs=1).fit(ToyModule(), train, val)
+    assert "Saving checkpoint at 1 epochs" in capsys.readouterr().out
