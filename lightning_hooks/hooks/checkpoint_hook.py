@@ -43,6 +43,7 @@ from ..checkpoint_io import (
     remove_path,
 )
 from ..registry import HOOKS
+from ..rules import DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, infer_rule
 from .hook import DATA_BATCH, Hook
 
 __all__ = ["CheckpointConfigError", "CheckpointHook"]
@@ -119,8 +120,8 @@ class CheckpointHook(Hook):
 
     rule_map: dict[str, Callable[[Any, Any], bool]] = {"greater": operator.gt, "less": operator.lt}
     init_value_map: dict[str, float] = {"greater": -inf, "less": inf}
-    _default_greater_keys = ["acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc"]
-    _default_less_keys = ["loss"]
+    _default_greater_keys = list(DEFAULT_GREATER_KEYS)
+    _default_less_keys = list(DEFAULT_LESS_KEYS)
 
     def __init__(
         self,
@@ -253,28 +254,11 @@ class CheckpointHook(Hook):
             if rule is not None and rule not in self.rule_map:
                 raise KeyError(f"rule must be greater, less or None, but got {rule}.")
             if rule is None and key != "auto":
-                rule = self._infer_rule(key)
+                rule = infer_rule(key, self.greater_keys, self.less_keys)
             if rule is not None:
                 self.is_better_than[key] = self.rule_map[rule]
             self.rules.append(rule)
         self.key_indicators = key_indicators
-
-    def _infer_rule(self, key: str) -> str:
-        key_lc = key.lower()
-        greater = {k.lower() for k in self.greater_keys}
-        less = {k.lower() for k in self.less_keys}
-        if key_lc in greater:
-            return "greater"
-        if key_lc in less:
-            return "less"
-        if any(k in key_lc for k in greater):
-            return "greater"
-        if any(k in key_lc for k in less):
-            return "less"
-        raise ValueError(
-            f"Cannot infer the rule for key {key}, thus a specific rule must be specified "
-            f"(rule='greater' or 'less'; inferred names: greater {sorted(greater)}, less {sorted(less)})."
-        )
 
     # ------------------------------------------------------------------ storage helpers
     def _join(self, *parts: str) -> str:

@@ -30,44 +30,10 @@ from typing import Any, Optional
 import torch
 
 from ..registry import HOOKS
+from ..rules import RULES, infer_rule
 from .hook import Hook
 
 __all__ = ["EarlyStoppingHook", "infer_rule"]
-
-#: Key fragments meaning "higher is better" / "lower is better" (MMEngine's lists).
-DEFAULT_GREATER_KEYS: tuple[str, ...] = (
-    "acc",
-    "top",
-    "AR@",
-    "auc",
-    "precision",
-    "mAP",
-    "mDice",
-    "mIoU",
-    "mAcc",
-    "aAcc",
-)
-DEFAULT_LESS_KEYS: tuple[str, ...] = ("loss",)
-RULES = ("greater", "less")
-
-
-def infer_rule(monitor: str) -> str:
-    """'greater' or 'less' for a metric name: an exact key first, then a key contained in the name (case-insensitive)."""
-    name = monitor.lower()
-    greater = {key.lower() for key in DEFAULT_GREATER_KEYS}
-    less = {key.lower() for key in DEFAULT_LESS_KEYS}
-    if name in greater:
-        return "greater"
-    if name in less:
-        return "less"
-    if any(key in name for key in greater):
-        return "greater"
-    if any(key in name for key in less):
-        return "less"
-    raise ValueError(
-        f"Cannot infer the rule for {monitor!r}: its name contains none of {', '.join(DEFAULT_GREATER_KEYS)} "
-        f"(greater is better) or {', '.join(DEFAULT_LESS_KEYS)} (less is better); pass rule='greater' or rule='less'."
-    )
 
 
 def _as_float(name: str, value: Any) -> float:
