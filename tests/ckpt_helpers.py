@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 import torch
-from toy import VAL_BATCH, ToyDataset, ToyModule, loaders, make_trainer
+from toy import ToyModule, loaders, make_trainer, mm_loader_cfgs
 
 from lightning_hooks import HookBridge
 
@@ -156,20 +156,11 @@ def run_mmengine_ckpt(
 ) -> Any:
     """MMEngine's Runner on the same scenario with only the given CheckpointHook config."""
     from mmengine.runner import Runner
-    from toy import BATCH, _mm_classes
+    from toy import _mm_classes
 
     model_cls, _ = _mm_classes()
     by_epoch = max_iters is None
-    sampler = dict(type="DefaultSampler" if by_epoch else "InfiniteSampler", shuffle=False)
-    train_loader = dict(
-        dataset=ToyDataset(), batch_size=BATCH, sampler=sampler, collate_fn=dict(type="default_collate")
-    )
-    val_loader = dict(
-        dataset=ToyDataset(),
-        batch_size=VAL_BATCH,
-        sampler=dict(type="DefaultSampler", shuffle=False),
-        collate_fn=dict(type="default_collate"),
-    )
+    train_loader, val_loader = mm_loader_cfgs(infinite=not by_epoch)
     train_cfg = (
         dict(by_epoch=True, max_epochs=max_epochs, val_interval=val_interval)
         if by_epoch

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import torch
 from mmengine.hooks import EarlyStoppingHook as MMEarlyStopping
-from toy import BATCH, VAL_BATCH, ToyDataset, ToyModule, _mm_classes, loaders, make_trainer
+from toy import ToyModule, _mm_classes, loaders, make_trainer, mm_loader_cfgs
 
 from lightning_hooks import EarlyStoppingHook, HookBridge
 from lightning_hooks import Hook as LHHook
@@ -166,21 +166,14 @@ def run_mmengine_sequence(tmp_path, values, hook_cfg, train_cfg, infinite=False)
             self.val.append((runner.epoch, runner.iter, (metrics or {}).get("acc")))
 
     model_cls, _ = _mm_classes()
-    sampler = dict(type="InfiniteSampler" if infinite else "DefaultSampler", shuffle=False)
+    train_loader, val_loader = mm_loader_cfgs(infinite)
     recorder = MMRecorder()
     runner = Runner(
         model=model_cls(),
         work_dir=str(tmp_path),
         experiment_name=f"es_{uuid.uuid4().hex[:8]}",
-        train_dataloader=dict(
-            dataset=ToyDataset(), batch_size=BATCH, sampler=sampler, collate_fn=dict(type="default_collate")
-        ),
-        val_dataloader=dict(
-            dataset=ToyDataset(),
-            batch_size=VAL_BATCH,
-            sampler=dict(type="DefaultSampler", shuffle=False),
-            collate_fn=dict(type="default_collate"),
-        ),
+        train_dataloader=train_loader,
+        val_dataloader=val_loader,
         val_evaluator=dict(type=SequenceMetric),
         val_cfg=dict(),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 from mmengine.hooks import ProfilerHook as MMProfilerHook
-from toy import BATCH, VAL_BATCH, ToyDataset, ToyModule, _mm_classes, loaders, make_trainer
+from toy import ToyModule, _mm_classes, loaders, make_trainer, mm_loader_cfgs
 
 from lightning_hooks import Hook as LHHook
 from lightning_hooks import HookBridge, ProfilerHook
@@ -111,20 +111,13 @@ def mmengine_trace(tmp_path, hook_kwargs: dict, train_cfg: dict, infinite: bool 
                 return super().forward(inputs, label, mode)
 
     path = str(tmp_path / "mm_trace.json")
-    sampler = dict(type="InfiniteSampler" if infinite else "DefaultSampler", shuffle=False)
+    train_loader, val_loader = mm_loader_cfgs(infinite)
     runner = Runner(
         model=MarkedMMModel(),
         work_dir=str(tmp_path),
         experiment_name=f"prof_{uuid.uuid4().hex[:8]}",
-        train_dataloader=dict(
-            dataset=ToyDataset(), batch_size=BATCH, sampler=sampler, collate_fn=dict(type="default_collate")
-        ),
-        val_dataloader=dict(
-            dataset=ToyDataset(),
-            batch_size=VAL_BATCH,
-            sampler=dict(type="DefaultSampler", shuffle=False),
-            collate_fn=dict(type="default_collate"),
-        ),
+        train_dataloader=train_loader,
+        val_dataloader=val_loader,
         val_evaluator=dict(type=metric_cls),
         val_cfg=dict(),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),

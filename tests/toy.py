@@ -141,6 +141,19 @@ def _mm_classes() -> tuple[type, type]:
     return MMToyModel, ToyAcc
 
 
+def mm_loader_cfgs(infinite: bool = False) -> tuple[dict, dict]:
+    """MMEngine dataloader configs for the toy data: (train, val); ``infinite`` for iteration-based loops."""
+    sampler = dict(type="InfiniteSampler" if infinite else "DefaultSampler", shuffle=False)
+    train = dict(dataset=ToyDataset(), batch_size=BATCH, sampler=sampler, collate_fn=dict(type="default_collate"))
+    val = dict(
+        dataset=ToyDataset(),
+        batch_size=VAL_BATCH,
+        sampler=dict(type="DefaultSampler", shuffle=False),
+        collate_fn=dict(type="default_collate"),
+    )
+    return train, val
+
+
 def run_mmengine(
     tmp_path: Any,
     hooks: list,
@@ -155,14 +168,7 @@ def run_mmengine(
     from mmengine.runner import Runner
 
     model_cls, metric_cls = _mm_classes()
-    sampler = dict(type="InfiniteSampler" if infinite else "DefaultSampler", shuffle=False)
-    loader = dict(dataset=ToyDataset(), batch_size=BATCH, sampler=sampler, collate_fn=dict(type="default_collate"))
-    val_loader = dict(
-        dataset=ToyDataset(),
-        batch_size=VAL_BATCH,
-        sampler=dict(type="DefaultSampler", shuffle=False),
-        collate_fn=dict(type="default_collate"),
-    )
+    loader, val_loader = mm_loader_cfgs(infinite)
     kwargs: dict[str, Any] = dict(
         model=model_cls(),
         work_dir=str(tmp_path),
