@@ -70,36 +70,53 @@ class HistoryBuffer:
         self._counts: list[int] = [int(c) for c in count_history]
         if len(self._values) != len(self._counts):
             raise ValueError("log_history and count_history must have the same length")
-        self._pending: list[tuple[torch.Tensor, int]] = []
+        self._pending: list[tuple[Any, int]] = []
         self._trim()
 
     # -- writing -----------------------------------------------------------------
     def update(self, log_val: Any, count: int = 1) -> None:
-        """Append a value. Tensors are kept on their device until the buffer is read."""
+        """Append a value. Tensors are kept on their device until the buffer is read.
+
+        While tensors are pending, plain numbers queue behind them, so the history
+        keeps the order of the updates.
+        """
+        kind = type(log_val)
+        if (kind is float or kind is int) and type(count) is int and not self._pending:
+            self._values.append(log_val)  # the common host-side case, kept cheap
+            self._counts.append(count)
+            if len(self._values) > self.max_length:
+                self._trim()
+            return
         if not isinstance(count, int) or isinstance(count, bool):
             raise TypeError(f"count must be an int, got {count!r}")
         if isinstance(log_val, torch.Tensor):
             if log_val.numel() != 1:
                 raise ValueError(f"a scalar tensor must have one element, got shape {tuple(log_val.shape)}")
             self._pending.append((log_val.detach(), count))
-            if len(self._pending) >= 4096:
-                self._flush()
-            return
-        if not _is_scalar_like(log_val):
+        elif _is_scalar_like(log_val):
+            if not self._pending:
+                self._append(log_val, count)
+                return
+            self._pending.append((_to_number(log_val), count))
+        else:
             raise TypeError(f"log_val must be a number or a one-element array/tensor, got {log_val!r}")
+        if len(self._pending) >= 4096:
+            self._flush()
+
+    def _append(self, log_val: Any, count: int) -> None:
         self._values.append(_to_number(log_val))
         self._counts.append(count)
         if len(self._values) > self.max_length:
             self._trim()
 
     def _flush(self) -> None:
-        """Bring pending tensors to the host with a single synchronisation."""
+        """Bring pending tensors to the host with a single synchronisation, keeping the update order."""
         if not self._pending:
             return
-        tensors = [t.reshape(()).float() for t, _ in self._pending]
-        # One device->host copy for the whole batch of pending values.
-        values = torch.stack(tensors).cpu().tolist() if len(tensors) > 1 else [tensors[0].item()]
-        self._values.extend(values)
+        tensors = [v.reshape(()).float() for v, _ in self._pending if isinstance(v, torch.Tensor)]
+        # One device->host copy for the whole batch of pending tensors.
+        host = iter(torch.stack(tensors).cpu().tolist() if len(tensors) > 1 else [t.item() for t in tensors])
+        self._values.extend(next(host) if isinstance(v, torch.Tensor) else v for v, _ in self._pending)
         self._counts.extend(c for _, c in self._pending)
         self._pending.clear()
         self._trim()
@@ -242,10 +259,11 @@ class MessageHub:
 
     def update_scalar(self, key: str, value: Any, count: int = 1, resumed: bool = True) -> None:
         """Append ``value`` to the history of ``key``; tensors are not synchronised until read."""
-        self._set_resumed(key, resumed)
         buffer = self._log_scalars.get(key)
-        if buffer is None:
-            buffer = self._log_scalars[key] = HistoryBuffer()
+        if buffer is None or self._resumed_keys.get(key) is not resumed:
+            self._set_resumed(key, resumed)
+            if buffer is None:
+                buffer = self._log_scalars[key] = HistoryBuffer()
         buffer.update(value, count)
 
     def update_scalars(self, log_dict: dict[str, Any], resumed: bool = True) -> None:

@@ -133,3 +133,15 @@ def test_current_instance_is_the_runs_hub(tmp_path):
     assert seen == [0, 1, 2, 3]
     assert bridge.message_hub.instance_name.startswith("hubtest_")
     assert MessageHub.get_instance(bridge.message_hub.instance_name) is bridge.message_hub
+
+
+def test_numbers_after_pending_tensors_keep_their_order():
+    buf = HistoryBuffer()
+    buf.update(torch.tensor(1.0))
+    buf.update(2.0)
+    buf.update(np.float32(3.0))
+    buf.update(torch.tensor(4.0), count=2)
+    buf.update(5)
+    assert list(buf.data[0]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert list(buf.data[1]) == [1, 1, 1, 2, 1]
+    assert buf.current() == 5
