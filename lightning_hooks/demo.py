@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .bridge import HookBridge
+from .hooks.checkpoint_hook import CheckpointHook
 
 __all__ = ["DemoResult", "DigitsCNN", "DigitsDataModule", "build_bridge", "main", "run_demo"]
 
@@ -215,23 +216,29 @@ def _find_one(pattern: str) -> Optional[str]:
 
 
 def _collect_result(bridge: HookBridge, model: DigitsCNN, data: DigitsDataModule, work_dir: str) -> DemoResult:
-    """Read back what the run left on disk and measure the raw and EMA accuracies."""
+    """Read back what this run left on disk and measure the raw and EMA accuracies.
+
+    File names come from this run's message hub (CheckpointHook records the kept
+    ids, the last and the best checkpoint there), so files an earlier run left in
+    the same work_dir are not reported.
+    """
     log_dir = osp.join(work_dir, bridge.runtime["timestamp"])
-    checkpoints = sorted(
-        (p for p in glob.glob(osp.join(work_dir, "*.pth")) if not osp.basename(p).startswith("best_")),
-        key=osp.getmtime,
-    )
-    last = None
-    if osp.exists(osp.join(work_dir, "last_checkpoint")):
-        with open(osp.join(work_dir, "last_checkpoint")) as f:
-            last = f.read().strip()
-    best = _find_one(osp.join(work_dir, "best_*.pth"))
+    hub = bridge.message_hub
+    info = hub.runtime_info if hub is not None else {}
+    checkpoint_hook = next(h for h in bridge.hooks if isinstance(h, CheckpointHook))
+    checkpoints = [
+        osp.join(checkpoint_hook.out_dir, checkpoint_hook.filename_tmpl.format(step))
+        for step in info.get("keep_ckpt_ids", [])
+    ]
+    last = info.get("last_ckpt")
+    best = info.get("best_ckpt")
     events = _find_one(osp.join(log_dir, "**", "events.out.tfevents.*"))
     result = DemoResult(
         work_dir=work_dir,
         checkpoints=checkpoints,
         last_checkpoint=last,
         best_checkpoint=best,
+        best_score=info.get("best_score"),
         scalars_json=_find_one(osp.join(log_dir, "vis_data", "scalars.json")),
         tensorboard_dir=osp.dirname(events) if events else None,
     )
@@ -244,8 +251,6 @@ def _collect_result(bridge: HookBridge, model: DigitsCNN, data: DigitsDataModule
         ema_model = DigitsCNN()
         ema_model.load_state_dict(checkpoint["state_dict"])
         result.ema_accuracy = evaluate(ema_model, loader)
-        info = checkpoint.get("message_hub", {}).get("runtime_info", {})
-        result.best_score = info.get("best_score")
     return result
 
 

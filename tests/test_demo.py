@@ -109,3 +109,14 @@ def test_demo_through_the_cli_prints_summary(tmp_path, capsys):
         line.split(":", 1)[1].split("(")[0].strip() for line in summary.splitlines() if "TensorBoard" in line
     ]
     assert list(Path(tensorboard[0]).glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_summary_reports_only_this_runs_files_in_a_reused_work_dir(tmp_path):
+    work = str(tmp_path / "work")
+    run_demo(epochs=3, work_dir=work, log_interval=10)  # leaves epoch_3.pth and a best checkpoint behind
+    result = run_demo(epochs=1, work_dir=work, log_interval=10)
+    assert [osp.basename(p) for p in result.checkpoints] == ["epoch_1.pth"]
+    assert result.last_checkpoint == osp.join(work, "epoch_1.pth")
+    assert osp.basename(result.best_checkpoint) == "best_accuracy_top1_epoch_1.pth"
+    assert osp.exists(result.best_checkpoint)
