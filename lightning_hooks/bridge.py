@@ -37,7 +37,7 @@ from .message_hub import MessageHub
 from .registry import to_plain
 from .runner import LoopState, RunnerView, call_hooks, close_log_file, get_logger
 
-__all__ = ["DEFAULT_HOOKS", "HookBridge", "merge_default_hooks"]
+__all__ = ["DEFAULT_HOOKS", "HookBridge", "merge_default_hooks", "use_hooks"]
 
 #: MMEngine's default hooks, in MMEngine's order.
 DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
