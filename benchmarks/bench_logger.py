@@ -18,9 +18,10 @@ The "RuntimeInfo+IterTimer only" rows separate LoggerHook's own cost from the
 message-hub feeding (and, for lightning_hooks, the bridge's Lightning callback
 overhead) that every line depends on.
 
-Terminal output of all runs goes to /dev/null. The machine is shared: numbers are
-noisy; each figure is the minimum over ``REPEATS`` runs. Run:
-``python benchmarks/bench_logger.py``.
+Terminal output of all runs goes to /dev/null. Configurations run interleaved in
+``REPEATS`` rounds; a cost is taken against its framework's baseline *of the same
+round* (paired, so drift in the machine's speed cancels), and the median over rounds
+is reported. Run: ``python benchmarks/bench_logger.py`` (about two minutes).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-ITERS = 800
-WARMUP = 100
-REPEATS = 4
+ITERS = 1500
+WARMUP = 150
+REPEATS = 5
 torch.set_num_threads(1)
 
 
@@ -201,25 +202,32 @@ CONFIGS: dict[str, Callable[[], float]] = {
 }
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _baseline_name(name: str) -> str:
+    return "mmengine: baseline (no default hooks)" if name.startswith("mmengine") else "lightning: baseline"
+
+
 def main() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    results: dict[str, float] = {}
+    rounds: list[dict[str, float]] = []
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-        for _ in range(REPEATS):  # interleaved, so slow phases of the shared machine hit every configuration
-            for name, fn in CONFIGS.items():
-                value = fn()
-                results[name] = min(results.get(name, float("inf")), value)
-    base_pl = results["lightning: baseline"]
-    base_mm = results["mmengine: baseline (no default hooks)"]
-    print(f"{ITERS} iterations, min of {REPEATS} runs, process CPU time, 1 torch thread (shared machine: noisy)\n")
+        for _ in range(REPEATS):  # interleaved, so slow phases of the machine hit every configuration
+            rounds.append({name: fn() for name, fn in CONFIGS.items()})
+    per_iter = {name: _median([r[name] for r in rounds]) for name in CONFIGS}
+    # Paired: each round's cost against the same round's baseline, then the median over rounds.
+    cost = {name: _median([r[name] - r[_baseline_name(name)] for r in rounds]) for name in CONFIGS}
+    print(f"{ITERS} iterations per run, {REPEATS} interleaved rounds, process CPU time, 1 torch thread")
+    print("(costs are paired against the same round's baseline; medians over rounds)\n")
     print(f"{'configuration':46s} {'us/iter':>9s} {'logging cost us/iter':>21s}")
-    cost: dict[str, float] = {}
-    for name, value in results.items():
-        base = base_mm if name.startswith("mmengine") else base_pl
-        cost[name] = value - base
+    for name in CONFIGS:
         shown = "" if "baseline" in name else f"{cost[name]:21.1f}"
-        print(f"{name:46s} {value:9.1f} {shown}")
+        print(f"{name:46s} {per_iter[name]:9.1f} {shown}")
     print("\nratios of logging cost (lightning_hooks / anchor; below 1 is better):")
     for interval in (10, 50):
         ours = cost[f"lightning_hooks: LoggerHook interval {interval}"]
@@ -229,13 +237,20 @@ def main() -> None:
             f"  interval {interval:2d}: vs Lightning self.log {ours / lightning:5.2f}   "
             f"vs MMEngine LoggerHook {ours / mmengine:5.2f}"
         )
-    print("\nLoggerHook alone (cost above RuntimeInfo+IterTimer of the same framework), us/iter:")
-    ours_rt = results["lightning_hooks: RuntimeInfo+IterTimer only"]
-    mm_rt = results["mmengine: RuntimeInfo+IterTimer only"]
+    print("\nLoggerHook alone (cost above RuntimeInfo+IterTimer of the same framework, paired), us/iter:")
     for interval in (10, 50):
-        ours_alone = results[f"lightning_hooks: LoggerHook interval {interval}"] - ours_rt
-        mm_alone = results[f"mmengine: LoggerHook interval {interval}"] - mm_rt
+        ours_alone = _median(
+            [
+                r[f"lightning_hooks: LoggerHook interval {interval}"] - r["lightning_hooks: RuntimeInfo+IterTimer only"]
+                for r in rounds
+            ]
+        )
+        mm_alone = _median(
+            [r[f"mmengine: LoggerHook interval {interval}"] - r["mmengine: RuntimeInfo+IterTimer only"] for r in rounds]
+        )
         print(f"  interval {interval:2d}: lightning_hooks {ours_alone:7.1f}   MMEngine {mm_alone:7.1f}")
+    spread = [r["lightning: baseline"] for r in rounds]
+    print(f"\nLightning baseline across rounds: {min(spread):.0f}-{max(spread):.0f} us/iter (the noise floor)")
 
 
 if __name__ == "__main__":
