@@ -39,27 +39,15 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from toy import ToyDataset
 
 ITERS = 1500
 WARMUP = 150
 REPEATS = 5
 torch.set_num_threads(1)
-
-
-class Data(Dataset):
-    def __init__(self, n: int = ITERS * 3) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.randn(n, 2, generator=g)
-        self.y = (self.x.sum(1) > 0).float()
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"inputs": self.x[i], "label": self.y[i]}
 
 
 class Module(pl.LightningModule):
@@ -131,7 +119,7 @@ def run_lightning(bridge_hooks: Any = None, self_log_every: int = 0) -> float:
             default_root_dir=tmp,
             callbacks=callbacks,
         )
-        trainer.fit(Module(use_self_log=bool(self_log_every)), DataLoader(Data(), batch_size=3))
+        trainer.fit(Module(use_self_log=bool(self_log_every)), DataLoader(ToyDataset(ITERS * 3), batch_size=3))
     return stamp.per_iter_us()
 
 
@@ -163,7 +151,7 @@ def run_mmengine(default_hooks: dict) -> float:
             work_dir=tmp,
             experiment_name=f"bench_{time.time_ns()}",
             train_dataloader=dict(
-                dataset=Data(),
+                dataset=ToyDataset(ITERS * 3),
                 batch_size=3,
                 sampler=dict(type="DefaultSampler", shuffle=False),
                 collate_fn=dict(type="default_collate"),

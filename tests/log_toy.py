@@ -8,7 +8,7 @@ import re
 import uuid
 from typing import Any, Optional
 
-from toy import BATCH, VAL_BATCH, ToyDataset, ToyModule, _mm_classes, loaders, make_trainer
+from toy import ToyModule, _mm_classes, make_trainer, mm_loader_cfgs, run_mode
 
 from lightning_hooks import HookBridge
 
@@ -71,14 +71,7 @@ def run_mm(
 
     model_cls, metric_cls = _mm_classes()
     catcher = LineCatcher()
-    sampler = dict(type="InfiniteSampler" if infinite else "DefaultSampler", shuffle=False)
-    loader = dict(dataset=ToyDataset(), batch_size=BATCH, sampler=sampler, collate_fn=dict(type="default_collate"))
-    eval_loader = dict(
-        dataset=ToyDataset(),
-        batch_size=VAL_BATCH,
-        sampler=dict(type="DefaultSampler", shuffle=False),
-        collate_fn=dict(type="default_collate"),
-    )
+    loader, eval_loader = mm_loader_cfgs(infinite)
     evaluator = dict(type=metric or metric_cls)
     kwargs: dict[str, Any] = dict(
         model=model_cls(),
@@ -124,14 +117,7 @@ def run_lh(
     try:
         bridge = HookBridge(**(bridge_kwargs or {}))
         trainer = make_trainer(work_dir, bridge, **(trainer_kwargs or {}))
-        train, val = loaders()
-        model = module if module is not None else ToyModule()
-        if mode == "fit":
-            trainer.fit(model, train, val)
-        elif mode == "validate":
-            trainer.validate(model, val)
-        else:
-            trainer.test(model, val)
+        run_mode(trainer, module if module is not None else ToyModule(), mode)
     finally:
         logger.removeHandler(catcher)
     return trainer, bridge, catcher

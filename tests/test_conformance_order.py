@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from mmengine.hooks import Hook as MMHook
-from toy import ToyModule, loaders, make_trace_hook, make_trainer, run_mmengine
+from toy import ToyModule, loaders, make_trace_hook, make_trainer, run_mmengine, run_mode
 
 from lightning_hooks import Hook as LHHook
 from lightning_hooks import HookBridge
@@ -14,14 +14,7 @@ def lightning_trace(tmp_path, trainer_kwargs, bridge_kwargs=None, mode="fit"):
     log: list = []
     bridge = HookBridge(custom_hooks=[make_trace_hook(LHHook, log)], **(bridge_kwargs or {}))
     trainer = make_trainer(tmp_path / "lh", bridge, **trainer_kwargs)
-    train, val = loaders()
-    model = ToyModule()
-    if mode == "fit":
-        trainer.fit(model, train, val)
-    elif mode == "validate":
-        trainer.validate(model, val)
-    else:
-        trainer.test(model, val)
+    run_mode(trainer, ToyModule(), mode)
     return log
 
 

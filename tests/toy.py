@@ -114,6 +114,17 @@ def make_trainer(tmp_path: Any, bridge: Any, **kwargs: Any) -> pl.Trainer:
     return pl.Trainer(**defaults)
 
 
+def run_mode(trainer: pl.Trainer, model: pl.LightningModule, mode: str = "fit") -> None:
+    """``fit`` (train + val loaders), ``validate`` or ``test`` (val loader) on the toy data."""
+    train, val = loaders()
+    if mode == "fit":
+        trainer.fit(model, train, val)
+    elif mode == "validate":
+        trainer.validate(model, val)
+    else:
+        trainer.test(model, val)
+
+
 # ----------------------------------------------------------------------------- MMEngine side
 def _mm_classes() -> tuple[type, type]:
     from mmengine.evaluator import BaseMetric
