@@ -195,6 +195,7 @@ class HookBridge(Callback):
         self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime)
         if stage == "fit":
             self._configure_train_loop(trainer)
+            self._warn_double_checkpointing(trainer)
             if self.resume:
                 arm_auto_resume(trainer, self.runtime["work_dir"], self.runner.logger)
         if self.print_hooks_table:
@@ -238,6 +239,18 @@ class HookBridge(Callback):
             # explicit log_processor, follow the loop the Trainer's limits select.
             self.runtime["log_processor"] = build_log_processor({"by_epoch": state.by_epoch})
         self.runtime["resume"] = trainer.ckpt_path is not None
+
+    def _warn_double_checkpointing(self, trainer: pl.Trainer) -> None:
+        """Say so when Lightning's own checkpointing writes files beside CheckpointHook's."""
+        from .hooks.checkpoint_hook import CheckpointHook
+
+        lightning_savers = list(getattr(trainer, "checkpoint_callbacks", None) or [])
+        if trainer.is_global_zero and lightning_savers and self.hook_list.find(CheckpointHook):
+            names = ", ".join(type(c).__name__ for c in lightning_savers)
+            get_logger().warning(
+                f"Both CheckpointHook and Lightning's {names} will save checkpoints. To keep only "
+                "CheckpointHook's files, pass Trainer(enable_checkpointing=False)."
+            )
 
     def _close_run(self) -> None:
         if not self._run_open:

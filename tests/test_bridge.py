@@ -303,3 +303,15 @@ def test_log_lines_survive_a_logging_config_that_disables_existing_loggers(tmp_p
     train, val = loaders()
     make_trainer(tmp_path, HookBridge(), max_epochs=1).fit(ToyModule(), train, val)
     assert "Saving checkpoint at 1 epochs" in capsys.readouterr().out
+
+
+def test_warns_when_lightning_checkpointing_also_saves(tmp_path, capsys):
+    train, val = loaders()
+    make_trainer(tmp_path / "a", HookBridge(), max_epochs=1, enable_checkpointing=True).fit(ToyModule(), train, val)
+    assert "Both CheckpointHook and Lightning's ModelCheckpoint will save checkpoints" in capsys.readouterr().out
+    make_trainer(tmp_path / "b", HookBridge(), max_epochs=1).fit(ToyModule(), train, val)  # enable_checkpointing=False
+    assert "Both CheckpointHook" not in capsys.readouterr().out
+    make_trainer(
+        tmp_path / "c", HookBridge(default_hooks={"checkpoint": None}), max_epochs=1, enable_checkpointing=True
+    ).fit(ToyModule(), train, val)
+    assert "Both CheckpointHook" not in capsys.readouterr().out
