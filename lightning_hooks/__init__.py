@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 from .averaging import BaseAveragedModel, ExponentialMovingAverage, MomentumAnnealingEMA, StochasticWeightAverage
 from .bridge import DEFAULT_HOOKS, HookBridge, merge_default_hooks, use_hooks
+from .checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from .hooks import (
     CheckInvalidLossHook,
     CheckpointHook,
@@ -41,9 +42,11 @@ __all__ = [
     "AVERAGED_MODELS",
     "DEFAULT_HOOKS",
     "HOOKS",
+    "AtomicCheckpointIO",
     "BaseAveragedModel",
     "CheckInvalidLossHook",
     "CheckpointHook",
+    "CheckpointWriteError",
     "DistSamplerSeedHook",
     "EMAHook",
     "EarlyStoppingHook",
