@@ -115,7 +115,7 @@ class HookBridge(Callback):
         self.work_dir = str(work_dir) if work_dir is not None else None
         self.experiment_name_prefix = experiment_name
         self.resume = bool(resume)
-        self.log_level = log_level
+        self.log_level = _check_log_level(log_level)
         self.print_hooks_table = print_hooks_table
         self.validate_at_end = validate_at_end
         self._restore_val: dict[str, Any] = {}
@@ -603,6 +603,16 @@ def _mark_epoch_finished(loops: dict[str, Any]) -> None:
         batches = fit["epoch_loop.batch_progress"][scope]
         batches["completed"] = batches["processed"]
     fit["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
+
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _check_log_level(log_level: Any) -> str:
+    """The level name, upper-cased; anything else is an error naming the valid names."""
+    if isinstance(log_level, str) and log_level.upper() in _LOG_LEVELS:
+        return log_level.upper()
+    raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
 
 
 def _identity(state_dict: Any) -> Any:

@@ -137,6 +137,7 @@ def test_hooks_table_matches_mmengine_for_complete_hooks(tmp_path):
         (dict(custom_hooks=[object()]), TypeError, ["object"]),
         (dict(custom_hooks=dict(type="IterTimerHook")), TypeError, ["list"]),
         (dict(default_hooks=dict(timer=torch.nn.Linear(1, 1))), TypeError, ["Linear"]),
+        (dict(log_level="LOUD"), ValueError, ["LOUD", "INFO"]),
     ],
 )
 def test_bad_configuration_gets_clear_errors(kwargs, error, words):

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import torch
-from toy import BATCH, TRAIN_LEN, VAL_BATCH, ToyDataset, ToyModule, _mm_classes, loaders, make_trainer
+from toy import BATCH, TRAIN_LEN, VAL_BATCH, ToyDataset, ToyModule, _mm_classes, loaders, make_trainer, run_mode
 
 from lightning_hooks import EmptyCacheHook, HookBridge
 from lightning_hooks.hooks.empty_cache_hook import release_function_for
@@ -48,15 +48,9 @@ def count_lightning(tmp_path, hook_kwargs, val_interval, order) -> int:
     hook = EmptyCacheHook(**hook_kwargs, release_fn=counter)
     bridge = HookBridge(custom_hooks=[hook], print_hooks_table=False)
     trainer = make_trainer(tmp_path, bridge, max_epochs=MAX_EPOCHS, check_val_every_n_epoch=val_interval)
-    train, val = loaders()
     model = ToyModule()
     for mode in order:
-        if mode == "train":
-            trainer.fit(model, train, val)
-        elif mode == "val":
-            trainer.validate(model, val)
-        else:
-            trainer.test(model, val)
+        run_mode(trainer, model, {"train": "fit", "val": "validate", "test": "test"}[mode])
     return counter.calls
 
 
