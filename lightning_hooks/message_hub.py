@@ -12,11 +12,17 @@ Two deliberate differences from MMEngine:
 * ``state_dict()`` holds plain lists and dicts, never ``HistoryBuffer`` objects,
   so a checkpoint loads with ``torch.load(weights_only=True)``.
   ``load_state_dict`` accepts both forms, including MMEngine's own.
+
+Errors carry MMEngine's exception types (it uses ``assert``): a bad argument
+raises :class:`MessageHubError` or :class:`ScalarTypeError`, which are also
+``AssertionError`` (and ``TypeError``/``ValueError``), so code written against
+MMEngine still catches them.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar, Optional, Union
@@ -24,9 +30,38 @@ from typing import Any, ClassVar, Optional, Union
 import numpy as np
 import torch
 
-__all__ = ["HistoryBuffer", "MessageHub"]
+__all__ = ["HistoryBuffer", "MessageHub", "MessageHubError", "ScalarTypeError"]
 
 Number = Union[int, float]
+
+
+def _as_numbers(history: Any) -> list[Number]:
+    """Python numbers from a sequence, array or tensor of any shape (flattened)."""
+    if isinstance(history, torch.Tensor):
+        return history.detach().cpu().reshape(-1).tolist()
+    if isinstance(history, np.ndarray):
+        return history.reshape(-1).tolist()
+    history = list(history)
+    if all(isinstance(v, bool) or _is_scalar_like(v) for v in history):
+        return [_to_number(v) for v in history]
+    return np.asarray(history).reshape(-1).tolist()
+
+
+def _as_array(numbers: list[Number]) -> np.ndarray:
+    """A numpy array of ``numbers``: float64 when empty, as MMEngine's empty buffer."""
+    return np.array(numbers) if numbers else np.array([], dtype=np.float64)
+
+
+class MessageHubError(ValueError, AssertionError):
+    """An inconsistent ``MessageHub``/``HistoryBuffer`` argument (MMEngine raises ``AssertionError``)."""
+
+
+class ScalarTypeError(TypeError, ValueError, AssertionError):
+    """A value, count or window size that is not a single number.
+
+    MMEngine raises ``TypeError`` in ``HistoryBuffer.update`` and
+    ``AssertionError`` in ``MessageHub.update_scalar(s)``; this is both.
+    """
 
 
 def _is_scalar_like(value: Any) -> bool:
@@ -52,8 +87,9 @@ class HistoryBuffer:
     """The history of one scalar: its values and counts, with windowed statistics.
 
     Args:
-        log_history: initial values.
-        count_history: initial counts (same length as ``log_history``).
+        log_history: initial values (any shape; a 2-D array is flattened, as
+            MMEngine's first ``update`` does).
+        count_history: initial counts, ints or floats (same length as ``log_history``).
         max_length: the oldest entries are dropped beyond this many.
     """
 
@@ -66,18 +102,29 @@ class HistoryBuffer:
         max_length: int = 1_000_000,
     ) -> None:
         self.max_length = max_length
-        self._values: list[Number] = [float(v) if isinstance(v, np.floating) else _to_number(v) for v in log_history]
-        self._counts: list[int] = [int(c) for c in count_history]
-        if len(self._values) != len(self._counts):
-            raise ValueError("log_history and count_history must have the same length")
-        self._pending: list[tuple[Any, int]] = []
+        if len(log_history) != len(count_history):
+            raise MessageHubError(
+                f"The lengths of log_history and count_history should be equal, got {len(log_history)} "
+                f"and {len(count_history)}"
+            )
+        self._values: list[Number] = _as_numbers(log_history)
+        self._counts: list[Number] = _as_numbers(count_history)
+        if len(self._values) > max_length:
+            warnings.warn(
+                f"The length of history buffer({len(self._values)}) exceeds the max_length({max_length}), "
+                "the first few elements will be ignored.",
+                UserWarning,
+                stacklevel=2,
+            )
+        self._pending: list[tuple[Any, Number]] = []
         self._trim()
 
     # -- writing -----------------------------------------------------------------
-    def update(self, log_val: Any, count: int = 1) -> None:
-        """Append a value. Tensors are kept on their device until the buffer is read.
+    def update(self, log_val: Any, count: Number = 1) -> None:
+        """Append a value with its count (an int or a float, as MMEngine allows).
 
-        While tensors are pending, plain numbers queue behind them, so the history
+        Tensors are kept on their device until the buffer is read. While
+        tensors are pending, plain numbers queue behind them, so the history
         keeps the order of the updates.
         """
         kind = type(log_val)
@@ -87,11 +134,15 @@ class HistoryBuffer:
             if len(self._values) > self.max_length:
                 self._trim()
             return
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise TypeError(f"count must be an int, got {count!r}")
+        if isinstance(count, (np.ndarray, torch.Tensor)) or not isinstance(count, (int, float, np.number)):
+            raise ScalarTypeError(f"count must be an int or a float, got {count!r}")
+        count = _to_number(count)
         if isinstance(log_val, torch.Tensor):
             if log_val.numel() != 1:
-                raise ValueError(f"a scalar tensor must have one element, got shape {tuple(log_val.shape)}")
+                raise ScalarTypeError(
+                    f"log_val must be a single number: a scalar tensor must have one element, got shape "
+                    f"{tuple(log_val.shape)}"
+                )
             self._pending.append((log_val.detach(), count))
         elif _is_scalar_like(log_val):
             if not self._pending:
@@ -99,11 +150,11 @@ class HistoryBuffer:
                 return
             self._pending.append((_to_number(log_val), count))
         else:
-            raise TypeError(f"log_val must be a number or a one-element array/tensor, got {log_val!r}")
+            raise ScalarTypeError(f"log_val must be a number or a one-element array/tensor, got {log_val!r}")
         if len(self._pending) >= 4096:
             self._flush()
 
-    def _append(self, log_val: Any, count: int) -> None:
+    def _append(self, log_val: Any, count: Number) -> None:
         self._values.append(_to_number(log_val))
         self._counts.append(count)
         if len(self._values) > self.max_length:
@@ -130,35 +181,38 @@ class HistoryBuffer:
     # -- reading -----------------------------------------------------------------
     @property
     def data(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(values, counts)`` as numpy arrays."""
+        """``(values, counts)`` as numpy arrays (int64 when all entries are ints, else float64)."""
         self._flush()
-        return np.asarray(self._values, dtype=np.float64), np.asarray(self._counts, dtype=np.int64)
+        return _as_array(self._values), _as_array(self._counts)
 
     def __len__(self) -> int:
         return len(self._values) + len(self._pending)
 
-    def _window(self, window_size: Optional[int]) -> tuple[list[Number], list[int]]:
+    def _window(self, window_size: Optional[int]) -> tuple[list[Number], list[Number]]:
         self._flush()
         if window_size is None:
             return self._values, self._counts
-        if not isinstance(window_size, int):
-            raise TypeError(f"window_size must be an int, got {type(window_size).__name__}")
+        if isinstance(window_size, bool) or not isinstance(window_size, int):
+            raise ScalarTypeError(f"The type of window size should be int, but got {type(window_size)}")
         return self._values[-window_size:], self._counts[-window_size:]
 
     def mean(self, window_size: Optional[int] = None) -> float:
-        """Sum of the last ``window_size`` values over the sum of their counts."""
+        """Sum of the last ``window_size`` values over the sum of their counts.
+
+        The sums are numpy's (pairwise summation), so the result is MMEngine's to the last bit.
+        """
         values, counts = self._window(window_size)
-        return float(sum(values)) / sum(counts)
+        return float(_as_array(values).sum() / _as_array(counts).sum())
 
     def max(self, window_size: Optional[int] = None) -> Number:
-        """Largest of the last ``window_size`` values (all values when None)."""
+        """Largest of the last ``window_size`` values (all values when None); NaN wins, as in numpy."""
         values, _ = self._window(window_size)
-        return max(values)
+        return _as_array(values).max().item()
 
     def min(self, window_size: Optional[int] = None) -> Number:
-        """Smallest of the last ``window_size`` values (all values when None)."""
+        """Smallest of the last ``window_size`` values (all values when None); NaN wins, as in numpy."""
         values, _ = self._window(window_size)
-        return min(values)
+        return _as_array(values).min().item()
 
     def current(self) -> Number:
         """The most recent value."""
@@ -216,15 +270,16 @@ class MessageHub:
 
     def __init__(
         self,
-        name: str = "lightning_hooks",
+        name: str = "mmengine",
         log_scalars: Optional[dict[str, HistoryBuffer]] = None,
         runtime_info: Optional[dict[str, Any]] = None,
         resumed_keys: Optional[dict[str, bool]] = None,
     ) -> None:
         self.instance_name = name
-        self._log_scalars: OrderedDict[str, HistoryBuffer] = OrderedDict(log_scalars or {})
-        self._runtime_info: OrderedDict[str, Any] = OrderedDict(runtime_info or {})
-        self._resumed_keys: OrderedDict[str, bool] = OrderedDict(resumed_keys or {})
+        self._log_scalars: OrderedDict[str, HistoryBuffer] = _as_ordered_dict("log_scalars", log_scalars)
+        self._runtime_info: OrderedDict[str, Any] = _as_ordered_dict("runtime_info", runtime_info)
+        self._resumed_keys: OrderedDict[str, bool] = _as_ordered_dict("resumed_keys", resumed_keys)
+        _check_hub_contents(self._log_scalars, self._runtime_info, self._resumed_keys)
         type(self)._instances[name] = self
         type(self)._instances.move_to_end(name)
 
@@ -239,9 +294,9 @@ class MessageHub:
 
     @classmethod
     def get_current_instance(cls) -> MessageHub:
-        """The most recently created or fetched hub (a default one is created if none exists)."""
+        """The most recently created or fetched hub (one named ``'mmengine'`` is created if none exists, as MMEngine)."""
         if not cls._instances:
-            return cls("lightning_hooks")
+            return cls("mmengine")
         return next(reversed(cls._instances.values()))
 
     @classmethod
@@ -259,6 +314,12 @@ class MessageHub:
 
     def update_scalar(self, key: str, value: Any, count: int = 1, resumed: bool = True) -> None:
         """Append ``value`` to the history of ``key``; tensors are not synchronised until read."""
+        if type(count) is not int and (isinstance(count, bool) or not isinstance(count, int)):
+            raise ScalarTypeError(f"The type of count must be int, but got {type(count).__name__}: {count!r}")
+        if type(value) not in (int, float) and not _is_scalar_like(value):
+            raise ScalarTypeError(
+                f"update_scalar({key!r}): the value must be a number or a one-element array/tensor, got {value!r}"
+            )
         buffer = self._log_scalars.get(key)
         if buffer is None or self._resumed_keys.get(key) is not resumed:
             self._set_resumed(key, resumed)
@@ -269,12 +330,15 @@ class MessageHub:
     def update_scalars(self, log_dict: dict[str, Any], resumed: bool = True) -> None:
         """Update several scalars; a value may be ``dict(value=..., count=...)``."""
         if not isinstance(log_dict, dict):
-            raise TypeError(f"log_dict must be a dict, got {type(log_dict).__name__}")
+            raise ScalarTypeError(f"`log_dict` must be a dict, but got {type(log_dict).__name__}")
         for key, value in log_dict.items():
             if isinstance(value, dict):
                 if "value" not in value:
-                    raise KeyError(f"value must be defined in {value}")
-                self.update_scalar(key, value["value"], value.get("count", 1), resumed)
+                    raise MessageHubError(f"update_scalars: value must be defined in {value} (key {key!r})")
+                count = value.get("count", 1)
+                if _is_scalar_like(count):
+                    count = _to_number(count)
+                self.update_scalar(key, value["value"], count, resumed)
             else:
                 self.update_scalar(key, value, resumed=resumed)
 
@@ -298,7 +362,7 @@ class MessageHub:
     def update_info_dict(self, info_dict: dict[str, Any], resumed: bool = True) -> None:
         """Set several runtime-information keys."""
         if not isinstance(info_dict, dict):
-            raise TypeError(f"info_dict must be a dict, got {type(info_dict).__name__}")
+            raise ScalarTypeError(f"`info_dict` must be a dict, but got {type(info_dict).__name__}")
         for key, value in info_dict.items():
             self.update_info(key, value, resumed=resumed)
 
@@ -317,7 +381,12 @@ class MessageHub:
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Resumable keys only, as plain types (tensors moved to the CPU)."""
+        """Resumable keys only, as plain types (tensors moved to the CPU).
+
+        A runtime value that cannot be deep-copied (a loss tensor that still
+        holds its graph, an object refusing copies) is kept by reference with a
+        warning naming its key, as MMEngine does.
+        """
         scalars = {k: v.state_dict() for k, v in self._log_scalars.items() if self._resumed_keys.get(k, False)}
         infos = {}
         for key, value in self._runtime_info.items():
@@ -325,11 +394,18 @@ class MessageHub:
                 continue
             if isinstance(value, torch.Tensor):
                 value = value.detach().cpu()
-            infos[key] = copy.deepcopy(value)
+            infos[key] = _copy_or_reference(key, value)
         return {"log_scalars": scalars, "runtime_info": infos, "resumed_keys": dict(self._resumed_keys)}
 
     def load_state_dict(self, state_dict: Union[dict[str, Any], MessageHub]) -> None:
-        """Load :meth:`state_dict` output, MMEngine's message-hub state, or another hub."""
+        """Load :meth:`state_dict` output, MMEngine's message-hub state, or another hub.
+
+        As MMEngine: a scalar that is not a history is skipped with a warning; a
+        runtime value that cannot be deep-copied is kept by reference with a
+        warning; a resumed flag is kept only for keys the hub now holds (a
+        ``True`` flag for a key missing from the state warns; MMEngine also
+        warns for ``False`` flags, which only name keys that were not saved).
+        """
         if isinstance(state_dict, MessageHub) or not isinstance(state_dict, dict):
             source = state_dict
             state_dict = {
@@ -337,10 +413,59 @@ class MessageHub:
                 "runtime_info": dict(source.runtime_info),
                 "resumed_keys": dict(getattr(source, "_resumed_keys", {})),
             }
-        for key, value in state_dict.get("log_scalars", {}).items():
-            if isinstance(value, dict) or hasattr(value, "data"):
-                self._log_scalars[key] = HistoryBuffer.from_state(value)
-        for key, value in state_dict.get("runtime_info", {}).items():
-            self._runtime_info[key] = copy.deepcopy(value)
-        for key, value in state_dict.get("resumed_keys", {}).items():
+        missing = [k for k in ("log_scalars", "runtime_info", "resumed_keys") if k not in state_dict]
+        if missing:
+            raise MessageHubError(f"The loaded `state_dict` of `MessageHub` must contain keys {missing}")
+        for key, value in state_dict["log_scalars"].items():
+            if not (isinstance(value, dict) or hasattr(value, "data")):
+                warnings.warn(f"{key} in message_hub is not HistoryBuffer, just skip resuming it.", stacklevel=2)
+                continue
+            self._log_scalars[key] = HistoryBuffer.from_state(value)
+        for key, value in state_dict["runtime_info"].items():
+            self._runtime_info[key] = _copy_or_reference(key, value)
+        for key, value in state_dict["resumed_keys"].items():
+            if key not in self._log_scalars and key not in self._runtime_info:
+                if not value:
+                    continue  # a key that was never meant to be saved: nothing is lost
+                warnings.warn(
+                    f"resumed key: {key} is not defined in message_hub, just skip resuming this key.", stacklevel=2
+                )
+                continue
             self._resumed_keys[key] = bool(value)
+
+
+def _copy_or_reference(key: str, value: Any) -> Any:
+    """A deep copy of ``value``, or ``value`` itself (with a warning naming ``key``) when it cannot be copied."""
+    try:
+        return copy.deepcopy(value)
+    except Exception as error:  # any refusal to copy falls back to the reference, as in MMEngine
+        warnings.warn(
+            f"{key} in message_hub cannot be copied ({type(error).__name__}: {error}), just return its reference.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return value
+
+
+def _as_ordered_dict(name: str, value: Optional[dict[str, Any]]) -> OrderedDict[str, Any]:
+    if value is None:
+        return OrderedDict()
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} should be a dict or `None`, but got {type(value).__name__}")
+    return OrderedDict(value)
+
+
+def _check_hub_contents(
+    log_scalars: dict[str, Any], runtime_info: dict[str, Any], resumed_keys: dict[str, bool]
+) -> None:
+    """MMEngine's constructor checks: histories are ``HistoryBuffer``; resumed keys name existing keys."""
+    for key, value in log_scalars.items():
+        if not isinstance(value, HistoryBuffer):
+            raise MessageHubError(
+                f"The type of log_scalars'value must be HistoryBuffer, but got {type(value).__name__} for {key!r}"
+            )
+    for key in resumed_keys:
+        if key not in log_scalars and key not in runtime_info:
+            raise MessageHubError(
+                f"Key in `resumed_keys` must contained in `log_scalars` or `runtime_info`, but got {key!r}"
+            )
