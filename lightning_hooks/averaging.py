@@ -43,6 +43,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from .errors import AveragingConfigError
 from .registry import AVERAGED_MODELS
 
 __all__ = [
@@ -56,14 +57,6 @@ __all__ = [
 _LOGGER = logging.getLogger("lightning_hooks")
 
 DeviceLike = Union[str, torch.device, None]
-
-
-class AveragingConfigError(ValueError, AssertionError):
-    """A bad averaging or EMA argument.
-
-    It is a ``ValueError`` and, for code written against MMEngine (which uses
-    bare ``assert`` statements), also an ``AssertionError``.
-    """
 
 
 @dataclass

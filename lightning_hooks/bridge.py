@@ -22,32 +22,37 @@ import os
 import os.path as osp
 import time
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Optional, Union
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from . import __version__
+from . import _lightning
+from ._version import __version__
 from .checkpoint_io import arm_auto_resume, save_through_trainer
+from .config import OnUnsupported, bridge_kwargs_from_mmengine_config
 from .dispatch import HookList
 from .hooks.hook import Hook
 from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
 from .registry import to_plain
-from .runner import LoopState, RunnerView, call_hooks, close_log_file, get_logger
+from .runner import LoopState, RunnerView, close_log_file, get_logger
 
-__all__ = ["DEFAULT_HOOKS", "HookBridge", "merge_default_hooks", "use_hooks"]
+__all__ = ["DEFAULT_HOOKS", "HookBridge", "MMEngineConfigHookBridge", "merge_default_hooks", "use_hooks"]
 
-#: MMEngine's default hooks, in MMEngine's order.
-DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
-    "runtime_info": {"type": "RuntimeInfoHook"},
-    "timer": {"type": "IterTimerHook"},
-    "sampler_seed": {"type": "DistSamplerSeedHook"},
-    "logger": {"type": "LoggerHook"},
-    "param_scheduler": {"type": "ParamSchedulerHook"},
-    "checkpoint": {"type": "CheckpointHook", "interval": 1},
-}
+#: MMEngine's default hooks, in MMEngine's order (read-only: pass ``default_hooks`` to change them).
+DEFAULT_HOOKS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "runtime_info": MappingProxyType({"type": "RuntimeInfoHook"}),
+        "timer": MappingProxyType({"type": "IterTimerHook"}),
+        "sampler_seed": MappingProxyType({"type": "DistSamplerSeedHook"}),
+        "logger": MappingProxyType({"type": "LoggerHook"}),
+        "param_scheduler": MappingProxyType({"type": "ParamSchedulerHook"}),
+        "checkpoint": MappingProxyType({"type": "CheckpointHook", "interval": 1}),
+    }
+)
 
 HookCfg = Union[Hook, dict[str, Any]]
 
@@ -61,7 +66,7 @@ def merge_default_hooks(default_hooks: Optional[Mapping[str, Optional[HookCfg]]]
     merged: dict[str, HookCfg] = {name: dict(cfg) for name, cfg in DEFAULT_HOOKS.items()}
     if default_hooks is None:
         return merged
-    if not isinstance(default_hooks, Mapping) and type(default_hooks).__name__ != "DictConfig":
+    if not isinstance(default_hooks, Mapping):
         raise TypeError(f"default_hooks must be a dict of name -> hook config, got {type(default_hooks).__name__}")
     for name, cfg in default_hooks.items():
         if cfg is None:
@@ -123,9 +128,7 @@ class HookBridge(Callback):
         for cfg in merge_default_hooks(default_hooks).values():
             self.hook_list.register(cfg)
         if custom_hooks is not None:
-            if isinstance(custom_hooks, (Hook, Mapping)) or (
-                not isinstance(custom_hooks, Sequence) and type(custom_hooks).__name__ != "ListConfig"
-            ):
+            if isinstance(custom_hooks, (Hook, Mapping)) or not isinstance(custom_hooks, Sequence):
                 raise TypeError(f"custom_hooks must be a list of hook configs or Hook instances, got {custom_hooks!r}")
             for cfg in custom_hooks:
                 self.hook_list.register(cfg)
@@ -144,17 +147,18 @@ class HookBridge(Callback):
     def from_mmengine_config(
         cls,
         path_or_dict: Union[str, os.PathLike[str], Mapping[str, Any]],
-        on_unsupported: str = "error",
+        on_unsupported: OnUnsupported = "error",
         **overrides: Any,
     ) -> HookBridge:
         """Build a bridge from an MMEngine config's ``default_hooks``/``custom_hooks`` (``_base_`` merged).
 
         Hooks this package cannot run are reported by name with the reason (an error, or a
-        warning with ``on_unsupported='warn'``). See :mod:`lightning_hooks.config`.
+        warning with ``on_unsupported='warn'``); ``overrides`` win over the config. See
+        :mod:`lightning_hooks.config`.
         """
-        from .config import build_bridge_from_mmengine_config
-
-        return build_bridge_from_mmengine_config(cls, path_or_dict, on_unsupported, **overrides)  # type: ignore[arg-type]
+        kwargs = bridge_kwargs_from_mmengine_config(path_or_dict, on_unsupported)
+        kwargs.update(overrides)
+        return cls(**kwargs)
 
     # ------------------------------------------------------------------ public helpers
     @property
@@ -176,14 +180,10 @@ class HookBridge(Callback):
         """Fire a mount point (standard or custom) on the hooks, in priority order."""
         if self.runner is None:
             raise RuntimeError("call_hook needs a running Trainer: call it from inside fit/validate/test")
-        call_hooks(self.hook_list, self.runner, fn_name, kwargs)
+        self.hook_list.call(fn_name, self.runner, kwargs)
 
     def _call(self, stage: str, **kwargs: Any) -> None:
-        for method in self.hook_list.table(stage):
-            try:
-                method(self.runner, **kwargs)
-            except TypeError as exc:
-                raise TypeError(f"{exc} in {getattr(method, '__self__', method)}") from exc
+        self.hook_list.call(stage, self.runner, kwargs)
 
     # ------------------------------------------------------------------ run lifecycle
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -211,9 +211,7 @@ class HookBridge(Callback):
         if self.message_hub is None:
             self.message_hub = MessageHub(name)
         else:
-            # Keep the hub's content across runs of one bridge; make it current again.
-            MessageHub._instances[self.message_hub.instance_name] = self.message_hub
-            MessageHub._instances.move_to_end(self.message_hub.instance_name)
+            self.message_hub.make_current()  # keeps the hub's content across runs of one bridge
         log_file = osp.join(work_dir, timestamp, f"{timestamp}.log")
         self.runtime.update(
             work_dir=work_dir,
@@ -275,11 +273,7 @@ class HookBridge(Callback):
     def _sync_counters(self, trainer: pl.Trainer) -> None:
         """Take epoch and iteration counts from the Trainer (they are restored on resume)."""
         state = self.state
-        fit_loop = trainer.fit_loop
-        # 'processed': a checkpoint written in on_train_batch_end (an iteration save) records its batch as
-        # processed but not yet completed; that batch did train.
-        total = fit_loop.epoch_loop.batch_progress.total
-        batches_done = int(getattr(total, "processed", total.completed))
+        batches_done = _lightning.train_batches_processed(trainer)
         num_batches = trainer.num_training_batches
         if state.by_epoch:
             state.epoch = trainer.current_epoch
@@ -326,7 +320,7 @@ class HookBridge(Callback):
                 outputs=self._train_outputs(trainer, pl_module, outputs),
             )
         self.state.iter += 1
-        if self.state.by_epoch and trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+        if self.state.by_epoch and _lightning.train_epoch_batches_reached(trainer):
             self._close_train_epoch()
         if self.validate_at_end and self._training_finished():
             self._ensure_final_validation(trainer)
@@ -341,26 +335,15 @@ class HookBridge(Callback):
         """Validate after the last epoch/iteration whatever the interval, as MMEngine's loops do.
 
         Lightning decides right after this hook whether to validate; the interval
-        attributes it reads are relaxed for this one decision and restored when
-        validation starts (or when training ends).
+        it reads is relaxed for this one decision and restored when validation
+        starts (or when training ends).
         """
         if not trainer.enable_validation:
             return
-        if self.state.by_epoch:
-            every = trainer.check_val_every_n_epoch
-            if every is not None and (trainer.current_epoch + 1) % every != 0:
-                self._restore_val["check_val_every_n_epoch"] = every
-                trainer.check_val_every_n_epoch = 1
-        else:
-            every_batch = trainer.val_check_batch
-            total = trainer.fit_loop.epoch_loop.total_batch_idx
-            if every_batch not in (None, float("inf")) and (total + 1) % every_batch != 0:
-                self._restore_val["val_check_batch"] = every_batch
-                trainer.val_check_batch = 1
+        self._restore_val.update(_lightning.validate_after_this_batch(trainer, self.state.by_epoch))
 
     def _restore_val_settings(self, trainer: pl.Trainer) -> None:
-        for name, value in self._restore_val.items():
-            setattr(trainer, name, value)
+        _lightning.restore_trainer_attributes(trainer, self._restore_val)
         self._restore_val.clear()
 
     @staticmethod
@@ -426,7 +409,7 @@ class HookBridge(Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._evaluating(trainer):
-            self._call("after_val_epoch", metrics=self._loop_metrics(trainer))
+            self._call("after_val_epoch", metrics=_lightning.evaluation_epoch_metrics(trainer))
             self._call("after_val")
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -457,25 +440,8 @@ class HookBridge(Callback):
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._run_open:
-            self._call("after_test_epoch", metrics=self._loop_metrics(trainer))
+            self._call("after_test_epoch", metrics=_lightning.evaluation_epoch_metrics(trainer))
             self._call("after_test")
-
-    @staticmethod
-    def _loop_metrics(trainer: pl.Trainer) -> dict[str, float]:
-        """What the module logged (epoch-level) in the evaluation loop that just ended, in logging order."""
-        results = trainer._results
-        metrics: dict[str, Any] = {}
-        if results is None:
-            return metrics
-        for _, result_metric in results.valid_items():
-            if not result_metric.meta.on_epoch:
-                continue
-            value = results._get_cache(result_metric, on_step=False)
-            if not isinstance(value, torch.Tensor):
-                continue
-            name, _ = results._forked_name(result_metric, on_step=False)
-            metrics[name] = value.item() if value.numel() == 1 else value
-        return metrics
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_meta(self, by_epoch: bool = True) -> dict[str, Any]:
@@ -510,7 +476,6 @@ class HookBridge(Callback):
             "save_param_scheduler": save_param_scheduler,
         }
         try:
-            # weights_only=False: a full checkpoint, stated explicitly (Lightning logs a notice otherwise).
             save_through_trainer(self.runner.trainer, filepath, checkpoint_io, after_write)
         finally:
             self._pending_save = None
@@ -535,7 +500,7 @@ class HookBridge(Callback):
         if self.state.by_epoch and self._epoch_closed and "loops" in checkpoint:
             # Saved between our after_train_epoch and Lightning's end of the epoch: record the epoch
             # as finished, so fit(ckpt_path=...) starts the next epoch like MMEngine's resume does.
-            _mark_epoch_finished(checkpoint["loops"])
+            _lightning.mark_epoch_finished(checkpoint["loops"])
         if self.message_hub is not None:
             checkpoint["message_hub"] = self.message_hub.state_dict()
         if self.runner is not None:
@@ -585,26 +550,6 @@ class HookBridge(Callback):
         return f"HookBridge(hooks=[{names}])"
 
 
-def _mark_epoch_finished(loops: dict[str, Any]) -> None:
-    """Make loop state saved inside an epoch's last batch look like the end of that epoch.
-
-    The epoch's last batch is counted completed (and as an optimizer step) and the
-    epoch as processed, which is what a save in ``on_train_epoch_end`` records. No-op
-    when Lightning already counted the epoch.
-    """
-    fit = loops.get("fit_loop")
-    if not isinstance(fit, dict) or "epoch_progress" not in fit:
-        return
-    epochs = fit["epoch_progress"]
-    if epochs["current"]["processed"] >= epochs["current"]["started"]:
-        return
-    for scope in ("total", "current"):
-        epochs[scope]["processed"] += 1
-        batches = fit["epoch_loop.batch_progress"][scope]
-        batches["completed"] = batches["processed"]
-    fit["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
-
-
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -631,3 +576,38 @@ def use_hooks(*hooks: HookCfg, runtime_info: bool = True, **bridge_kwargs: Any) 
     """
     defaults: dict[str, Any] = {name: None for name in DEFAULT_HOOKS if not (runtime_info and name == "runtime_info")}
     return HookBridge(default_hooks=defaults, custom_hooks=list(hooks), **bridge_kwargs)
+
+
+class MMEngineConfigHookBridge(HookBridge):
+    """A :class:`HookBridge` whose hooks come from an MMEngine config file.
+
+    For tools that build callbacks from a class and its arguments, such as LightningCLI::
+
+        trainer:
+          callbacks:
+            - class_path: lightning_hooks.MMEngineConfigHookBridge
+              init_args: {config: configs/my_cfg.py, on_unsupported: warn}
+
+    (Hydra can call ``lightning_hooks.HookBridge.from_mmengine_config`` directly as ``_target_``.)
+
+    Args:
+        config: an MMEngine config file (``.py``, ``.json``, ``.yaml``); ``_base_`` files are merged
+            as MMEngine merges them.
+        on_unsupported: ``'error'`` raises listing the hooks this package cannot run; ``'warn'``
+            leaves them out with a warning listing them.
+        work_dir: overrides the config's ``work_dir``.
+        experiment_name: overrides the config's ``experiment_name``.
+    """
+
+    def __init__(
+        self,
+        config: str,
+        on_unsupported: OnUnsupported = "error",
+        work_dir: Optional[str] = None,
+        experiment_name: Optional[str] = None,
+    ) -> None:
+        kwargs = bridge_kwargs_from_mmengine_config(config, on_unsupported)
+        overrides = {"work_dir": work_dir, "experiment_name": experiment_name}
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        super().__init__(**kwargs)
+        self.config_path = os.fspath(config)

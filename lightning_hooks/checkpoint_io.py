@@ -30,20 +30,28 @@ What it guarantees, and MMEngine's writer (``torch.save`` into memory, then
 
 from __future__ import annotations
 
-import hashlib
-import os
-import os.path as osp
-import pickle
-import tempfile
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, Optional
+from typing import Any, Optional
 
 import fsspec  # type: ignore[import-untyped]
 import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+
+from . import _lightning
+from .errors import CheckpointWriteError
+from .fileio import (
+    atomic_torch_save,
+    atomic_write_text,
+    find_last_checkpoint,
+    is_local_path,
+    join_path,
+    path_exists,
+    pickle_sha256,
+    read_text,
+    remove_path,
+)
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -51,6 +59,7 @@ __all__ = [
     "arm_auto_resume",
     "atomic_torch_save",
     "atomic_write_text",
+    "find_last_checkpoint",
     "is_local_path",
     "join_path",
     "path_exists",
@@ -61,126 +70,6 @@ __all__ = [
 ]
 
 AFTER_WRITE = "after_write"
-
-
-def is_local_path(path: str) -> bool:
-    """True for plain paths and ``file://`` URLs (fsspec's local filesystem)."""
-    return "://" not in str(path) or str(path).startswith("file://")
-
-
-def _local(path: str) -> str:
-    path = str(path)
-    return path[len("file://") :] if path.startswith("file://") else path
-
-
-def join_path(root: str, *parts: str) -> str:
-    """Join path parts with ``/`` for URLs and ``os.path.join`` for local paths."""
-    if is_local_path(root):
-        return osp.join(root, *parts)
-    return "/".join([str(root).rstrip("/"), *parts])
-
-
-def _fsync_dir(directory: str) -> None:
-    """Make a rename in ``directory`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_local(path: str, write: Callable[[str], None], fsync: bool) -> None:
-    """Run ``write(tmp_path)``, fsync the file, rename it onto ``path`` and fsync the directory."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        if fsync:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-    if fsync:
-        _fsync_dir(directory)
-
-
-def _atomic_remote(path: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Write to a temporary name next to ``path`` on its fsspec filesystem, then move it onto ``path``."""
-    fs, fs_path = fsspec.core.url_to_fs(str(path))
-    parent = fs._parent(fs_path)
-    fs.makedirs(parent, exist_ok=True)
-    tmp = f"{parent.rstrip('/')}/.{fs_path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with fs.open(tmp, "wb") as f:
-            write(f)
-        fs.mv(tmp, fs_path)
-    except BaseException:
-        try:
-            if fs.exists(tmp):
-                fs.rm(tmp)
-        except Exception:
-            pass
-        raise
-
-
-def atomic_torch_save(obj: Any, path: str, fsync: bool = True) -> None:
-    """``torch.save(obj)`` to ``path`` atomically (and durably for local files with ``fsync``)."""
-    if is_local_path(path):
-        _atomic_local(_local(path), lambda tmp: torch.save(obj, tmp), fsync)
-    else:
-        _atomic_remote(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str, text: str, fsync: bool = True) -> None:
-    """Replace the text file ``path`` atomically (used for ``last_checkpoint``)."""
-    data = text.encode("utf-8")
-
-    def write_local(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(data)
-
-    if is_local_path(path):
-        _atomic_local(_local(path), write_local, fsync)
-    else:
-        _atomic_remote(path, lambda f: _write_bytes(f, data))
-
-
-def _write_bytes(f: IO[bytes], data: bytes) -> None:
-    f.write(data)
-
-
-class _HashWriter:
-    """A write-only file object that only feeds a SHA-256 (no copy of the data is kept)."""
-
-    def __init__(self) -> None:
-        self.sha = hashlib.sha256()
-
-    def write(self, data: Any) -> int:
-        self.sha.update(data)
-        return len(data)
-
-
-def pickle_sha256(obj: Any) -> str:
-    """``sha256(pickle.dumps(obj)).hexdigest()`` without building the pickled bytes in memory.
-
-    The pickler streams into the hash, so the digest is the same as MMEngine's
-    (which materialises the whole pickle first).
-    """
-    writer = _HashWriter()
-    pickle.Pickler(writer, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
-    return writer.sha.hexdigest()
 
 
 def _to_host(obj: Any) -> Any:
@@ -196,13 +85,6 @@ def _to_host(obj: Any) -> Any:
     if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
         return tuple(_to_host(v) for v in obj)
     return obj
-
-
-class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (disk full, permissions, ...); the message names the file.
-
-    Nothing was replaced or deleted: the previous checkpoints are intact.
-    """
 
 
 class AtomicCheckpointIO(CheckpointIO):
@@ -301,30 +183,6 @@ class AtomicCheckpointIO(CheckpointIO):
                 self._executor = None
 
 
-def remove_path(path: str) -> bool:
-    """Delete a file (or a directory, as DeepSpeed writes) if it exists; True when something was removed."""
-    fs, fs_path = fsspec.core.url_to_fs(str(path))
-    if fs.isfile(fs_path):
-        fs.rm(fs_path)
-        return True
-    if fs.isdir(fs_path):
-        fs.rm(fs_path, recursive=True)
-        return True
-    return False
-
-
-def path_exists(path: str) -> bool:
-    """Whether ``path`` exists on its fsspec filesystem."""
-    fs, fs_path = fsspec.core.url_to_fs(str(path))
-    return bool(fs.exists(fs_path))
-
-
-def read_text(path: str) -> str:
-    """The content of a text file on any fsspec filesystem."""
-    with fsspec.open(str(path), "r", encoding="utf-8") as f:
-        return f.read()
-
-
 def save_through_trainer(
     trainer: Any,
     filepath: str,
@@ -342,69 +200,48 @@ def save_through_trainer(
     rotation stays ordered after the write. Any other user plugin is kept; then
     ``after_write`` runs once ``save_checkpoint`` has returned.
     """
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-    from lightning.pytorch.plugins.io.async_plugin import AsyncCheckpointIO
-
-    strategy = trainer.strategy
-    current = strategy.checkpoint_io
+    current = _lightning.strategy_checkpoint_io(trainer)
     if isinstance(current, AtomicCheckpointIO) and checkpoint_io is not None:
         current.wait()  # a save Lightning started through the plugin finishes first
         checkpoint_io.async_save = checkpoint_io.async_save or current.async_save
     elif isinstance(current, AtomicCheckpointIO):
         checkpoint_io = current
-    elif checkpoint_io is not None and isinstance(current, AsyncCheckpointIO):
+    elif checkpoint_io is not None and _lightning.writer_kind(current) == "async":
         checkpoint_io.async_save = True
-    elif checkpoint_io is not None and type(current) is not TorchCheckpointIO:
+    elif checkpoint_io is not None and _lightning.writer_kind(current) != "default":
         checkpoint_io = None  # a user plugin: respect it
     if checkpoint_io is None:
+        # weights_only=False: a full checkpoint (optimizer and loop state too), stated explicitly.
         trainer.save_checkpoint(filepath, weights_only=False)
         if after_write is not None and trainer.is_global_zero:
             after_write()
         return
     options = {AFTER_WRITE: after_write} if after_write is not None else None
     calls_before = checkpoint_io.save_calls
-    strategy.checkpoint_io = checkpoint_io
-    try:
-        trainer.save_checkpoint(filepath, weights_only=False, storage_options=options)
-    finally:
-        strategy.checkpoint_io = current
+    _lightning.save_with_checkpoint_io(trainer, filepath, checkpoint_io, options)
     if after_write is not None and trainer.is_global_zero and checkpoint_io.save_calls == calls_before:
         # The strategy wrote without the CheckpointIO plugin (DeepSpeed, sharded FSDP): it has returned.
         after_write()
-
-
-def find_last_checkpoint(work_dir: str) -> Optional[str]:
-    """The path written in ``<work_dir>/last_checkpoint`` when it names an existing file, else None."""
-    marker = join_path(work_dir, "last_checkpoint")
-    if not path_exists(marker):
-        return None
-    path = read_text(marker).strip()
-    return path if path and path_exists(path) else None
 
 
 def arm_auto_resume(trainer: Any, work_dir: str, logger: Any) -> None:
     """MMEngine's ``resume=True``: make this ``fit`` resume from ``<work_dir>/last_checkpoint``.
 
     Lightning chooses ``ckpt_path`` before any callback runs, so the choice is made
-    where Lightning loads it: the checkpoint connector's next ``resume_start`` (it
-    runs right after ``setup`` on every rank) gets the path when ``fit`` was given
-    none. The path is read on rank 0 and broadcast. Without a ``last_checkpoint``
-    the run starts fresh with a log line, as in MMEngine.
+    where Lightning loads it (:func:`lightning_hooks._lightning.intercept_resume_start`):
+    when ``fit`` was given no path, the path is read on rank 0 and broadcast. Without
+    a ``last_checkpoint`` the run starts fresh with a log line, as in MMEngine.
     """
-    connector = trainer._checkpoint_connector
-    if "resume_start" in vars(connector):  # armed by an earlier run that never loaded
-        del connector.resume_start
-    original = connector.resume_start
 
-    def resume_start(checkpoint_path: Optional[Any] = None, weights_only: Optional[bool] = None) -> None:
-        del connector.resume_start  # one call only
+    def choose_path(checkpoint_path: Optional[Any]) -> Optional[Any]:
+        if checkpoint_path is not None:
+            return checkpoint_path
+        found = find_last_checkpoint(work_dir) if trainer.is_global_zero else None
+        checkpoint_path = trainer.strategy.broadcast(found, src=0)
         if checkpoint_path is None:
-            found = find_last_checkpoint(work_dir) if trainer.is_global_zero else None
-            checkpoint_path = trainer.strategy.broadcast(found, src=0)
-            if checkpoint_path is None:
-                logger.info("Did not find last_checkpoint to be resumed.")
-            else:
-                logger.info(f"Auto resumed from the latest checkpoint {checkpoint_path}.")
-        original(checkpoint_path, weights_only)
+            logger.info("Did not find last_checkpoint to be resumed.")
+        else:
+            logger.info(f"Auto resumed from the latest checkpoint {checkpoint_path}.")
+        return checkpoint_path
 
-    connector.resume_start = resume_start
+    _lightning.intercept_resume_start(trainer, choose_path)

@@ -11,35 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Optional, Union
 
-from .hooks.hook import GENERIC_OVERRIDES, STAGES, Hook
-from .priority import Priority, get_priority, priority_name
+from . import hooks as _builtin_hooks  # noqa: F401  (importing them registers the built-in hooks in HOOKS)
+from .hooks.hook import STAGES, Hook, fires_at, overridden_stages
+from .priority import get_priority, priority_name
 from .registry import HOOKS, to_plain
 
-__all__ = ["HookList", "build_hook", "overridden_stages"]
-
-_STAGE_TO_GENERIC = {stage: generic for generic, stages in GENERIC_OVERRIDES.items() for stage in stages}
-
-
-def _overrides(hook: Any, name: str) -> bool:
-    """Whether ``hook`` provides its own ``name`` (on its class or the instance)."""
-    if name in vars(hook):
-        return True
-    own = getattr(type(hook), name, None)
-    return own is not None and own is not getattr(Hook, name, None)
-
-
-def _fires(hook: Any, stage: str) -> bool:
-    if not isinstance(hook, Hook):
-        return hasattr(hook, stage)
-    if _overrides(hook, stage):
-        return True
-    generic = _STAGE_TO_GENERIC.get(stage)
-    return generic is not None and _overrides(hook, generic)
-
-
-def overridden_stages(hook: Any) -> list[str]:
-    """Mount points at which ``hook`` does something, in MMEngine's table order."""
-    return [stage for stage in STAGES if _fires(hook, stage)]
+__all__ = ["HookList", "build_hook", "overridden_stages"]  # overridden_stages: kept for old imports
 
 
 def build_hook(cfg: Union[Hook, Mapping[str, Any]]) -> tuple[Hook, Optional[Any]]:
@@ -49,7 +26,7 @@ def build_hook(cfg: Union[Hook, Mapping[str, Any]]) -> tuple[Hook, Optional[Any]
     """
     if isinstance(cfg, Hook):
         return cfg, None
-    if isinstance(cfg, Mapping) or type(cfg).__name__ == "DictConfig":
+    if isinstance(cfg, Mapping):
         plain: dict[str, Any] = to_plain(cfg)
         priority = plain.pop("priority", None)
         hook = HOOKS.build(plain)
@@ -110,9 +87,21 @@ class HookList:
         """Bound methods to call at ``stage``, in order (resolved once and cached)."""
         methods = self._tables.get(stage)
         if methods is None:
-            methods = tuple(getattr(hook, stage) for hook in self._hooks if _fires(hook, stage))
+            methods = tuple(getattr(hook, stage) for hook in self._hooks if fires_at(hook, stage))
             self._tables[stage] = methods
         return methods
+
+    def call(self, stage: str, runner: Any, kwargs: Mapping[str, Any]) -> None:
+        """Call ``stage`` on the hooks that use it, in order; a TypeError names the hook, as in MMEngine.
+
+        The one hook-call loop: the bridge's mount points and ``call_hook`` (on the
+        bridge and on the runner view) all come here.
+        """
+        for method in self.table(stage):
+            try:
+                method(runner, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{exc} in {getattr(method, '__self__', method)}") from exc
 
     def resolve_all(self) -> None:
         """Resolve the tables of every standard mount point now, so none is built during training."""
@@ -126,7 +115,7 @@ class HookList:
             names = [
                 f"({priority_name(hook.priority):<12}) {type(hook).__name__:<35}"
                 for hook in self._hooks
-                if _fires(hook, stage)
+                if fires_at(hook, stage)
             ]
             if names:
                 lines.append(f"{stage}:\n" + "\n".join(names) + "\n -------------------- ")
@@ -137,8 +126,3 @@ class HookList:
         if isinstance(cls_or_name, str):
             return [h for h in self._hooks if type(h).__name__ == cls_or_name]
         return [h for h in self._hooks if isinstance(h, cls_or_name)]
-
-
-def default_priority_name() -> str:
-    """The priority given to custom hooks that name none."""
-    return Priority.NORMAL.name

@@ -284,6 +284,16 @@ class MessageHub:
         type(self)._instances.move_to_end(name)
 
     # -- instance management ------------------------------------------------------
+    def make_current(self) -> MessageHub:
+        """Make this hub the current one (what :meth:`get_current_instance` returns), registered under its name.
+
+        The bridge calls it when a second run of the same bridge starts, so the hub keeps
+        its content across runs and code without trainer access reads this run's hub.
+        """
+        type(self)._instances[self.instance_name] = self
+        type(self)._instances.move_to_end(self.instance_name)
+        return self
+
     @classmethod
     def get_instance(cls, name: str, **kwargs: Any) -> MessageHub:
         """Return the hub called ``name``, creating it if needed; it becomes the current one."""

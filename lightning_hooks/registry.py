@@ -22,7 +22,7 @@ def to_plain(obj: Any) -> Any:
     """
     if isinstance(obj, (str, bytes)):
         return obj
-    if isinstance(obj, Mapping) or (hasattr(obj, "items") and type(obj).__name__ == "DictConfig"):
+    if isinstance(obj, Mapping):  # OmegaConf's DictConfig is a Mapping
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)) or type(obj).__name__ == "ListConfig":
         converted = [to_plain(v) for v in obj]
@@ -137,7 +137,7 @@ class Registry:
         ``type`` may also be a class or function. ``default_args`` fill in keys
         that ``cfg`` lacks. The caller's dict is not modified.
         """
-        if not isinstance(cfg, Mapping) and type(cfg).__name__ != "DictConfig":
+        if not isinstance(cfg, Mapping):
             raise TypeError(f"cfg must be a dict, got {type(cfg).__name__}: {cfg!r}")
         args = to_plain(cfg)
         for key, value in (default_args or {}).items():

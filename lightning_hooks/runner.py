@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
-from .checkpoint_io import arm_auto_resume, join_path
+from . import _lightning
+from .checkpoint_io import arm_auto_resume
+from .fileio import join_path
 from .message_hub import MessageHub
 
 if TYPE_CHECKING:
@@ -156,7 +158,7 @@ class OptimWrapperView:
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
         """The Trainer's optimizers (unwrapped from Lightning's LightningOptimizer)."""
-        return [getattr(o, "_optimizer", o) for o in self._trainer.optimizers]
+        return [_lightning.unwrap_optimizer(o) for o in self._trainer.optimizers]
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -412,7 +414,7 @@ class RunnerView:
 
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
         """Call ``fn_name`` on every hook that has it, in priority order (custom mount points work too)."""
-        call_hooks(self._hook_list, self, fn_name, kwargs)
+        self._hook_list.call(fn_name, self, kwargs)
 
     # -- model and optimisation ----------------------------------------------------------
     @property
@@ -492,12 +494,3 @@ class RunnerView:
     def device(self) -> torch.device:
         """The device this process computes on (the Trainer strategy's root device)."""
         return self.trainer.strategy.root_device
-
-
-def call_hooks(hook_list: HookList, runner: RunnerView, stage: str, kwargs: dict[str, Any]) -> None:
-    """Call ``stage`` on the hooks that use it; a TypeError names the hook, as in MMEngine."""
-    for method in hook_list.table(stage):
-        try:
-            method(runner, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{exc} in {getattr(method, '__self__', method)}") from exc

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_hooks import AVERAGED_MODELS
-from lightning_hooks.averaging import (
+from lightning_hooks import (
+    AVERAGED_MODELS,
     AveragingConfigError,
     BaseAveragedModel,
     ExponentialMovingAverage,

@@ -20,7 +20,7 @@ import torch
 from ckpt_helpers import files_in, run_lightning, run_mmengine_ckpt, runtime_info, strip_dir, unhash
 
 from lightning_hooks import CheckpointHook
-from lightning_hooks.checkpoint_io import pickle_sha256
+from lightning_hooks.fileio import pickle_sha256
 
 RAMP = {"acc": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
 HUB_KEYS = ("keep_ckpt_ids", "best_score", "best_ckpt", "last_ckpt", "best_score_acc", "best_score_loss")

@@ -23,7 +23,8 @@ import torch
 from ckpt_helpers import RAMP_SCORES, files_in, run_lightning, runtime_info, unhash
 from ckpt_script import FSIZE_BALLAST, ShrinkFileLimit, train
 
-from lightning_hooks.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError, atomic_torch_save
+from lightning_hooks import AtomicCheckpointIO, CheckpointWriteError
+from lightning_hooks.fileio import atomic_torch_save
 
 SCRIPT = str(Path(__file__).parent / "ckpt_script.py")
 PYTHON = sys.executable

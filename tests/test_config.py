@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from lightning_hooks import HOOKS, Hook, HookBridge
-from lightning_hooks.config import (
+from lightning_hooks import (
+    HOOKS,
+    Hook,
+    HookBridge,
     UnsupportedHookError,
     load_mmengine_config,
-    merge_config,
     trainer_kwargs_from_mmengine_config,
 )
+from lightning_hooks.config_reader import merge_config
 
 
 def write(path, text):
@@ -335,3 +337,51 @@ def test_base_references_in_json_and_yaml(tmp_path):
     merged = load_mmengine_config(tmp_path / "child.json")
     assert merged["default_hooks"]["checkpoint"]["interval"] == 4 and merged["custom_hooks"] == [{"type": "EMAHook"}]
     assert load_mmengine_config(tmp_path / "child.yaml")["work_dir"] == f"{tmp_path}/work"
+
+
+def test_new_style_config_is_read_through_mmengine(tmp_path):
+    write(
+        tmp_path / "base_new.py",
+        """
+        from mmengine.hooks import CheckpointHook, EMAHook, LoggerHook
+        default_hooks = dict(checkpoint=dict(type=CheckpointHook, interval=2), logger=dict(type=LoggerHook, interval=5))
+        custom_hooks = [dict(type=EMAHook, momentum=0.001)]
+        """,
+    )
+    child = write(
+        tmp_path / "child_new.py",
+        """
+        from mmengine.config import read_base
+        with read_base():
+            from .base_new import *
+        default_hooks.update(checkpoint=dict(type=CheckpointHook, interval=3))
+        """,
+    )
+    assert load_mmengine_config(child) == Config.fromfile(str(child)).to_dict()
+    for source in (child, Config.fromfile(str(child))):  # a path, and an already loaded new-style Config
+        bridge = HookBridge.from_mmengine_config(source, work_dir=str(tmp_path))
+        names = [type(h).__name__ for h in bridge.hooks]
+        assert "EMAHook" in names
+        (checkpoint,) = (h for h in bridge.hooks if type(h).__name__ == "CheckpointHook")
+        assert checkpoint.interval == 3
+        (logger,) = (h for h in bridge.hooks if type(h).__name__ == "LoggerHook")
+        assert logger.interval == 5
+
+
+def test_new_style_config_without_mmengine_names_the_format(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_mmengine(name, *args, **kwargs):
+        if name == "mmengine" or name.startswith("mmengine."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    lazy = write(tmp_path / "lazy2.py", "from mmengine.config import read_base\nwith read_base():\n    from .b import *\n")
+    monkeypatch.setattr(builtins, "__import__", no_mmengine)
+    with pytest.raises(ValueError, match=r"read_base.*install mmengine"):
+        load_mmengine_config(lazy)
+    pkg_base = write(tmp_path / "pkg_base.py", "_base_ = ['mmdet::_base_/default_runtime.py']\n")
+    with pytest.raises(ValueError, match=r"mmdet::.*install mmengine"):
+        load_mmengine_config(pkg_base)

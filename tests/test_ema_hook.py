@@ -20,7 +20,7 @@ from toy import BATCH, VAL_BATCH, ToyDataset, ToyModule, _mm_classes, loaders, m
 
 from lightning_hooks import EMAHook, HookBridge
 from lightning_hooks import Hook as LHHook
-from lightning_hooks.averaging import AveragingConfigError
+from lightning_hooks import AveragingConfigError
 
 EMA = dict(type="EMAHook", momentum=0.1)
 BARE = dict(type="EMAHook")

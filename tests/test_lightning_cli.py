@@ -95,14 +95,14 @@ def test_bad_hook_in_yaml_is_named(tmp_path):
 
 def test_mmengine_config_file_as_callback(tmp_path):
     """LightningCLI users can point at an existing MMEngine config instead of repeating its hooks."""
-    from lightning_hooks.config import MMEngineConfigHookBridge
+    from lightning_hooks import MMEngineConfigHookBridge
 
     path = config_in(tmp_path)
     cfg = yaml.safe_load(path.read_text())
     mm_config = str(CONFIG.parents[1] / "mmengine_config" / "digits_cnn.py")
     cfg["trainer"]["callbacks"] = [
         {
-            "class_path": "lightning_hooks.config.MMEngineConfigHookBridge",
+            "class_path": "lightning_hooks.MMEngineConfigHookBridge",
             "init_args": {"config": mm_config, "on_unsupported": "warn", "work_dir": str(tmp_path / "w")},
         }
     ]

@@ -15,8 +15,7 @@ from typing import Any, Optional
 
 import lightning.pytorch as pl
 
-from lightning_hooks import HookBridge
-from lightning_hooks.config import load_mmengine_config, trainer_kwargs_from_mmengine_config
+from lightning_hooks import HookBridge, load_mmengine_config, trainer_kwargs_from_mmengine_config
 from lightning_hooks.demo import DigitsCNN, DigitsDataModule
 
 

@@ -35,27 +35,18 @@ from typing import Any, Optional, Union
 
 from ..checkpoint_io import (
     AtomicCheckpointIO,
-    atomic_torch_save,
     atomic_write_text,
     is_local_path,
     join_path,
-    pickle_sha256,
     remove_path,
 )
+from ..errors import CheckpointConfigError
+from ..publishing import write_published
 from ..registry import HOOKS
 from ..rules import DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, infer_rule
 from .hook import DATA_BATCH, Hook
 
 __all__ = ["CheckpointConfigError", "CheckpointHook"]
-
-
-class CheckpointConfigError(ValueError, AssertionError):
-    """A bad CheckpointHook argument.
-
-    It is a ``ValueError``, and also an ``AssertionError`` because MMEngine
-    reports these cases with ``assert``; code written against MMEngine still
-    catches it.
-    """
 
 
 def _is_str_list(value: Any) -> bool:
@@ -501,16 +492,10 @@ class CheckpointHook(Hook):
             return
         assert self.published_keys is not None
         checkpoint = self._io.load_checkpoint(ckpt_path, weights_only=False)
-        removed = [key for key in list(checkpoint) if key not in self.published_keys]
-        for key in removed:
-            checkpoint.pop(key)
+        final_path, removed = write_published(checkpoint, ckpt_path, self.published_keys, fsync=self._io.fsync)
         if removed:
             runner.logger.info(
                 f"Key {removed} will be removed because they are not found in published_keys. "
                 f"If you want to keep them, please set `{removed}` in published_keys"
             )
-        sha = pickle_sha256(checkpoint)
-        stem = ckpt_path[: -len(osp.splitext(ckpt_path)[1])] if osp.splitext(ckpt_path)[1] else ckpt_path
-        final_path = f"{stem}-{sha[:8]}.pth"
-        atomic_torch_save(checkpoint, final_path, fsync=self._io.fsync)
         runner.logger.info(f"The checkpoint ({ckpt_path}) is published to {final_path}.")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 if TYPE_CHECKING:
     from ..runner import RunnerView
 
-__all__ = ["GENERIC_OVERRIDES", "STAGES", "Hook"]
+__all__ = ["GENERIC_OVERRIDES", "STAGES", "Hook", "fires_at", "overridden_stages"]
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 
@@ -200,9 +200,37 @@ class Hook:
 
     def get_triggered_stages(self) -> list[str]:
         """The mount points this hook overrides, directly or through a generic method, in table order."""
-        from ..dispatch import overridden_stages
-
         return overridden_stages(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+# -- override detection (MMEngine keeps get_triggered_stages with the hook, too) ----------
+_STAGE_TO_GENERIC = {stage: generic for generic, stages in GENERIC_OVERRIDES.items() for stage in stages}
+
+
+def _overrides(hook: Any, name: str) -> bool:
+    """Whether ``hook`` provides its own ``name`` (on its class or the instance)."""
+    if name in vars(hook):
+        return True
+    own = getattr(type(hook), name, None)
+    return own is not None and own is not getattr(Hook, name, None)
+
+
+def fires_at(hook: Any, stage: str) -> bool:
+    """Whether ``hook`` does something at ``stage``: it overrides it, or the generic method behind it.
+
+    An object that is not a :class:`Hook` fires wherever it has a method of that name.
+    """
+    if not isinstance(hook, Hook):
+        return hasattr(hook, stage)
+    if _overrides(hook, stage):
+        return True
+    generic = _STAGE_TO_GENERIC.get(stage)
+    return generic is not None and _overrides(hook, generic)
+
+
+def overridden_stages(hook: Any) -> list[str]:
+    """Mount points at which ``hook`` does something, in MMEngine's table order."""
+    return [stage for stage in STAGES if fires_at(hook, stage)]

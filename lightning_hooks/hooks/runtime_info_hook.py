@@ -37,7 +37,7 @@ class RuntimeInfoHook(Hook):
     priority = "VERY_HIGH"
 
     def before_run(self, runner: Any) -> None:
-        from .. import __version__
+        from .._version import __version__
 
         runner.message_hub.update_info_dict(
             dict(

@@ -321,7 +321,7 @@ def build_log_processor(cfg: Union[LogProcessor, Mapping[str, Any], None]) -> Lo
         return LogProcessor()
     if isinstance(cfg, LogProcessor):
         return cfg
-    if not isinstance(cfg, Mapping) and type(cfg).__name__ != "DictConfig":
+    if not isinstance(cfg, Mapping):
         raise TypeError(f"log_processor must be a dict of LogProcessor arguments or a LogProcessor, got {cfg!r}")
     kwargs = {str(k): v for k, v in dict(cfg).items()}
     kind = kwargs.pop("type", "LogProcessor")

@@ -1,0 +1,195 @@
+"""Every use of Lightning's private API, behind small named functions.
+
+Lightning gives callbacks no public way to do some of what MMEngine's hooks
+need: read the epoch-level metrics of the evaluation loop that just ended, know
+that an epoch's last batch has run, force one validation off the interval,
+save one checkpoint through another writer, choose the resume checkpoint after
+``fit`` started. Those few places reach into Lightning's internals; they are
+all here, and ``tests/test_lightning_shim.py`` checks each assumption against
+the installed Lightning, so a Lightning release that changes one fails loudly
+there instead of quietly elsewhere.
+
+The supported Lightning versions are the ones ``pyproject.toml`` allows; CI runs
+the shim's tests on the lowest and the highest of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+__all__ = [
+    "evaluation_epoch_metrics",
+    "intercept_resume_start",
+    "mark_epoch_finished",
+    "restore_trainer_attributes",
+    "save_with_checkpoint_io",
+    "strategy_checkpoint_io",
+    "train_batches_processed",
+    "train_epoch_batches_reached",
+    "train_total_batch_idx",
+    "unwrap_optimizer",
+    "validate_after_this_batch",
+    "writer_kind",
+]
+
+
+# -- loop progress ------------------------------------------------------------------------------
+def train_batches_processed(trainer: pl.Trainer) -> int:
+    """Training batches run so far, restored on resume (the fit loop's batch progress).
+
+    ``processed``, not ``completed``: a checkpoint written in ``on_train_batch_end``
+    records its batch as processed but not yet completed, and that batch did train.
+    """
+    total = trainer.fit_loop.epoch_loop.batch_progress.total
+    return int(getattr(total, "processed", total.completed))
+
+
+def train_epoch_batches_reached(trainer: pl.Trainer) -> bool:
+    """Whether the running training epoch has run its last batch (Lightning's own test for it)."""
+    return bool(trainer.fit_loop.epoch_loop._num_ready_batches_reached())
+
+
+def train_total_batch_idx(trainer: pl.Trainer) -> int:
+    """The 0-based index of the current training batch over the whole run."""
+    return int(trainer.fit_loop.epoch_loop.total_batch_idx)
+
+
+# -- validation interval -------------------------------------------------------------------------
+def validate_after_this_batch(trainer: pl.Trainer, by_epoch: bool) -> dict[str, Any]:
+    """Make Lightning validate after the current training batch even when it is off the interval.
+
+    Lightning decides right after ``on_train_batch_end`` whether to validate, from
+    ``check_val_every_n_epoch`` (epoch-based) or ``val_check_batch`` (iteration-based).
+    The attribute is relaxed to 1 for this one decision; the returned dict holds the
+    original values for :func:`restore_trainer_attributes` (empty when nothing changed).
+    """
+    saved: dict[str, Any] = {}
+    if by_epoch:
+        every = trainer.check_val_every_n_epoch
+        if every is not None and (trainer.current_epoch + 1) % every != 0:
+            saved["check_val_every_n_epoch"] = every
+            trainer.check_val_every_n_epoch = 1
+    else:
+        every_batch = trainer.val_check_batch
+        if every_batch not in (None, float("inf")) and (train_total_batch_idx(trainer) + 1) % every_batch != 0:
+            saved["val_check_batch"] = every_batch
+            trainer.val_check_batch = 1
+    return saved
+
+
+def restore_trainer_attributes(trainer: pl.Trainer, saved: dict[str, Any]) -> None:
+    """Put back the attributes :func:`validate_after_this_batch` changed."""
+    for name, value in saved.items():
+        setattr(trainer, name, value)
+
+
+# -- evaluation metrics --------------------------------------------------------------------------
+def evaluation_epoch_metrics(trainer: pl.Trainer) -> dict[str, Any]:
+    """What the module logged (epoch-level) in the evaluation loop that just ended, in logging order.
+
+    Read from the loop's result collection before Lightning resets it; a one-element
+    tensor becomes a float. ``trainer.callback_metrics`` would mix in training metrics.
+    """
+    results = trainer._results
+    metrics: dict[str, Any] = {}
+    if results is None:
+        return metrics
+    for _, result_metric in results.valid_items():
+        if not result_metric.meta.on_epoch:
+            continue
+        value = results._get_cache(result_metric, on_step=False)
+        if not isinstance(value, torch.Tensor):
+            continue
+        name, _ = results._forked_name(result_metric, on_step=False)
+        metrics[name] = value.item() if value.numel() == 1 else value
+    return metrics
+
+
+# -- checkpoint contents -------------------------------------------------------------------------
+def mark_epoch_finished(loops: dict[str, Any]) -> None:
+    """Make loop state saved inside an epoch's last batch look like the end of that epoch.
+
+    The epoch's last batch is counted completed (and as an optimizer step) and the
+    epoch as processed, which is what a save in ``on_train_epoch_end`` records, so
+    ``fit(ckpt_path=...)`` starts the next epoch as MMEngine's resume does. No-op
+    when Lightning already counted the epoch, or when ``loops`` has another layout.
+    """
+    fit = loops.get("fit_loop")
+    if not isinstance(fit, dict) or "epoch_progress" not in fit:
+        return
+    epochs = fit["epoch_progress"]
+    if epochs["current"]["processed"] >= epochs["current"]["started"]:
+        return
+    for scope in ("total", "current"):
+        epochs[scope]["processed"] += 1
+        batches = fit["epoch_loop.batch_progress"][scope]
+        batches["completed"] = batches["processed"]
+    fit["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
+
+
+# -- checkpoint writing and resuming -------------------------------------------------------------
+def strategy_checkpoint_io(trainer: pl.Trainer) -> Any:
+    """The ``CheckpointIO`` plugin the Trainer's strategy writes with."""
+    return trainer.strategy.checkpoint_io
+
+
+def writer_kind(checkpoint_io: Any) -> str:
+    """``'default'`` for Lightning's plain ``TorchCheckpointIO``, ``'async'`` for its ``AsyncCheckpointIO``,
+    ``'other'`` for anything else (a user's plugin)."""
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+    from lightning.pytorch.plugins.io.async_plugin import AsyncCheckpointIO
+
+    if isinstance(checkpoint_io, AsyncCheckpointIO):
+        return "async"
+    if type(checkpoint_io) is TorchCheckpointIO:
+        return "default"
+    return "other"
+
+
+def save_with_checkpoint_io(
+    trainer: pl.Trainer, filepath: str, checkpoint_io: Any, storage_options: Optional[dict[str, Any]]
+) -> None:
+    """``trainer.save_checkpoint(filepath)`` with the strategy's writer replaced by ``checkpoint_io`` for this save.
+
+    The Trainer still builds the dict (every strategy, collective under DDP) and
+    the strategy decides which rank writes; only the writer object changes.
+    """
+    strategy = trainer.strategy
+    current = strategy.checkpoint_io
+    strategy.checkpoint_io = checkpoint_io
+    try:
+        trainer.save_checkpoint(filepath, weights_only=False, storage_options=storage_options)
+    finally:
+        strategy.checkpoint_io = current
+
+
+def intercept_resume_start(trainer: pl.Trainer, choose_path: Callable[[Optional[Any]], Optional[Any]]) -> None:
+    """Let ``choose_path`` pick the checkpoint of this ``fit`` after it started.
+
+    Lightning chooses ``ckpt_path`` before any callback runs; it loads it in the
+    checkpoint connector's ``resume_start``, right after ``setup``, on every rank.
+    The next call of it (one call only) passes ``fit``'s path through
+    ``choose_path`` first. Arming it twice replaces the earlier, unused choice.
+    """
+    connector = trainer._checkpoint_connector
+    if "resume_start" in vars(connector):  # armed by an earlier run that never loaded
+        del connector.resume_start
+    original = connector.resume_start
+
+    def resume_start(checkpoint_path: Optional[Any] = None, weights_only: Optional[bool] = None) -> None:
+        del connector.resume_start  # one call only
+        original(choose_path(checkpoint_path), weights_only)
+
+    connector.resume_start = resume_start  # type: ignore[method-assign]
+
+
+# -- optimizers ----------------------------------------------------------------------------------
+def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
+    """The torch optimizer inside a ``LightningOptimizer`` (or the optimizer itself)."""
+    return getattr(optimizer, "_optimizer", optimizer)

@@ -1,0 +1,268 @@
+"""Reading MMEngine config files: ``_base_`` merging, variables, ``{{_base_.x}}`` references.
+
+An MMEngine config is a Python (or JSON/YAML) file of plain dicts. ``_base_``
+names parent files; they are merged the way ``mmengine.Config.fromfile`` merges
+them: a child's nested dict merges into the parent's key by key, a dict with
+``_delete_=True`` replaces the parent's value, and anything else (lists
+included) replaces it. ``{{ fileDirname }}``-style predefined variables,
+``{{$ENV:default}}`` environment variables, ``{{_base_.key}}`` references and
+``_base_.key`` attribute access inside Python files work as in MMEngine.
+
+New-style "lazy import" configs (``with read_base():``) and bases in other
+installed packages (``mmdet::...``) are read through ``mmengine.Config`` when
+mmengine is installed (it stays an optional dependency), and are reported by
+name when it is not.
+
+This module only reads: it imports nothing from the rest of the package.
+:mod:`lightning_hooks.config` turns what it reads into bridge and Trainer arguments.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import os
+import os.path as osp
+import re
+import types
+from collections.abc import Mapping
+from typing import Any, Union
+
+__all__ = ["NeedsMMEngineError", "load_mmengine_config", "merge_config", "read_config_file"]
+
+BASE_KEY = "_base_"
+DELETE_KEY = "_delete_"
+
+
+class NeedsMMEngineError(ValueError):
+    """A config in a format only ``mmengine.Config`` reads (``with read_base():``, ``pkg::`` bases)."""
+
+
+# --------------------------------------------------------------------------------------- merging
+def merge_config(child: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``child`` into a copy of ``base`` as MMEngine's ``Config`` does.
+
+    Nested dicts merge key by key; a child dict with ``_delete_=True`` replaces the
+    base value; any other value (a list too) replaces it. Neither input is modified.
+    """
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, Mapping):
+            value = dict(value)
+            if key in merged and not value.pop(DELETE_KEY, False):
+                if not isinstance(merged[key], Mapping):
+                    raise TypeError(
+                        f"{key}={value!r} in the child config cannot inherit from the base, where {key} is a "
+                        f"{type(merged[key]).__name__}, not a dict; set {DELETE_KEY}=True to replace it"
+                    )
+                merged[key] = merge_config(value, merged[key])
+            else:
+                merged[key] = value
+        else:
+            merged[key] = value
+    return merged
+
+
+class _AttrDict(dict):
+    """The ``_base_`` namespace a Python config sees: a dict whose keys are also attributes."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the base configs define no {name!r}; they define: {', '.join(self)}") from None
+
+    @classmethod
+    def wrap(cls, obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return cls({k: cls.wrap(v) for k, v in obj.items()})
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(cls.wrap(v) for v in obj)
+        return obj
+
+
+def _unwrap(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _unwrap(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unwrap(v) for v in obj)
+    return obj
+
+
+def _substitute_text(text: str, filename: str) -> str:
+    """Predefined variables (``{{ fileDirname }}`` ...) and ``{{$ENV:default}}`` environment variables."""
+    stem, ext = osp.splitext(osp.basename(filename))
+    predefined = {
+        "fileDirname": osp.dirname(filename),
+        "fileBasename": osp.basename(filename),
+        "fileBasenameNoExtension": stem,
+        "fileExtname": ext,
+    }
+    for key, value in predefined.items():
+        text = re.sub(r"\{\{\s*" + key + r"\s*\}\}", value.replace("\\", "/"), text)
+
+    def env(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name, default)
+        if not value:
+            raise KeyError(f"{name!r} is not set in the environment and the config gives no default for it")
+        return value
+
+    return re.sub(r"\{\{['\"]?\s*\$(\w+)\s*:\s*(\S*?)\s*['\"]?\}\}", env, text)
+
+
+def _mark_base_refs(text: str) -> tuple[str, dict[str, str]]:
+    """Replace ``{{_base_.a.b}}`` by unique string markers, resolved after the bases are loaded."""
+    refs: dict[str, str] = {}
+
+    def mark(match: re.Match[str]) -> str:
+        marker = f"__lh_base_ref_{len(refs)}__"
+        refs[marker] = match.group(1)
+        return f'"{marker}"'  # double quotes: valid in Python, YAML and JSON
+
+    return re.sub(r"\{\{\s*" + BASE_KEY + r"\.([\w.]+)\s*\}\}", mark, text), refs
+
+
+def _resolve_base_refs(obj: Any, refs: dict[str, str], base: Mapping[str, Any]) -> Any:
+    if isinstance(obj, str) and obj in refs:
+        value: Any = base
+        for part in refs[obj].split("."):
+            value = value[part]
+        return copy.deepcopy(value)
+    if isinstance(obj, dict):
+        return {k: _resolve_base_refs(v, refs, base) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_resolve_base_refs(v, refs, base) for v in obj)
+    return obj
+
+
+def _base_files(tree: ast.Module, filename: str) -> list[str]:
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == BASE_KEY for t in node.targets):
+            value = ast.literal_eval(node.value)
+            return [value] if isinstance(value, str) else list(value)
+        if isinstance(node, ast.With) and "read_base" in ast.unparse(node.items[0].context_expr):
+            raise NeedsMMEngineError(
+                f"{filename} is a new-style (lazy import, `with read_base():`) MMEngine config, which "
+                "only mmengine.Config reads; install mmengine, or use the classic `_base_ = [...]` form"
+            )
+    return []
+
+
+def _without_base_assign(tree: ast.Module) -> ast.Module:
+    body = [
+        node
+        for node in tree.body
+        if not (
+            isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == BASE_KEY for t in node.targets)
+        )
+    ]
+    return ast.Module(body=body, type_ignores=[])
+
+
+def _load_plain(filename: str, text: str) -> dict[str, Any]:
+    if filename.endswith(".json"):
+        return json.loads(text)
+    import yaml  # type: ignore[import-untyped]  # a dependency of lightning (PyYAML)
+
+    return yaml.safe_load(text) or {}
+
+
+def _resolve_base_path(name: str, filename: str) -> str:
+    if "::" in name:
+        raise NeedsMMEngineError(
+            f"base config {name!r} in {filename} refers to another installed OpenMMLab package, which only "
+            "mmengine.Config resolves; install mmengine, or copy that file next to your config and name it "
+            "by a relative path"
+        )
+    return osp.join(osp.dirname(filename), name)
+
+
+def read_config_file(path: Union[str, os.PathLike[str]]) -> dict[str, Any]:
+    """Read a classic MMEngine config file (``.py``, ``.json``, ``.yaml``/``.yml``) with its ``_base_`` files merged.
+
+    Returns plain dicts and lists: the same content ``mmengine.Config.fromfile(path).to_dict()`` gives.
+    A Python config is code and is executed, as MMEngine executes it: read only configs you trust.
+    Raises :class:`NeedsMMEngineError` for what only ``mmengine.Config`` reads
+    (``with read_base():`` configs, ``pkg::`` bases); :func:`load_mmengine_config` then uses it.
+    """
+    filename = osp.abspath(osp.expanduser(os.fspath(path)))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f"MMEngine config file not found: {filename}")
+    ext = osp.splitext(filename)[1]
+    if ext not in (".py", ".json", ".yaml", ".yml"):
+        raise ValueError(f"an MMEngine config must be a .py, .json, .yaml or .yml file, got {filename}")
+    with open(filename, encoding="utf-8") as f:
+        text, refs = _mark_base_refs(_substitute_text(f.read(), filename))
+
+    if ext == ".py":
+        tree = ast.parse(text, filename)
+        base_names = _base_files(tree, filename)
+    else:
+        plain = _load_plain(filename, text)
+        base_value = plain.get(BASE_KEY, [])
+        base_names = [base_value] if isinstance(base_value, str) else list(base_value)
+
+    base: dict[str, Any] = {}
+    for name in base_names:
+        parent = read_config_file(_resolve_base_path(name, filename))
+        duplicate = base.keys() & parent.keys()
+        if duplicate:
+            raise KeyError(f"base configs of {filename} define the same keys: {sorted(duplicate)}")
+        base.update(parent)
+
+    if ext == ".py":
+        namespace: dict[str, Any] = {BASE_KEY: _AttrDict.wrap(copy.deepcopy(base))}
+        exec(compile(_without_base_assign(tree), filename, "exec"), namespace)
+        own = {
+            key: _unwrap(value)
+            for key, value in namespace.items()
+            if key != BASE_KEY
+            and not key.startswith("__")
+            and not isinstance(value, (types.FunctionType, types.ModuleType))
+        }
+    else:
+        own = {k: v for k, v in plain.items() if k != BASE_KEY}
+    own = _resolve_base_refs(own, refs, base)
+    merged = merge_config(own, base)
+    return {k: v for k, v in merged.items() if not k.startswith("__")}
+
+
+def load_mmengine_config(path: Union[str, os.PathLike[str]]) -> dict[str, Any]:
+    """Read an MMEngine config file (``.py``, ``.json``, ``.yaml``/``.yml``) with its ``_base_`` files merged.
+
+    Returns plain dicts and lists: the same content ``mmengine.Config.fromfile(path).to_dict()`` gives.
+    Classic configs are read here; ``with read_base():`` configs and ``pkg::`` bases go through
+    ``mmengine.Config`` when mmengine is installed, and raise a ``ValueError`` saying so when not.
+    A Python config is code and is executed, as MMEngine executes it: read only configs you trust.
+    """
+    try:
+        return read_config_file(path)
+    except NeedsMMEngineError as refused:
+        return _read_with_mmengine(path, refused)
+
+
+def _read_with_mmengine(path: Union[str, os.PathLike[str]], refused: NeedsMMEngineError) -> dict[str, Any]:
+    """``mmengine.Config.fromfile(path).to_dict()``, or ``refused`` when mmengine is not installed."""
+    try:
+        from mmengine.config import Config  # type: ignore[import-untyped]
+    except ImportError:
+        raise refused from None
+    filename = osp.abspath(osp.expanduser(os.fspath(path)))
+    try:
+        config = Config.fromfile(filename)
+    except Exception as exc:
+        raise NeedsMMEngineError(f"{refused}\nmmengine.Config could not read it either: {exc!r}") from exc
+    return config_to_dict(config)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Plain dicts from an ``mmengine.Config``; lazily imported classes become their import paths.
+
+    ``Config.to_dict()`` already does both for new-style configs; older mmengine
+    versions lack it, and then the config's items are copied.
+    """
+    to_dict = getattr(config, "to_dict", None)
+    plain = to_dict() if callable(to_dict) else dict(config.items())
+    return {key: value for key, value in plain.items() if not key.startswith("__")}

@@ -1,0 +1,76 @@
+"""The package's exceptions, in one place; every one is exported from :mod:`lightning_hooks`.
+
+Every error raised on purpose by this package for a bad argument, a config it
+cannot honour or a write that failed derives from :class:`LightningHooksError`,
+so ``except lightning_hooks.LightningHooksError`` catches all of them. Each one
+also keeps the built-in base class it has always had (``ValueError``,
+``AssertionError``, ``OSError``), so existing ``except`` clauses keep working.
+
+This module imports nothing from the package, so any module may import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AveragingConfigError",
+    "CheckpointConfigError",
+    "CheckpointWriteError",
+    "LightningHooksError",
+    "UnsupportedHook",
+    "UnsupportedHookError",
+]
+
+
+class LightningHooksError(Exception):
+    """Base class of the errors this package raises on purpose."""
+
+
+class CheckpointConfigError(LightningHooksError, ValueError, AssertionError):
+    """A bad CheckpointHook argument.
+
+    It is a ``ValueError``, and also an ``AssertionError`` because MMEngine
+    reports these cases with ``assert``; code written against MMEngine still
+    catches it.
+    """
+
+
+class AveragingConfigError(LightningHooksError, ValueError, AssertionError):
+    """A bad averaging or EMA argument.
+
+    It is a ``ValueError`` and, for code written against MMEngine (which uses
+    bare ``assert`` statements), also an ``AssertionError``.
+    """
+
+
+class CheckpointWriteError(LightningHooksError, OSError):
+    """A checkpoint could not be written (disk full, permissions, ...); the message names the file.
+
+    Nothing was replaced or deleted: the previous checkpoints are intact.
+    """
+
+
+@dataclass(frozen=True)
+class UnsupportedHook:
+    """One hook of a config that cannot be built: where it is, its type and why."""
+
+    where: str
+    type: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where} ({self.type}): {self.reason}"
+
+
+class UnsupportedHookError(LightningHooksError, ValueError):
+    """Raised when a config names hooks this package cannot run; ``unsupported`` lists them."""
+
+    def __init__(self, unsupported: list[UnsupportedHook]) -> None:
+        self.unsupported = unsupported
+        lines = "\n".join(f"  - {u}" for u in unsupported)
+        super().__init__(
+            f"{len(unsupported)} hook(s) in the MMEngine config cannot run under lightning_hooks:\n{lines}\n"
+            "Remove them from the config, port them (subclass lightning_hooks.Hook and register with "
+            "lightning_hooks.HOOKS), or pass on_unsupported='warn' to leave them out with a warning."
+        )
