@@ -378,7 +378,9 @@ def test_new_style_config_without_mmengine_names_the_format(tmp_path, monkeypatc
             raise ImportError(f"No module named {name!r}")
         return real_import(name, *args, **kwargs)
 
-    lazy = write(tmp_path / "lazy2.py", "from mmengine.config import read_base\nwith read_base():\n    from .b import *\n")
+    lazy = write(
+        tmp_path / "lazy2.py", "from mmengine.config import read_base\nwith read_base():\n    from .b import *\n"
+    )
     monkeypatch.setattr(builtins, "__import__", no_mmengine)
     with pytest.raises(ValueError, match=r"read_base.*install mmengine"):
         load_mmengine_config(lazy)

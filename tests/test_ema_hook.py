@@ -18,9 +18,8 @@ from mmengine.hooks import Hook as MMHook
 from torch import nn
 from toy import BATCH, VAL_BATCH, ToyDataset, ToyModule, _mm_classes, loaders, make_trainer
 
-from lightning_hooks import EMAHook, HookBridge
+from lightning_hooks import AveragingConfigError, EMAHook, HookBridge
 from lightning_hooks import Hook as LHHook
-from lightning_hooks import AveragingConfigError
 
 EMA = dict(type="EMAHook", momentum=0.1)
 BARE = dict(type="EMAHook")
