@@ -47,6 +47,7 @@ def test_wheel_installs_and_imports_in_a_clean_venv(tmp_path):
     for module in ("__init__.py", "__main__.py", "bridge.py", "config.py", "cli.py", "demo.py", "hooks/hook.py"):
         assert f"lightning_hooks/{module}" in names
     assert not any(n.startswith(("tests/", "examples/", "notebooks/")) for n in names)
+    assert "lightning_hooks/py.typed" in names  # PEP 561 marker: type checkers read the package's annotations
 
     # a clean venv: only the wheel is installed; dependencies (torch, lightning) are reached through a .pth
     # pointing at this environment's site-packages, whose own .pth files (the editable install) are not run
