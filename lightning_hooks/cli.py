@@ -13,7 +13,12 @@ its top-level keys with their sizes.
 Checkpoints are read with ``torch.load(weights_only=True)``, which cannot run
 code from the file. ``--trust`` allows full unpickling, needed for MMEngine's
 own checkpoints (they hold ``HistoryBuffer`` objects); use it only on files
-you trust.
+you trust. A file that cannot be read (truncated, corrupt, not a checkpoint)
+is reported in one line with exit status 2.
+
+The commands read one file, so this module imports neither Lightning nor the
+hooks: torch is imported when a checkpoint is loaded, and ``demo`` imports its
+module only when it runs.
 """
 
 from __future__ import annotations
@@ -23,28 +28,79 @@ import hashlib
 import json
 import os.path as osp
 import pickle
+import re
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
-import torch
+__all__ = [
+    "CheckpointReadError",
+    "inspect_checkpoint",
+    "load_checkpoint",
+    "main",
+    "publish_checkpoint",
+    "publish_dict",
+    "published_name",
+]
 
-__all__ = ["inspect_checkpoint", "main", "publish_checkpoint", "publish_dict", "published_name"]
+#: What torch's safe unpickler says when a file holds a class it will not build (torch >= 2.1 wordings).
+_UNSAFE_GLOBAL = re.compile(r"Unsupported (?:global|class):?\s*(?:GLOBAL\s+)?([\w.]+)")
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint file that cannot be read: truncated, corrupt, not a checkpoint, or not trusted."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (torch's messages run to many lines)."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _damage(exc: BaseException) -> str:
+    """A short account of why torch could not read a file: the exception type and its first sentence."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if "WeightsUnpickler error:" in text:  # the safe unpickler's own reason, without torch's preamble
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation of torch.load", 1)[0]
+    words = " ".join(text.split())
+    first = words.split(". ", 1)[0].rstrip(".")
+    return f"{type(exc).__name__}: {first}" if first else f"{type(exc).__name__} (the file ends too early)"
 
 
 def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
-    """Load a checkpoint on the CPU; only plain types and tensors unless ``trust``."""
+    """Load a checkpoint on the CPU; only plain types and tensors unless ``trust``.
+
+    Raises :class:`CheckpointReadError` (one line) for a file that is truncated or corrupt,
+    or that holds objects ``weights_only=True`` refuses (then it names one and ``--trust``).
+    """
+    import torch  # here, not at import time: ``--help`` and argument errors need no torch
+
     if not osp.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"{path} holds objects other than tensors and plain types, so it cannot be loaded safely "
-            f"(weights_only=True). If you trust the file, pass --trust. Details: {exc}"
-        ) from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
+        except pickle.UnpicklingError as exc:
+            unsafe = None if trust else _UNSAFE_GLOBAL.search(str(exc))
+            if unsafe is not None:
+                raise CheckpointReadError(
+                    f"{path} holds objects other than tensors and plain types (e.g. {unsafe.group(1)}), so it "
+                    "cannot be loaded safely (weights_only=True); if you trust the file, pass --trust"
+                ) from exc
+            raise CheckpointReadError(
+                f"{path} is not a readable checkpoint (truncated or corrupt): {_damage(exc)}"
+            ) from exc
+        except Exception as exc:  # torch reports damage as RuntimeError, EOFError, KeyError, ...
+            raise CheckpointReadError(
+                f"{path} is not a readable checkpoint (truncated or corrupt): {_damage(exc)}"
+            ) from exc
+    for warning in caught:  # the load worked: what torch had to say still reaches the user
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"{path} does not hold a checkpoint dict but a {type(checkpoint).__name__}")
+        raise CheckpointReadError(f"{path} does not hold a checkpoint dict but a {type(checkpoint).__name__}")
     return checkpoint
 
 
@@ -80,12 +136,16 @@ def publish_dict(checkpoint: Mapping[str, Any], path: str, keys: Sequence[str]) 
     kept = {k: v for k, v in checkpoint.items() if k in keys}
     removed = [k for k in checkpoint if k not in keys]
     target = published_name(path, kept)
+    import torch
+
     torch.save(kept, target)
     return target, removed
 
 
 def _nbytes(obj: Any) -> int:
     """Bytes of tensor data inside ``obj``, plus a pickled-size estimate of everything else."""
+    import torch
+
     if isinstance(obj, torch.Tensor):
         return obj.numel() * obj.element_size()
     if isinstance(obj, Mapping):
@@ -138,6 +198,8 @@ def inspect_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
 
 
 def _scalar(value: Any) -> Any:
+    import torch
+
     return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
 
 
@@ -212,7 +274,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         elif args.command == "inspect":
             report = inspect_checkpoint(args.checkpoint, args.trust)
             print(json.dumps(report, indent=2, default=str) if args.json else format_inspection(report))
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"lightning-hooks {args.command}: error: {exc}", file=sys.stderr)
+    except (OSError, KeyError, ValueError) as exc:  # CheckpointReadError is a ValueError
+        print(f"lightning-hooks {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fractions
 import json
+import pickle
 import re
 import runpy
 import shutil
@@ -119,3 +121,66 @@ def test_command_line_entry_points(trained, monkeypatch, capsys):
     assert exited.value.code == 0
     helped = capsys.readouterr()
     assert all(c in helped.out for c in ("demo", "publish", "inspect")), helped
+
+
+def _damaged_copies(source: Path, where: Path) -> dict[str, Path]:
+    """A real checkpoint cut in half, an empty file, bytes that are no checkpoint, and a cut legacy pickle."""
+    data = source.read_bytes()
+    legacy = pickle.dumps({"meta": {"epoch": 1}, "state_dict": {"w": [1.0, 2.0]}}, protocol=2)
+    files = {
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+        "not_a_checkpoint": b"this is a text file, not a checkpoint\n",
+        "truncated_legacy_pickle": legacy[: len(legacy) // 2],
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = where / f"{name}.pth"
+        paths[name].write_bytes(content)
+    return paths
+
+
+@pytest.mark.parametrize("trust", [False, True], ids=["safe", "trust"])
+@pytest.mark.parametrize("command", ["inspect", "publish"])
+def test_unreadable_file_is_one_line_and_status_2(trained, tmp_path, capsys, command, trust):
+    """A truncated or corrupt file: one line on stderr naming the file, exit status 2, nothing written."""
+    for name, path in _damaged_copies(trained / "epoch_2.pth", tmp_path).items():
+        status = main([command, str(path), *(["--trust"] if trust else [])])
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert status == 2, (name, captured)
+        assert len(lines) == 1 and lines[0].startswith(f"lightning-hooks {command}: error: "), (name, captured.err)
+        assert str(path) in lines[0] and "truncated or corrupt" in lines[0], (name, lines[0])
+        assert "--trust" not in lines[0]  # damage is not a trust problem: --trust would not help
+        assert captured.out == ""
+    assert not list(tmp_path.glob("*-*.pth"))  # publish wrote nothing
+
+
+def test_untrusted_objects_are_named_with_the_way_out(tmp_path, capsys):
+    """A loadable file holding a class: weights_only refuses it, and the line names the class and --trust."""
+    path = tmp_path / "foreign.pth"
+    torch.save({"meta": {"epoch": 1}, "extra": fractions.Fraction(1, 3)}, path)
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fractions.Fraction" in err[0] and "--trust" in err[0]
+    assert main(["inspect", str(path), "--trust"]) == 0
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_every_load_states_weights_only(trained, tmp_path, monkeypatch, capsys, trust):
+    """torch.load always gets weights_only explicitly: True, and False only with --trust."""
+    calls = []
+    real_load = torch.load
+
+    def recording_load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only", "missing"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    ckpt = tmp_path / "epoch_2.pth"
+    shutil.copy(trained / "epoch_2.pth", ckpt)
+    extra = ["--trust"] if trust else []
+    assert main(["inspect", str(ckpt), *extra]) == 0
+    assert main(["publish", str(ckpt), *extra]) == 0
+    capsys.readouterr()
+    assert calls and all(c is (not trust) for c in calls), calls
