@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     )
     from .logging import LogProcessor
     from .message_hub import HistoryBuffer, MessageHub
+    from .optim import mmengine_optimizers
     from .priority import Priority, get_priority
     from .registry import AVERAGED_MODELS, HOOKS, Registry
     from .runner import RunnerView
@@ -96,6 +97,7 @@ _LAZY: dict[str, str] = {
     "get_priority": ".priority",
     "load_mmengine_config": ".config",
     "merge_default_hooks": ".bridge",
+    "mmengine_optimizers": ".optim",
     "trainer_kwargs_from_mmengine_config": ".config",
     "use_hooks": ".bridge",
 }
@@ -144,6 +146,7 @@ __all__ = [
     "get_priority",
     "load_mmengine_config",
     "merge_default_hooks",
+    "mmengine_optimizers",
     "trainer_kwargs_from_mmengine_config",
     "use_hooks",
 ]

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 __all__ = [
+    "attached_trainer",
     "evaluation_epoch_metrics",
     "intercept_resume_start",
+    "load_train_dataloader",
     "mark_epoch_finished",
     "restore_trainer_attributes",
     "save_with_checkpoint_io",
@@ -193,3 +195,19 @@ def intercept_resume_start(trainer: pl.Trainer, choose_path: Callable[[Optional[
 def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     """The torch optimizer inside a ``LightningOptimizer`` (or the optimizer itself)."""
     return getattr(optimizer, "_optimizer", optimizer)
+
+
+# -- configure_optimizers ------------------------------------------------------------------------
+def attached_trainer(module: Any) -> Optional[pl.Trainer]:
+    """The Trainer a LightningModule is attached to, or None (``module.trainer`` raises when there is none)."""
+    return getattr(module, "_trainer", None)
+
+
+def load_train_dataloader(trainer: pl.Trainer) -> None:
+    """Load the training dataloader now, as ``Trainer.estimated_stepping_batches`` does inside ``configure_optimizers``.
+
+    MMEngine builds its schedulers knowing the epoch length; under Lightning the train loader is
+    otherwise loaded only after ``configure_optimizers``.
+    """
+    if trainer.train_dataloader is None:
+        trainer.fit_loop.setup_data()

@@ -251,3 +251,21 @@ def test_unwrap_optimizer_finds_the_torch_optimizer():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     assert _lightning.unwrap_optimizer(LightningOptimizer(optimizer)) is optimizer
     assert _lightning.unwrap_optimizer(optimizer) is optimizer
+
+
+def test_attached_trainer_and_loading_the_train_dataloader_early(tmp_path):
+    seen: list[Any] = []
+
+    class Early(ToyModule):
+        def configure_optimizers(self) -> Any:
+            trainer = _lightning.attached_trainer(self)
+            seen.append(trainer.train_dataloader)
+            _lightning.load_train_dataloader(trainer)
+            seen.append(trainer.num_training_batches)
+            return super().configure_optimizers()
+
+    assert _lightning.attached_trainer(ToyModule()) is None
+    trainer = make_trainer(tmp_path, Recorder(), max_epochs=1)
+    trainer.fit(Early(), *loaders())
+    assert seen == [None, BATCHES_PER_EPOCH]
+    assert trainer.global_step == BATCHES_PER_EPOCH  # loading early did not disturb the fit

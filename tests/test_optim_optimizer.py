@@ -1,0 +1,144 @@
+"""build_optimizer gives MMEngine's DefaultOptimWrapperConstructor parameter groups, and optim_wrapper checks."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from lightning_hooks.optim import build_optimizer, parse_optim_wrapper
+
+pytest.importorskip("mmengine")
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, bias=True)
+        self.dwconv = nn.Conv2d(4, 4, 3, groups=4)
+        self.bn = nn.BatchNorm2d(4)
+        self.gn = nn.GroupNorm(2, 4)
+        self.ln = nn.LayerNorm(4)
+        self.inorm = nn.InstanceNorm2d(4, affine=True)
+
+
+class Model(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(Block(), Block())
+        self.neck = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+        self.cls_token = nn.Parameter(torch.zeros(4))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 4))
+        self.frozen = nn.Linear(2, 2)
+        self.frozen.requires_grad_(False)
+        self.shared = self.neck  # the same parameters reached twice
+
+
+def describe(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[tuple]:
+    names = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+    rows = []
+    for group in optimizer.param_groups:
+        settings = tuple(sorted((k, v) for k, v in group.items() if k not in ("params",) and not isinstance(v, tuple)))
+        rows.append((tuple(names[id(p)] for p in group["params"]), settings))
+    return rows
+
+
+def mm_optimizer(model: nn.Module, optim_wrapper: dict) -> torch.optim.Optimizer:
+    from mmengine.optim import build_optim_wrapper
+
+    return build_optim_wrapper(model, copy.deepcopy(optim_wrapper)).optimizer
+
+
+SGD = dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4)
+ADAMW = dict(type="AdamW", lr=1e-3, weight_decay=0.05)
+
+PARAMWISE = [
+    None,
+    dict(norm_decay_mult=0.0),
+    dict(bias_lr_mult=2.0, bias_decay_mult=0.0),
+    dict(norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0),
+    dict(dwconv_decay_mult=0.1, norm_decay_mult=0.5),
+    dict(norm_decay_mult=0, bias_decay_mult=0, bypass_duplicate=True),
+    dict(
+        custom_keys={
+            "backbone": dict(lr_mult=0.1, decay_mult=1.0),
+            "backbone.0": dict(lr_mult=0.5),
+            ".cls_token": dict(decay_mult=0.0),
+            "head": dict(lr_mult=10.0, decay_mult=0.0),
+        },
+        bias_lr_mult=2.0,
+        norm_decay_mult=0.0,
+    ),
+    dict(custom_keys={"pos_embed": dict(decay_mult=0.0), "cls_token": dict(decay_mult=0.0)}, flat_decay_mult=0.0),
+]
+
+
+@pytest.mark.parametrize("optimizer", [SGD, ADAMW], ids=["sgd", "adamw"])
+@pytest.mark.parametrize("paramwise", PARAMWISE)
+def test_groups_match_mmengine(optimizer, paramwise):
+    wrapper = dict(optimizer=optimizer)
+    if paramwise is not None:
+        wrapper["paramwise_cfg"] = paramwise
+    model = Model()
+    theirs = describe(model, mm_optimizer(model, wrapper))
+    opt_cfg, paramwise_cfg, _ = parse_optim_wrapper(copy.deepcopy(wrapper))
+    ours = describe(model, build_optimizer(model, opt_cfg, paramwise_cfg))
+    assert ours == theirs
+    assert len(ours) > 1 or paramwise is None
+
+
+def test_custom_keys_longest_first_and_copied_into_the_group():
+    model = Model()
+    opt_cfg, paramwise, _ = parse_optim_wrapper(dict(optimizer=SGD, paramwise_cfg=PARAMWISE[6]))
+    groups = build_optimizer(model, opt_cfg, paramwise).param_groups
+    by_param = {id(g["params"][0]): g for g in groups}
+    conv = by_param[id(model.backbone[0].conv.weight)]  # 'backbone.0' is longer than 'backbone'
+    assert conv["lr"] == pytest.approx(0.005) and conv["lr_mult"] == 0.5
+    assert by_param[id(model.backbone[1].conv.weight)]["lr"] == pytest.approx(0.001)
+    assert by_param[id(model.cls_token)]["weight_decay"] == 0.0  # root parameters are named '.cls_token'
+    assert id(model.frozen.weight) not in by_param
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "match"),
+    [
+        (
+            dict(optimizer=dict(type="SGD", lr=0.1), paramwise_cfg=dict(norm_decay_mult=0)),
+            "needs the optimizer's weight_decay",
+        ),
+        (dict(optimizer=dict(type="SGD", lr=0.1), type="ApexOptimWrapper"), "ApexOptimWrapper' is not supported"),
+        (dict(optimizer=dict(type="SGD", lr=0.1), clip_grad=dict(max_norm=1, norm_type=1)), "norm_type=1.0"),
+        (
+            dict(optimizer=dict(type="SGD", lr=0.1), clip_grad=dict(max_norm=1, error_if_nonfinite=True)),
+            "error_if_nonfinite",
+        ),
+        (dict(optimizer=dict(type="SGD", lr=0.1), type="AmpOptimWrapper", loss_scale=512.0), "loss_scale=512.0"),
+        (dict(optimizer=dict(type="SGD", lr=0.1), accumulative_counts=0), "accumulative_counts must be an int >= 1"),
+        (dict(generator=dict(optimizer=dict(type="Adam", lr=0.1))), "needs an 'optimizer' entry"),
+    ],
+)
+def test_bad_optim_wrapper_names_the_value(wrapper, match):
+    with pytest.raises(ValueError, match=match):
+        opt_cfg, paramwise, _ = parse_optim_wrapper(wrapper)
+        build_optimizer(Model(), opt_cfg, paramwise)
+
+
+def test_wrapper_settings_as_trainer_kwargs():
+    _, _, settings = parse_optim_wrapper(
+        dict(
+            type="AmpOptimWrapper",
+            dtype="bfloat16",
+            optimizer=SGD,
+            clip_grad=dict(type="value", clip_value=0.5),
+            accumulative_counts=4,
+        )
+    )
+    assert settings.trainer_kwargs() == dict(
+        gradient_clip_val=0.5, gradient_clip_algorithm="value", accumulate_grad_batches=4, precision="bf16-mixed"
+    )
+    assert parse_optim_wrapper(dict(optimizer=SGD))[2].trainer_kwargs() == {}
