@@ -34,7 +34,6 @@ still writes it as a 0-d ``long`` tensor under ``'steps'`` (on the CPU), and
 
 from __future__ import annotations
 
-import logging
 import warnings
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -53,8 +52,6 @@ __all__ = [
     "MomentumAnnealingEMA",
     "StochasticWeightAverage",
 ]
-
-_LOGGER = logging.getLogger("lightning_hooks")
 
 DeviceLike = Union[str, torch.device, None]
 
@@ -430,8 +427,7 @@ class ExponentialMovingAverage(BaseAveragedModel):
                 f"which is different from the conventional notion of momentum, but got {momentum}. "
                 f"Did you mean momentum={1 - momentum:g}?"
             )
-            _LOGGER.warning(message)
-            warnings.warn(message, UserWarning, stacklevel=2)
+            warnings.warn(message, UserWarning, stacklevel=2)  # at construction: a Python warning only
         self.momentum = float(momentum)
 
     def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: int) -> None:

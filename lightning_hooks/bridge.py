@@ -38,7 +38,8 @@ from .hooks.hook import Hook
 from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
 from .registry import to_plain
-from .runner import LoopState, RunnerView, close_log_file, get_logger
+from .runner import RunnerView, close_log_file, get_logger
+from .state import LoopState, RunContext
 
 __all__ = ["DEFAULT_HOOKS", "HookBridge", "MMEngineConfigHookBridge", "merge_default_hooks", "use_hooks"]
 
@@ -136,7 +137,8 @@ class HookBridge(Callback):
         self.state = LoopState()
         self.message_hub: Optional[MessageHub] = None
         self._log_processor_given = log_processor is not None
-        self.runtime: dict[str, Any] = {"log_processor": build_log_processor(log_processor)}
+        #: This run's context (work dir, timestamp, names, message hub, log processor, resume), typed.
+        self.runtime = RunContext(log_processor=build_log_processor(log_processor))
         self.runner: Optional[RunnerView] = None
         self._stage: Optional[str] = None
         self._run_open = False
@@ -192,12 +194,12 @@ class HookBridge(Callback):
             return
         self._stage = stage
         self._prepare_runtime(trainer)
-        self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime)
+        self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime, self.save_checkpoint)
         if stage == "fit":
             self._configure_train_loop(trainer)
             self._warn_double_checkpointing(trainer)
             if self.resume:
-                arm_auto_resume(trainer, self.runtime["work_dir"], self.runner.logger)
+                arm_auto_resume(trainer, self.runtime.work_dir, self.runner.logger)
         if self.print_hooks_table:
             self.runner.logger.info("Hooks will be executed in the following order:\n" + self.get_hooks_info())
         self._run_open = True
@@ -213,15 +215,9 @@ class HookBridge(Callback):
         else:
             self.message_hub.make_current()  # keeps the hub's content across runs of one bridge
         log_file = osp.join(work_dir, timestamp, f"{timestamp}.log")
-        self.runtime.update(
-            work_dir=work_dir,
-            timestamp=timestamp,
-            experiment_name=name,
-            message_hub=self.message_hub,
-            log_file=log_file,
-            resume=False,
-            save_checkpoint=self.save_checkpoint,
-        )
+        run = self.runtime
+        run.work_dir, run.timestamp, run.experiment_name = work_dir, timestamp, name
+        run.message_hub, run.log_file, run.resume = self.message_hub, log_file, False
         if trainer.is_global_zero:
             os.makedirs(work_dir, exist_ok=True)
         get_logger(trainer.global_rank, log_file, self.log_level)
@@ -230,13 +226,13 @@ class HookBridge(Callback):
         """Choose epoch- or iteration-based counting from the Trainer's limits."""
         state = self.state
         state.by_epoch = not (trainer.max_epochs == -1 and trainer.max_steps is not None and trainer.max_steps > 0)
-        state.trained = True
-        state.extra.pop("iter_epoch_started", None)
+        state.has_train_loop = True
+        state.iter_epoch_started = False
         if not self._log_processor_given:
             # MMEngine's configs pair IterBasedTrainLoop with LogProcessor(by_epoch=False); without an
             # explicit log_processor, follow the loop the Trainer's limits select.
-            self.runtime["log_processor"] = build_log_processor({"by_epoch": state.by_epoch})
-        self.runtime["resume"] = trainer.ckpt_path is not None
+            self.runtime.log_processor = build_log_processor({"by_epoch": state.by_epoch})
+        self.runtime.resume = trainer.ckpt_path is not None
 
     def _warn_double_checkpointing(self, trainer: pl.Trainer) -> None:
         """Say so when Lightning's own checkpointing writes files beside CheckpointHook's."""
@@ -257,7 +253,7 @@ class HookBridge(Callback):
         try:
             self._call("after_run")
         finally:
-            close_log_file(self.runtime.get("log_file"))
+            close_log_file(self.runtime.log_file)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._close_run()
@@ -297,8 +293,8 @@ class HookBridge(Callback):
         if self.state.by_epoch:
             self._epoch_closed = False
             self._call("before_train_epoch")
-        elif not self.state.extra.get("iter_epoch_started"):
-            self.state.extra["iter_epoch_started"] = True
+        elif not self.state.iter_epoch_started:
+            self.state.iter_epoch_started = True
             self._call("before_train_epoch")
 
     def _train_batch_idx(self, batch_idx: int) -> int:
@@ -492,7 +488,7 @@ class HookBridge(Callback):
         runner = self.runner
         meta.update(
             seed=runner.seed if runner is not None else None,
-            experiment_name=self.runtime.get("experiment_name"),
+            experiment_name=self.runtime.experiment_name or None,
             time=time.strftime("%Y%m%d_%H%M%S", time.localtime()),
             lightning_hooks_version=__version__,
         )
@@ -512,7 +508,7 @@ class HookBridge(Callback):
         if self.runner is None:
             return
         resuming = self._stage == "fit"
-        self.runtime["resume"] = resuming
+        self.runtime.resume = resuming
         if self.hook_list.table("after_load_checkpoint"):
             before = _identity(checkpoint.get("state_dict"))
             self._call("after_load_checkpoint", checkpoint=checkpoint)

@@ -13,7 +13,6 @@ import os
 import os.path as osp
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
@@ -22,13 +21,14 @@ from . import _lightning
 from .checkpoint_io import arm_auto_resume
 from .fileio import join_path
 from .message_hub import MessageHub
+from .state import LoopState, RunContext
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
     from .dispatch import HookList
 
-__all__ = ["LoaderView", "LoopState", "OptimWrapperView", "RunnerView", "TrainLoopView", "get_logger"]
+__all__ = ["LoaderView", "LoopState", "OptimWrapperView", "RunContext", "RunnerView", "TrainLoopView", "get_logger"]
 
 LOGGER_NAME = "lightning_hooks"
 _FORMAT = "%(asctime)s - lightning_hooks - %(levelname)s - %(message)s"
@@ -84,25 +84,6 @@ def close_log_file(log_file: Optional[str]) -> None:
         if getattr(handler, "_lh_file", None) == log_file:
             logger.removeHandler(handler)
             handler.close()
-
-
-@dataclass
-class LoopState:
-    """MMEngine's loop counters, kept by the bridge.
-
-    ``epoch`` is 0-based while an epoch runs and is incremented right after
-    ``after_train_epoch``, so validation sees the number of completed epochs.
-    ``iter`` counts batches (not optimizer steps) and is incremented right after
-    ``after_train_iter``. In iteration-based training ``epoch`` stays 0.
-    """
-
-    by_epoch: bool = True
-    epoch: int = 0
-    iter: int = 0
-    max_epochs: int = 0
-    max_iters: int = 0
-    trained: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class LoaderView:
@@ -254,11 +235,19 @@ class RunnerView:
     MMEngine's loops; ``trainer`` gives the Trainer itself for anything else.
     """
 
-    def __init__(self, trainer: pl.Trainer, hooks: HookList, state: LoopState, runtime: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        trainer: pl.Trainer,
+        hooks: HookList,
+        state: LoopState,
+        run: RunContext,
+        save_checkpoint: Callable[..., None],
+    ) -> None:
         self.trainer = trainer
         self._hook_list = hooks
         self._state = state
-        self._runtime = runtime
+        self._run = run
+        self._save_checkpoint = save_checkpoint
         self._train_loop_view = TrainLoopView(self)
         self._optim_wrapper = OptimWrapperView(trainer)
 
@@ -292,7 +281,7 @@ class RunnerView:
     @property
     def train_loop(self) -> Optional[TrainLoopView]:
         """The training loop view, or None outside ``fit``."""
-        return self._train_loop_view if self._state.trained else None
+        return self._train_loop_view if self._state.has_train_loop else None
 
     @property
     def _train_loop(self) -> Optional[TrainLoopView]:
@@ -315,12 +304,12 @@ class RunnerView:
     @property
     def work_dir(self) -> str:
         """Absolute working directory (checkpoints, ``last_checkpoint``, logs)."""
-        return self._runtime["work_dir"]
+        return self._run.work_dir
 
     @property
     def timestamp(self) -> str:
         """``%Y%m%d_%H%M%S`` at the start of the run (rank 0's, on every rank)."""
-        return self._runtime["timestamp"]
+        return self._run.timestamp
 
     @property
     def log_dir(self) -> str:
@@ -330,7 +319,7 @@ class RunnerView:
     @property
     def experiment_name(self) -> str:
         """``<name>_<timestamp>``, or the timestamp when no name was given."""
-        return self._runtime["experiment_name"]
+        return self._run.experiment_name
 
     @property
     def logger(self) -> logging.Logger:
@@ -340,12 +329,15 @@ class RunnerView:
     @property
     def log_processor(self) -> Any:
         """The :class:`~lightning_hooks.logging.LogProcessor` that formats LoggerHook's lines."""
-        return self._runtime["log_processor"]
+        return self._run.log_processor
 
     @property
     def message_hub(self) -> MessageHub:
         """This run's :class:`MessageHub`."""
-        return self._runtime["message_hub"]
+        hub = self._run.message_hub
+        if hub is None:
+            raise RuntimeError("the message hub exists once the bridge's setup has run")
+        return hub
 
     @property
     def seed(self) -> Optional[int]:
@@ -360,7 +352,7 @@ class RunnerView:
 
     @property
     def _resume(self) -> bool:
-        return bool(self._runtime.get("resume", False))
+        return self._run.resume
 
     @property
     def resume(self) -> bool:
@@ -386,7 +378,7 @@ class RunnerView:
         It carries MMEngine's ``meta`` and ``message_hub``; ``before_save_checkpoint``
         fires while it is built. Collective under DDP: every rank must call it.
         """
-        self._runtime["save_checkpoint"](
+        self._save_checkpoint(
             join_path(out_dir, filename),
             meta=meta,
             save_optimizer=save_optimizer,

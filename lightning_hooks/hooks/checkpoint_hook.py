@@ -31,7 +31,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from math import inf
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..checkpoint_io import (
     AtomicCheckpointIO,
@@ -45,6 +45,9 @@ from ..publishing import write_published
 from ..registry import HOOKS
 from ..rules import DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, infer_rule
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["CheckpointConfigError", "CheckpointHook"]
 
@@ -255,7 +258,7 @@ class CheckpointHook(Hook):
     def _join(self, *parts: str) -> str:
         return join_path(self.out_dir, *parts)
 
-    def _protected(self, runner: Any, path: str) -> bool:
+    def _protected(self, runner: RunnerView, path: str) -> bool:
         """The checkpoint this fit resumed from is never deleted when ``keep_resumed``."""
         resumed = getattr(runner, "resumed_from", None)
         if not self.keep_resumed or resumed is None:
@@ -264,14 +267,14 @@ class CheckpointHook(Hook):
             return osp.abspath(path) == osp.abspath(resumed)
         return str(path) == str(resumed)
 
-    def _remove(self, runner: Any, path: str) -> bool:
+    def _remove(self, runner: RunnerView, path: str) -> bool:
         """Delete a checkpoint (rank 0 callers only), sparing the resumed one; True if removed."""
         if self._protected(runner, path):
             runner.logger.info(f"Keeping {path}: this run resumed from it.")
             return False
         return remove_path(path)
 
-    def _check_writable(self, runner: Any) -> None:
+    def _check_writable(self, runner: RunnerView) -> None:
         """Fail at the start of training, naming out_dir, when it cannot be written (local paths)."""
         if runner.rank != 0 or not is_local_path(self.out_dir):
             return
@@ -283,12 +286,12 @@ class CheckpointHook(Hook):
             raise PermissionError(f"CheckpointHook cannot write to out_dir {self.out_dir!r} (permission denied)")
 
     # ------------------------------------------------------------------ mount points
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         """With ``resume``, ask for MMEngine's auto-resume (only ``fit`` has a train loop)."""
         if self.resume and runner.train_loop is not None:
             runner.auto_resume()
 
-    def before_train(self, runner: Any) -> None:
+    def before_train(self, runner: RunnerView) -> None:
         """Resolve out_dir, and restore best paths and kept ids from the (resumed) message hub."""
         if self._out_dir_arg is None or self._out_dir_arg == runner.work_dir:
             self.out_dir = runner.work_dir
@@ -311,7 +314,7 @@ class CheckpointHook(Hook):
                     self._remove(runner, self._join(self.filename_tmpl.format(step)))
             self.keep_ckpt_ids = deque(keep_ckpt_ids, self.max_keep_ckpts)
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: RunnerView) -> None:
         if not self.by_epoch:
             return
         if self.every_n_epochs(runner, self.interval, self.save_begin) or (
@@ -321,7 +324,7 @@ class CheckpointHook(Hook):
             self._save_checkpoint(runner)
 
     def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         if self.by_epoch:
             return
@@ -331,7 +334,7 @@ class CheckpointHook(Hook):
             runner.logger.info(f"Saving checkpoint at {runner.iter + 1} iterations")
             self._save_checkpoint(runner)
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, Any]] = None) -> None:
+    def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, Any]] = None) -> None:
         if not metrics:
             runner.logger.warning(
                 "Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in "
@@ -340,7 +343,7 @@ class CheckpointHook(Hook):
             return
         self._save_best_checkpoint(runner, metrics)
 
-    def after_train(self, runner: Any) -> None:
+    def after_train(self, runner: RunnerView) -> None:
         """Wait for the last write, then publish (rank 0) when ``published_keys`` is set."""
         self._io.wait()
         if self.published_keys is None:
@@ -353,12 +356,12 @@ class CheckpointHook(Hook):
             if best_ckpt is not None:  # MMEngine would crash on a key that never improved
                 self._publish_model(runner, best_ckpt)
 
-    def after_run(self, runner: Any) -> None:
+    def after_run(self, runner: RunnerView) -> None:
         """Finish the background save, if any (its error is raised here)."""
         self._io.teardown()
 
     # ------------------------------------------------------------------ regular checkpoints
-    def _save_checkpoint(self, runner: Any) -> None:
+    def _save_checkpoint(self, runner: RunnerView) -> None:
         if self.by_epoch:
             step = runner.epoch + 1
             meta = {"epoch": step, "iter": runner.iter}
@@ -367,7 +370,7 @@ class CheckpointHook(Hook):
             meta = {"epoch": runner.epoch, "iter": step}
         self._save_checkpoint_with_step(runner, step, meta)
 
-    def _save_checkpoint_with_step(self, runner: Any, step: int, meta: dict[str, Any]) -> None:
+    def _save_checkpoint_with_step(self, runner: RunnerView, step: int, meta: dict[str, Any]) -> None:
         """Save ``filename_tmpl.format(step)``; rotate and update ``last_checkpoint`` once it is on disk.
 
         As in MMEngine the kept ids are updated before the save (the file records
@@ -411,7 +414,7 @@ class CheckpointHook(Hook):
                 f"(self.log(name, value)) or choose one of those names."
             )
 
-    def _save_best_checkpoint(self, runner: Any, metrics: dict[str, Any]) -> None:
+    def _save_best_checkpoint(self, runner: RunnerView, metrics: dict[str, Any]) -> None:
         if not self.save_best:
             return
         self._check_metrics_present(metrics)
@@ -440,7 +443,7 @@ class CheckpointHook(Hook):
 
     def _update_best(
         self,
-        runner: Any,
+        runner: RunnerView,
         key: str,
         rule: Optional[str],
         key_score: Any,
@@ -486,7 +489,7 @@ class CheckpointHook(Hook):
         return True
 
     # ------------------------------------------------------------------ publishing
-    def _publish_model(self, runner: Any, ckpt_path: str) -> None:
+    def _publish_model(self, runner: RunnerView, ckpt_path: str) -> None:
         """Write ``<stem>-<sha256(pickle of the filtered dict)[:8]>.pth`` with only ``published_keys`` (rank 0)."""
         if runner.rank != 0:
             return

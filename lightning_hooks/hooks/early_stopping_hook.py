@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
 from ..registry import HOOKS
 from ..rules import RULES, infer_rule
 from .hook import Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["EarlyStoppingHook", "infer_rule"]
 
@@ -123,13 +126,13 @@ class EarlyStoppingHook(Hook):
         return False, ""
 
     # ------------------------------------------------------------------ mount points
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         """Check that training can be stopped (only ``fit`` has a training loop)."""
         train_loop = runner.train_loop
         if train_loop is not None and not hasattr(train_loop, "stop_training"):
             raise AttributeError("EarlyStoppingHook: `runner.train_loop` should contain a `stop_training` attribute.")
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """Decide whether to stop; under DDP every rank takes the same decision."""
         train_loop = runner.train_loop
         if train_loop is None:

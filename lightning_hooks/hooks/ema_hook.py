@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -49,6 +49,9 @@ from torch import Tensor, nn
 from ..averaging import AveragingConfigError, BaseAveragedModel
 from ..registry import AVERAGED_MODELS, HOOKS
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["EMAHook"]
 
@@ -70,7 +73,7 @@ def _resolve_ema_type(ema_type: Any) -> None:
     )
 
 
-def _check_not_sharded(runner: Any, model: nn.Module) -> None:
+def _check_not_sharded(runner: RunnerView, model: nn.Module) -> None:
     """Refuse sharded training: an average of a shard is not the model's average."""
     strategy = getattr(getattr(runner, "trainer", None), "strategy", None)
     name = type(strategy).__name__ if strategy is not None else ""
@@ -215,7 +218,7 @@ class EMAHook(Hook):
         self._swap: Optional[_SwapState] = None
 
     # ------------------------------------------------------------------ building and placement
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         """Build the averaged copy of the model (kept when the same model runs again, e.g. test after fit)."""
         model = runner.model
         _check_not_sharded(runner, model)
@@ -230,7 +233,7 @@ class EMAHook(Hook):
         self.ema_model = ema
         self._swap = None
 
-    def before_train(self, runner: Any) -> None:
+    def before_train(self, runner: RunnerView) -> None:
         """Check ``begin_*`` against the run's length and put the average where the model now is."""
         if self.enabled_by_epoch:
             if self.begin_epoch > runner.max_epochs:
@@ -245,7 +248,7 @@ class EMAHook(Hook):
             )
         self._follow_model(runner)
 
-    def _follow_model(self, runner: Any) -> None:
+    def _follow_model(self, runner: RunnerView) -> None:
         """Move the average to the model's device when no ``device`` was given.
 
         Lightning builds and restores callbacks while the model is still on the
@@ -262,7 +265,7 @@ class EMAHook(Hook):
 
     # ------------------------------------------------------------------ training
     def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         """Update the average (or copy the weights before ``begin_iter``/``begin_epoch``)."""
         assert self.ema_model is not None and self.src_model is not None
@@ -271,33 +274,33 @@ class EMAHook(Hook):
         else:
             self.ema_model.copy_from(self.src_model)
 
-    def _ema_started(self, runner: Any) -> bool:
+    def _ema_started(self, runner: RunnerView) -> bool:
         if self.enabled_by_epoch:
             return runner.epoch + 1 >= self.begin_epoch
         return runner.iter + 1 >= self.begin_iter
 
     # ------------------------------------------------------------------ evaluation swaps
-    def before_val_epoch(self, runner: Any) -> None:
+    def before_val_epoch(self, runner: RunnerView) -> None:
         """Validate with the averaged weights."""
         self._swap_in(runner)
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """Give the model its training weights back (before CheckpointHook saves a best checkpoint)."""
         self._swap_out()
 
-    def before_test_epoch(self, runner: Any) -> None:
+    def before_test_epoch(self, runner: RunnerView) -> None:
         """Test with the averaged weights."""
         self._swap_in(runner)
 
-    def after_test_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_test_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """Give the model its training weights back."""
         self._swap_out()
 
-    def after_run(self, runner: Any) -> None:
+    def after_run(self, runner: RunnerView) -> None:
         """A run that failed while evaluating still leaves the model with its training weights."""
         self._swap_out()
 
-    def _swap_in(self, runner: Any) -> None:
+    def _swap_in(self, runner: RunnerView) -> None:
         if self._swap is not None or self.ema_model is None:
             return
         self._follow_model(runner)
@@ -331,13 +334,13 @@ class EMAHook(Hook):
                     yield name, avg_buffer, src_buffers[name]
 
     # ------------------------------------------------------------------ checkpoints
-    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+    def before_save_checkpoint(self, runner: RunnerView, checkpoint: dict) -> None:
         """``state_dict`` gets the averaged weights; ``ema_state_dict`` the raw ones under ``module.*`` plus ``steps``."""
         assert self.ema_model is not None
         checkpoint["ema_state_dict"] = self.ema_model.state_dict()
         self._swap_ema_state_dict(checkpoint)
 
-    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+    def after_load_checkpoint(self, runner: RunnerView, checkpoint: dict) -> None:
         """Resume: training weights to the model, average to the hook. Load: both get ``state_dict``."""
         assert self.ema_model is not None
         if "ema_state_dict" in checkpoint and runner.resume:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["EmptyCacheHook", "release_function_for"]
 
@@ -88,7 +91,7 @@ class EmptyCacheHook(Hook):
         self._given_release = release_fn
         self.release_fn: Optional[ReleaseFn] = release_fn
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         """Choose the release function from the device the Trainer computes on (unless one was given)."""
         if self._given_release is None:
             self.release_fn = release_function_for(getattr(runner, "device", None))
@@ -97,17 +100,17 @@ class EmptyCacheHook(Hook):
         if self.release_fn is not None:
             self.release_fn()
 
-    def _before_epoch(self, runner: Any, mode: str = "train") -> None:
+    def _before_epoch(self, runner: RunnerView, mode: str = "train") -> None:
         if self._do_before_epoch:
             self._release()
 
-    def _after_epoch(self, runner: Any, mode: str = "train") -> None:
+    def _after_epoch(self, runner: RunnerView, mode: str = "train") -> None:
         if self._do_after_epoch:
             self._release()
 
     def _after_iter(
         self,
-        runner: Any,
+        runner: RunnerView,
         batch_idx: int,
         data_batch: DATA_BATCH = None,
         outputs: Optional[Union[Sequence, dict]] = None,

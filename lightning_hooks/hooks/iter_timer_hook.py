@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["IterTimerHook"]
 
@@ -28,21 +31,23 @@ class IterTimerHook(Hook):
         self.start_iter = 0
         self.t = time.time()
 
-    def before_train(self, runner: Any) -> None:
+    def before_train(self, runner: RunnerView) -> None:
         self.start_iter = runner.iter
 
-    def _before_epoch(self, runner: Any, mode: str = "train") -> None:
+    def _before_epoch(self, runner: RunnerView, mode: str = "train") -> None:
         self.t = time.time()
 
-    def _after_epoch(self, runner: Any, mode: str = "train") -> None:
+    def _after_epoch(self, runner: RunnerView, mode: str = "train") -> None:
         self.time_sec_test_val = 0.0
 
-    def _before_iter(self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, mode: str = "train") -> None:
+    def _before_iter(
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, mode: str = "train"
+    ) -> None:
         runner.message_hub.update_scalar(f"{mode}/data_time", time.time() - self.t)
 
     def _after_iter(
         self,
-        runner: Any,
+        runner: RunnerView,
         batch_idx: int,
         data_batch: DATA_BATCH = None,
         outputs: Optional[Union[dict, Any]] = None,
@@ -61,4 +66,4 @@ class IterTimerHook(Hook):
             loader = runner.val_dataloader if mode == "val" else runner.test_dataloader
             self.time_sec_test_val += iter_time
             avg = self.time_sec_test_val / (batch_idx + 1)
-            hub.update_info("eta", avg * (len(loader) - batch_idx - 1))
+            hub.update_info("eta", avg * (len(loader) - batch_idx - 1))  # type: ignore[arg-type]

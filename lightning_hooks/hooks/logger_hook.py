@@ -36,13 +36,16 @@ import os
 import os.path as osp
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..logging.backends import DEFAULT_VIS_BACKENDS, build_writers, check_vis_backends
 from ..logging.file_copy import copy_logs, join_out_dir
 from ..logging.scalars import json_ready
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["LoggerHook"]
 
@@ -128,7 +131,7 @@ class LoggerHook(Hook):
         self._train_len: Optional[int] = None
 
     # ------------------------------------------------------------------ run
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         """Set the JSON file name, resolve ``out_dir`` and create the writers (rank 0)."""
         if self._out_root is not None:
             basename = osp.basename(runner.work_dir.rstrip(osp.sep))
@@ -152,12 +155,12 @@ class LoggerHook(Hook):
             writer.close()
 
     # ------------------------------------------------------------------ training
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: RunnerView) -> None:
         """Remember the epoch's length once (it is read after every iteration)."""
-        self._train_len = len(runner.train_dataloader)
+        self._train_len = len(runner.train_dataloader)  # type: ignore[arg-type]  # set while training
 
     def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         """``Exp name`` and the training line when due; scalars at step ``iter + 1``.
 
@@ -166,7 +169,7 @@ class LoggerHook(Hook):
         """
         if not self._rank0:
             return
-        size = self._train_len if self._train_len is not None else len(runner.train_dataloader)
+        size = self._train_len if self._train_len is not None else len(runner.train_dataloader)  # type: ignore[arg-type]
         last = batch_idx + 1 == size
         if last or (runner.iter + 1) % self.interval_exp_name == 0:
             runner.logger.info(f"Exp name: {runner.experiment_name}")
@@ -179,7 +182,7 @@ class LoggerHook(Hook):
 
     # ------------------------------------------------------------------ evaluation
     def after_val_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[Sequence] = None
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[Sequence] = None
     ) -> None:
         """A validation line every ``interval`` batches (terminal only)."""
         if runner.rank == 0 and self.every_n_inner_iters(batch_idx, self.interval):
@@ -187,18 +190,18 @@ class LoggerHook(Hook):
             runner.logger.info(line)
 
     def after_test_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[Sequence] = None
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[Sequence] = None
     ) -> None:
         """A test line every ``interval`` batches (terminal only)."""
         if runner.rank == 0 and self.every_n_inner_iters(batch_idx, self.interval):
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "test")
             runner.logger.info(line)
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """The validation summary line; scalars at the completed epoch (or iteration) count."""
         if runner.rank != 0:
             return
-        tag, line = runner.log_processor.get_log_after_epoch(runner, len(runner.val_dataloader), "val")
+        tag, line = runner.log_processor.get_log_after_epoch(runner, len(runner.val_dataloader), "val")  # type: ignore[arg-type]
         runner.logger.info(line)
         if runner.train_loop is None:
             step = 0
@@ -206,12 +209,15 @@ class LoggerHook(Hook):
             step = runner.epoch if self.log_metric_by_epoch else runner.iter
         self._add_scalars(tag, step)
 
-    def after_test_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_test_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """The test summary line; the results (non-scalars too) go to ``<log_dir>/<timestamp>.json``."""
         if runner.rank != 0:
             return
         tag, line = runner.log_processor.get_log_after_epoch(
-            runner, len(runner.test_dataloader), "test", with_non_scalar=True
+            runner,
+            len(runner.test_dataloader),  # type: ignore[arg-type]
+            "test",
+            with_non_scalar=True,
         )
         runner.logger.info(line)
         os.makedirs(runner.log_dir, exist_ok=True)
@@ -219,7 +225,7 @@ class LoggerHook(Hook):
             json.dump(json_ready(dict(tag)), f)
 
     # ------------------------------------------------------------------ end of run
-    def after_run(self, runner: Any) -> None:
+    def after_run(self, runner: RunnerView) -> None:
         """Close the writers; copy the logs to ``out_dir`` and drop the local ones if asked."""
         self._close_writers()
         if self.out_dir is None or runner.rank != 0:
@@ -239,7 +245,7 @@ class LoggerHook(Hook):
                     os.remove(local)
 
     @staticmethod
-    def _release_file_handlers(runner: Any, paths: list[str]) -> None:
+    def _release_file_handlers(runner: RunnerView, paths: list[str]) -> None:
         """Close the logger's handlers writing to files about to be deleted."""
         targets = {osp.abspath(p) for p in paths}
         for handler in list(runner.logger.handlers):

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["TAKEN_OVER", "ParamSchedulerHook"]
 
@@ -133,13 +136,13 @@ class ParamSchedulerHook(Hook):
         """The schedulers this hook is stepping in the current ``fit``."""
         return [entry.scheduler for entry in self._scheduled]
 
-    def before_train(self, runner: Any) -> None:
+    def before_train(self, runner: RunnerView) -> None:
         """Take the schedulers over from Lightning for this ``fit``."""
         self._release()
         self._scheduled = take_over_lightning_stepping(runner.trainer)
 
     def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         """Step the iteration-based schedulers (every batch, as MMEngine's iterations)."""
         count = runner.iter + 1
@@ -147,14 +150,14 @@ class ParamSchedulerHook(Hook):
             if not entry.by_epoch and count % entry.frequency == 0:
                 entry.scheduler.step()
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: RunnerView) -> None:
         """Step the epoch-based schedulers (plateau ones from MMEngine only count the epoch)."""
         count = runner.epoch + 1
         for entry in self._scheduled:
             if entry.by_epoch and entry.plateau != "torch" and count % entry.frequency == 0:
                 entry.scheduler.step()
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """Step the plateau schedulers with the validation metrics."""
         if metrics is None:
             return
@@ -177,11 +180,11 @@ class ParamSchedulerHook(Hook):
             raise KeyError(message)
         warnings.warn(message + ". Skipping this step (strict=False).", RuntimeWarning, stacklevel=2)
 
-    def after_train(self, runner: Any) -> None:
+    def after_train(self, runner: RunnerView) -> None:
         """Give stepping back to Lightning."""
         self._release()
 
-    def after_run(self, runner: Any) -> None:
+    def after_run(self, runner: RunnerView) -> None:
         """Give stepping back if training ended without ``after_train`` (an exception)."""
         self._release()
 

@@ -35,13 +35,16 @@ import os
 import os.path as osp
 import warnings
 from collections.abc import Callable
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 from torch import profiler as torch_profiler
 
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["ProfilerHook", "available_activities"]
 
@@ -167,7 +170,7 @@ class ProfilerHook(Hook):
         self.trace_dir: Optional[str] = None
 
     # ------------------------------------------------------------------ trace handlers
-    def _parse_trace_config(self, runner: Any) -> Optional[TraceHandler]:
+    def _parse_trace_config(self, runner: RunnerView) -> Optional[TraceHandler]:
         """Turn ``on_trace_ready`` into the handler given to ``torch.profiler.profile``."""
         config = self.on_trace_ready
         if config is None or callable(config):
@@ -196,7 +199,7 @@ class ProfilerHook(Hook):
         return torch_profiler.tensorboard_trace_handler(**trace_cfg)
 
     # ------------------------------------------------------------------ mount points
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         """Start the profiler, before checkpoint loading and ``before_train`` (MMEngine's order)."""
         self._closed = False
         on_trace_ready = self._parse_trace_config(runner)
@@ -212,7 +215,7 @@ class ProfilerHook(Hook):
         self.profiler.__enter__()
         runner.logger.info("profiler is profiling...")
 
-    def before_train(self, runner: Any) -> None:
+    def before_train(self, runner: RunnerView) -> None:
         """Check ``profile_times`` against the run's epochs or iterations, now that they are known."""
         max_times = runner.max_epochs if self.by_epoch else runner.max_iters
         if max_times < self.profile_times:
@@ -222,7 +225,7 @@ class ProfilerHook(Hook):
             )
 
     def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         """Step the profiler; in iteration mode stop after iteration ``profile_times``."""
         if self._closed or self.profiler is None:
@@ -231,17 +234,17 @@ class ProfilerHook(Hook):
         if not self.by_epoch and runner.iter == self.profile_times - 1:
             self._export_chrome_trace(runner)
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: RunnerView) -> None:
         """Stop after the first epoch (also fires at the end of iteration-based training)."""
         if not self._closed:
             self._export_chrome_trace(runner)
 
-    def after_run(self, runner: Any) -> None:
+    def after_run(self, runner: RunnerView) -> None:
         """Close a profiler still running (failed, stopped or standalone validate/test runs)."""
         if not self._closed and self.profiler is not None:
             self._export_chrome_trace(runner)
 
-    def _export_chrome_trace(self, runner: Any) -> None:
+    def _export_chrome_trace(self, runner: RunnerView) -> None:
         self._closed = True
         if self.profiler is None:
             return

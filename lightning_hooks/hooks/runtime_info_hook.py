@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
 
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["RuntimeInfoHook"]
 
@@ -36,7 +39,7 @@ class RuntimeInfoHook(Hook):
 
     priority = "VERY_HIGH"
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         from .._version import __version__
 
         runner.message_hub.update_info_dict(
@@ -49,7 +52,7 @@ class RuntimeInfoHook(Hook):
         )
         self.last_loop_stage: Optional[str] = None
 
-    def before_train(self, runner: Any) -> None:
+    def before_train(self, runner: RunnerView) -> None:
         hub = runner.message_hub
         hub.update_info("loop_stage", "train")
         hub.update_info("epoch", runner.epoch)
@@ -61,13 +64,13 @@ class RuntimeInfoHook(Hook):
         if metainfo is not None:
             hub.update_info("dataset_meta", metainfo)
 
-    def after_train(self, runner: Any) -> None:
+    def after_train(self, runner: RunnerView) -> None:
         runner.message_hub.pop_info("loop_stage")
 
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: RunnerView) -> None:
         runner.message_hub.update_info("epoch", runner.epoch)
 
-    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
+    def before_train_iter(self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
         hub = runner.message_hub
         hub.update_info("iter", runner.iter)
         lr_dict = runner.optim_wrapper.get_lr()
@@ -78,7 +81,7 @@ class RuntimeInfoHook(Hook):
                 hub.update_scalar(f"train/{name}", lrs[0])
 
     def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         if not outputs:
             return
@@ -87,31 +90,31 @@ class RuntimeInfoHook(Hook):
             if _is_scalar(value):
                 hub.update_scalar(f"train/{key}", value)
 
-    def before_val(self, runner: Any) -> None:
+    def before_val(self, runner: RunnerView) -> None:
         self.last_loop_stage = runner.message_hub.get_info("loop_stage")
         runner.message_hub.update_info("loop_stage", "val")
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         self._record_metrics(runner, "val", metrics)
 
-    def after_val(self, runner: Any) -> None:
+    def after_val(self, runner: RunnerView) -> None:
         if getattr(self, "last_loop_stage", None) == "train":
             runner.message_hub.update_info("loop_stage", "train")
             self.last_loop_stage = None
         else:
             runner.message_hub.pop_info("loop_stage")
 
-    def before_test(self, runner: Any) -> None:
+    def before_test(self, runner: RunnerView) -> None:
         runner.message_hub.update_info("loop_stage", "test")
 
-    def after_test(self, runner: Any) -> None:
+    def after_test(self, runner: RunnerView) -> None:
         runner.message_hub.pop_info("loop_stage")
 
-    def after_test_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_test_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         self._record_metrics(runner, "test", metrics)
 
     @staticmethod
-    def _record_metrics(runner: Any, mode: str, metrics: Optional[dict[str, Any]]) -> None:
+    def _record_metrics(runner: RunnerView, mode: str, metrics: Optional[dict[str, Any]]) -> None:
         if metrics is None:
             return
         for key, value in metrics.items():

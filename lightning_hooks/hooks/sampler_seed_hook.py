@@ -24,10 +24,13 @@ attribute.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..registry import HOOKS
 from .hook import Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["DistSamplerSeedHook", "epoch_seed_targets"]
 
@@ -65,7 +68,7 @@ class DistSamplerSeedHook(Hook):
 
     priority = "NORMAL"
 
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: RunnerView) -> None:
         loader = runner.train_dataloader
         if loader is None:
             return

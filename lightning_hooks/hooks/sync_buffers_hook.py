@@ -21,12 +21,15 @@ Differences from MMEngine (deliberate):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..registry import HOOKS
 from .hook import Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["SyncBuffersHook", "average_buffers"]
 
@@ -119,7 +122,7 @@ class SyncBuffersHook(Hook):
         self.called_in_train = False
         self.collectives = 0
 
-    def _sync(self, runner: Any) -> None:
+    def _sync(self, runner: RunnerView) -> None:
         strategy = runner.trainer.strategy
 
         def reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
@@ -128,16 +131,16 @@ class SyncBuffersHook(Hook):
         self.collectives += average_buffers(runner.model.buffers(), reduce_mean)
 
     @staticmethod
-    def _distributed(runner: Any) -> bool:
+    def _distributed(runner: RunnerView) -> bool:
         return bool(getattr(runner, "distributed", False))
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: RunnerView) -> None:
         """Average the buffers (every rank reaches this point, so the collective cannot hang)."""
         if self._distributed(runner):
             self._sync(runner)
             self.called_in_train = True
 
-    def before_val_epoch(self, runner: Any) -> None:
+    def before_val_epoch(self, runner: RunnerView) -> None:
         """Average the buffers unless the training epoch that just ended already did."""
         if self._distributed(runner):
             if not self.called_in_train:

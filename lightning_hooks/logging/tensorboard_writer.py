@@ -7,7 +7,7 @@ created at the first write, so a run that logs nothing leaves no event file.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from typing import Any, Optional
 
 from .scalars import numeric_scalars
@@ -37,7 +37,8 @@ class TensorboardWriter:
             raise ValueError("pass the step as the step argument, not as a 'step' entry of the scalars")
         values, skipped = numeric_scalars(scalars)
         if skipped:
-            warnings.warn(f"TensorBoard accepts numbers only; skipped {skipped}", stacklevel=2)
+            # at run time: the run's logger (rank-aware, also in the log file), not a Python warning
+            logging.getLogger("lightning_hooks").warning(f"TensorBoard accepts numbers only; skipped {skipped}")
         writer = self.experiment
         for name, value in values.items():
             writer.add_scalar(name, value, step)

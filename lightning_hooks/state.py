@@ -1,0 +1,65 @@
+"""The state one run shares between the bridge (which writes it) and the runner view (which reads it).
+
+:class:`LoopState` holds MMEngine's loop counters; :class:`RunContext` what a
+run is (its directories, names, message hub, log processor, whether it resumed).
+Both are plain dataclasses: the bridge owns them and fills them in as the run
+starts; :class:`~lightning_hooks.runner.RunnerView` gives them to hooks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .logging.log_processor import LogProcessor
+    from .message_hub import MessageHub
+
+__all__ = ["LoopState", "RunContext"]
+
+
+@dataclass
+class LoopState:
+    """MMEngine's loop counters, kept by the bridge.
+
+    ``epoch`` is 0-based while an epoch runs and is incremented right after
+    ``after_train_epoch``, so validation sees the number of completed epochs.
+    ``iter`` counts batches (not optimizer steps) and is incremented right after
+    ``after_train_iter``. In iteration-based training ``epoch`` stays 0.
+    """
+
+    by_epoch: bool = True
+    epoch: int = 0
+    iter: int = 0
+    max_epochs: int = 0
+    max_iters: int = 0
+    #: Whether this bridge has run ``fit`` (then ``runner.train_loop`` exists, as in MMEngine's Runner).
+    has_train_loop: bool = False
+    #: Iteration-based training: whether the one ``before_train_epoch`` has fired.
+    iter_epoch_started: bool = False
+
+
+@dataclass
+class RunContext:
+    """What one ``fit``/``validate``/``test`` run is; set by the bridge in ``setup``.
+
+    Read-only item access (``context["timestamp"]``) is kept for code written
+    against the earlier dict.
+    """
+
+    log_processor: LogProcessor
+    work_dir: str = ""
+    timestamp: str = ""
+    experiment_name: str = ""
+    message_hub: Optional[MessageHub] = None
+    log_file: Optional[str] = None
+    #: Whether this ``fit`` resumed from a checkpoint (weights, optimizer and loop state).
+    resume: bool = False
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _FIELD_NAMES:
+            raise KeyError(f"{key!r}: a run context has {', '.join(sorted(_FIELD_NAMES))}")
+        return getattr(self, key)
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(RunContext))
