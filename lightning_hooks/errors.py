@@ -18,6 +18,8 @@ __all__ = [
     "CheckpointConfigError",
     "CheckpointWriteError",
     "LightningHooksError",
+    "MessageHubError",
+    "ScalarTypeError",
     "UnsupportedHook",
     "UnsupportedHookError",
 ]
@@ -41,6 +43,18 @@ class AveragingConfigError(LightningHooksError, ValueError, AssertionError):
 
     It is a ``ValueError`` and, for code written against MMEngine (which uses
     bare ``assert`` statements), also an ``AssertionError``.
+    """
+
+
+class MessageHubError(LightningHooksError, ValueError, AssertionError):
+    """An inconsistent ``MessageHub``/``HistoryBuffer`` argument (MMEngine raises ``AssertionError``)."""
+
+
+class ScalarTypeError(LightningHooksError, TypeError, ValueError, AssertionError):
+    """A value, count or window size that is not a single number.
+
+    MMEngine raises ``TypeError`` in ``HistoryBuffer.update`` and
+    ``AssertionError`` in ``MessageHub.update_scalar(s)``; this is both.
     """
 
 

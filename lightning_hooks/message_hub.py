@@ -30,6 +30,8 @@ from typing import Any, ClassVar, Optional, Union
 import numpy as np
 import torch
 
+from .errors import MessageHubError, ScalarTypeError
+
 __all__ = ["HistoryBuffer", "MessageHub", "MessageHubError", "ScalarTypeError"]
 
 Number = Union[int, float]
@@ -50,18 +52,6 @@ def _as_numbers(history: Any) -> list[Number]:
 def _as_array(numbers: list[Number]) -> np.ndarray:
     """A numpy array of ``numbers``: float64 when empty, as MMEngine's empty buffer."""
     return np.array(numbers) if numbers else np.array([], dtype=np.float64)
-
-
-class MessageHubError(ValueError, AssertionError):
-    """An inconsistent ``MessageHub``/``HistoryBuffer`` argument (MMEngine raises ``AssertionError``)."""
-
-
-class ScalarTypeError(TypeError, ValueError, AssertionError):
-    """A value, count or window size that is not a single number.
-
-    MMEngine raises ``TypeError`` in ``HistoryBuffer.update`` and
-    ``AssertionError`` in ``MessageHub.update_scalar(s)``; this is both.
-    """
 
 
 def _is_scalar_like(value: Any) -> bool:

@@ -62,6 +62,8 @@ def test_errors_share_one_base_and_keep_their_builtin_bases():
         CheckpointConfigError,
         CheckpointWriteError,
         LightningHooksError,
+        MessageHubError,
+        ScalarTypeError,
         UnsupportedHookError,
     )
 
@@ -69,7 +71,9 @@ def test_errors_share_one_base_and_keep_their_builtin_bases():
     assert issubclass(CheckpointConfigError, AssertionError) and issubclass(AveragingConfigError, AssertionError)
     assert issubclass(AveragingConfigError, ValueError) and issubclass(UnsupportedHookError, ValueError)
     assert issubclass(CheckpointWriteError, OSError)
-    for error in (CheckpointConfigError, AveragingConfigError, CheckpointWriteError, UnsupportedHookError):
+    assert issubclass(ScalarTypeError, (TypeError, AssertionError)) and issubclass(MessageHubError, AssertionError)
+    errors = (CheckpointConfigError, AveragingConfigError, CheckpointWriteError, UnsupportedHookError)
+    for error in (*errors, MessageHubError, ScalarTypeError):
         assert issubclass(error, LightningHooksError)
 
 
