@@ -27,6 +27,12 @@ Where MMEngine is wrong or slow this module does better (documented in
   offload, ``dtype=torch.float32`` for a bf16 model): the source is staged into
   one reusable buffer (pinned when it comes from CUDA) and averaged there.
 
+**Sharded models** (FSDP2's ``fully_shard``, parameters are DTensors): the
+averaged copy holds one shard per rank (:func:`~lightning_hooks.sharding.shard_copy`)
+and each rank averages its own shards with the same fused operations, with no
+communication; its ``state_dict()`` holds DTensors (a sharded state) and ``module``
+has no ``forward``.
+
 ``steps`` is an ``int`` (MMEngine: a ``long`` tensor buffer); ``state_dict()``
 still writes it as a 0-d ``long`` tensor under ``'steps'`` (on the CPU), and
 ``load_state_dict`` reads MMEngine's tensors, so checkpoints are interchangeable.
@@ -44,6 +50,7 @@ from torch import Tensor, nn
 
 from .errors import AveragingConfigError
 from .registry import AVERAGED_MODELS
+from .sharding import has_dtensor_parameters, is_dtensor, local_tensor, reshard, shard_copy
 
 __all__ = [
     "AveragingConfigError",
@@ -65,12 +72,22 @@ class _Group:
     src_buffers: list[tuple[nn.Module, str]]
     staging: Optional[list[Tensor]] = None
     sync_device: Optional[torch.device] = None
+    src_sharded: bool = False
 
     def sources(self) -> list[Tensor]:
-        """The source tensors now; buffers are looked up again because ``module.to()`` replaces them."""
+        """The source tensors now; buffers are looked up again because ``module.to()`` replaces them.
+
+        Sharded (DTensor) sources give their local shards, read at each call
+        (FSDP2 may re-point a parameter's shard after ``.to()``).
+        """
+        params: list[Tensor] = (
+            [p.to_local() for p in self.src_params]  # type: ignore[attr-defined]
+            if self.src_sharded
+            else self.src_params
+        )
         if not self.src_buffers:
-            return self.src_params
-        return self.src_params + [owner._buffers[leaf] for owner, leaf in self.src_buffers]  # type: ignore[misc]
+            return params
+        return params + [owner._buffers[leaf] for owner, leaf in self.src_buffers]  # type: ignore[misc]
 
 
 @dataclass
@@ -152,14 +169,30 @@ class BaseAveragedModel(nn.Module):
         self.interval = _check_interval(interval)
         self.update_buffers = bool(update_buffers)
         self.dtype = _as_dtype(dtype)
-        self.module: nn.Module = deepcopy(model).requires_grad_(False)
-        if device is not None:
-            self.module.to(device)
-        if self.dtype is not None:
-            self._cast_floats(self.dtype)
+        self.sharded = has_dtensor_parameters(model)
+        if self.sharded:
+            self.module: nn.Module = self._sharded_copy(model, device)
+        else:
+            self.module = deepcopy(model).requires_grad_(False)
+            if device is not None:
+                self.module.to(device)
+            if self.dtype is not None:
+                self._cast_floats(self.dtype)
         self._steps = 0
         self._plan: Optional[_Plan] = None
         self._fused = self._fused_rule()
+
+    def _sharded_copy(self, model: nn.Module, device: DeviceLike) -> nn.Module:
+        """One shard per rank of the average: the shards of ``model`` copied (FSDP2 modules cannot be deep-copied)."""
+        if device is not None:
+            wanted = torch.device(device)
+            have = next(local_tensor(p).device for p in model.parameters() if is_dtensor(p))
+            if (wanted.type, wanted.index) != (have.type, have.index if wanted.index is not None else None):
+                raise AveragingConfigError(
+                    f"device={device!r}: the average of a sharded model stays on the shards' device ({have}); "
+                    "each rank already holds only its shard of the average. Leave device=None."
+                )
+        return shard_copy(model, self.dtype)
 
     # ------------------------------------------------------------------ counters and layout
     @property
@@ -305,6 +338,8 @@ class BaseAveragedModel(nn.Module):
 
     def _build_plan(self, model: nn.Module) -> _Plan:
         """Pair every averaged or copied tensor with its source, grouped for fused calls."""
+        if self.sharded:
+            reshard(model)  # named_parameters() must give the sharded parameters, not gathered ones
         plan = _Plan(model_id=id(model))
         src_params = dict(model.named_parameters())
         src_buffer_names = {name for name, _ in model.named_buffers()}
@@ -348,20 +383,28 @@ class BaseAveragedModel(nn.Module):
         for avg, src in averaged:
             src_tensor = src if isinstance(src, Tensor) else src[0]._buffers[src[1]]
             assert src_tensor is not None
-            if src_tensor.shape != avg.shape:
+            if is_dtensor(avg) != is_dtensor(src_tensor):
+                raise ValueError(
+                    "the averaged copy and the source model disagree on sharding (one holds DTensors, the other "
+                    "not): the model was sharded after the copy was made; build the average again"
+                )
+            sharded = is_dtensor(src_tensor)
+            avg, src_local = local_tensor(avg), local_tensor(src_tensor)
+            if src_local.shape != avg.shape:
                 raise ValueError(
                     f"shape mismatch between the averaged copy {tuple(avg.shape)} and the source "
-                    f"{tuple(src_tensor.shape)}: the source model's structure changed after the copy was made"
+                    f"{tuple(src_local.shape)}: the source model's structure changed after the copy was made"
                 )
-            key = (avg.device, avg.dtype, src_tensor.device, src_tensor.dtype)
+            key = (avg.device, avg.dtype, src_local.device, src_local.dtype, sharded)
             by_key.setdefault(key, []).append((avg, src))
-        for (avg_device, avg_dtype, src_device, src_dtype), pairs in by_key.items():
+        for (avg_device, avg_dtype, src_device, src_dtype, sharded), pairs in by_key.items():
             params = [(a, s) for a, s in pairs if isinstance(s, Tensor)]
             buffers = [(a, s) for a, s in pairs if not isinstance(s, Tensor)]
             group = _Group(
                 avg=[a for a, _ in params] + [a for a, _ in buffers],
                 src_params=[s for _, s in params],  # type: ignore[misc]
                 src_buffers=[s for _, s in buffers],  # type: ignore[misc]
+                src_sharded=sharded,
             )
             if (avg_device, avg_dtype) != (src_device, src_dtype):
                 pinned = avg_device.type == "cpu" and src_device.type == "cuda"

@@ -7,7 +7,6 @@ epoch) with a Linear(2, 1) and SGD; checkpoints are compared file by file.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from typing import Any, Optional
 
@@ -403,23 +402,20 @@ def test_bad_configuration_names_the_value(tmp_path):
         run_lh(tmp_path, [dict(EMA, begin_epoch=3)])
 
 
-def test_sharded_parameters_are_refused(tmp_path):
-    """A DTensor parameter (FSDP2, tensor parallel) is refused with an explanation, before any training."""
+def test_fsdp1_modules_are_refused_naming_what_to_use(tmp_path):
+    """FSDP1's flat parameters cannot be matched to the model's: refused before any training, naming FSDP2."""
     import torch.distributed as dist
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor import Replicate, distribute_tensor
+    from torch.distributed.fsdp import FullyShardedDataParallel
 
     store = dist.HashStore()
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
     try:
-        mesh = init_device_mesh("cpu", (1,))
         model = ToyModule()
-        model.linear.weight = nn.Parameter(distribute_tensor(model.linear.weight.detach(), mesh, [Replicate()]))
-        with pytest.raises(RuntimeError, match=r"does not support sharded models.*DTensor"):
+        model.linear = FullyShardedDataParallel(model.linear, device_id=torch.device("cpu"))
+        with pytest.raises(RuntimeError, match=r"does not support FSDP1.*ModelParallelStrategy.*fully_shard"):
             run_lh(tmp_path, [dict(EMA)], model=model)
     finally:
         dist.destroy_process_group()
-    assert os.path.isdir(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------- Lightning's own pieces

@@ -32,9 +32,12 @@ Differences from MMEngine (deliberate, see ``docs/hooks/ema_hook.md``):
   the average instead of rebuilding it from the raw weights;
 * non-strict loading skips tensors of another shape with a warning, as
   MMEngine's ``load_state_dict`` helper does, instead of failing;
-* sharded models (FSDP, FSDP2/DTensor, DeepSpeed) are refused with an error:
-  each rank would average only its shard, and the swap and checkpoint layout
-  would need all-gathers.
+* sharded models (FSDP2's ``fully_shard`` under ``ModelParallelStrategy``):
+  each rank averages its own shards (no communication per update), the swap
+  exchanges shard values in place, a sharded checkpoint directory carries the
+  average's shards, and :meth:`EMAHook.averaged_state_dict` gathers the full
+  average (MMEngine has no code for sharded models). FSDP1, DeepSpeed and XLA
+  FSDP are refused with an error naming what to use.
 """
 
 from __future__ import annotations
@@ -48,14 +51,23 @@ from torch import Tensor, nn
 
 from ..averaging import AveragingConfigError, BaseAveragedModel
 from ..registry import AVERAGED_MODELS, HOOKS
+from ..sharded_checkpoint import SHARDED_EMA_PREFIX, load_sharded_entries
+from ..sharding import (
+    distribute_like,
+    exchange_values,
+    gather_full,
+    has_dtensor_parameters,
+    is_dtensor,
+    local_tensor,
+    reshard,
+    sharded_items,
+)
 from .hook import DATA_BATCH, Hook
 
 if TYPE_CHECKING:
     from ..runner import RunnerView
 
 __all__ = ["EMAHook"]
-
-_SHARDED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLAFSDP")
 
 
 def _resolve_ema_type(ema_type: Any) -> None:
@@ -73,25 +85,52 @@ def _resolve_ema_type(ema_type: Any) -> None:
     )
 
 
-def _check_not_sharded(runner: RunnerView, model: nn.Module) -> None:
-    """Refuse sharded training: an average of a shard is not the model's average."""
+#: Strategies whose sharding EMAHook cannot see through (flat parameters, partitioned optimizer states).
+_REFUSED_STRATEGIES = {
+    "FSDPStrategy": "FSDP1 (strategy='fsdp') flattens parameters into per-rank FlatParameters",
+    "DeepSpeedStrategy": "DeepSpeed partitions parameters outside the module",
+    "XLAFSDPStrategy": "XLA FSDP flattens parameters into per-rank shards",
+}
+
+
+def _check_supported(runner: RunnerView, model: nn.Module) -> None:
+    """Refuse the sharding schemes whose shards are not DTensors (FSDP1, DeepSpeed, XLA FSDP).
+
+    FSDP2 (``fully_shard`` under ``ModelParallelStrategy``) is supported: its
+    parameters are DTensors and each rank averages its own shards.
+    """
     strategy = getattr(getattr(runner, "trainer", None), "strategy", None)
     name = type(strategy).__name__ if strategy is not None else ""
-    sharded_param = next(
-        (
-            type(p).__name__
-            for p in model.parameters()
-            if type(p).__name__ in ("DTensor", "FlatParameter") or type(p.data).__name__ == "DTensor"
-        ),
-        None,
-    )
-    if any(s in name for s in _SHARDED_STRATEGIES) or sharded_param is not None:
-        found = f"strategy {name}" if sharded_param is None else f"a {sharded_param} parameter"
+    reason = _REFUSED_STRATEGIES.get(name)
+    if reason is None and _has_fsdp1_modules(model):
+        name, reason = "FSDP1", "FSDP1 (FullyShardedDataParallel) flattens parameters into per-rank FlatParameters"
+    if reason is not None:
         raise RuntimeError(
-            f"EMAHook does not support sharded models (found {found}): each rank holds only a shard of the "
-            "weights, so the average, the swap for validation and the checkpoint layout would each need an "
-            "all-gather. Use strategy='ddp' (or a single device), or keep the average yourself on the shards."
+            f"EMAHook does not support {name}: {reason}, so an average cannot be matched to the model's "
+            "parameters. Use Lightning's ModelParallelStrategy with torch.distributed.fsdp.fully_shard "
+            "(FSDP2) in configure_model (EMAHook averages each rank's shards), or strategy='ddp'."
         )
+
+
+def _has_fsdp1_modules(model: nn.Module) -> bool:
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+    except ImportError:
+        return False
+    return any(isinstance(m, FullyShardedDataParallel) for m in model.modules())
+
+
+def _defers_build(runner: Any) -> bool:
+    """Under ModelParallelStrategy the model is sharded in ``configure_model``, after ``before_run``."""
+    strategy = getattr(getattr(runner, "trainer", None), "strategy", None)
+    return type(strategy).__name__ == "ModelParallelStrategy"
+
+
+def _process_rank() -> int:
+    """This process's rank in the default process group (0 without one)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return int(torch.distributed.get_rank())
+    return 0
 
 
 def _load_weights(module: nn.Module, state_dict: Mapping[str, Any], strict: bool, what: str, logger: Any) -> None:
@@ -143,10 +182,15 @@ class _SwapState:
     def __init__(self) -> None:
         self.exchanged: list[tuple[str, Tensor, Tensor]] = []
         self.kept: list[tuple[str, Tensor, Tensor]] = []
+        self.shards: list[tuple[str, Tensor, Tensor]] = []
 
     def apply(self, pairs: Iterator[tuple[str, Tensor, Tensor]]) -> None:
         for name, avg, src in pairs:
-            if _same_layout(avg, src):
+            if is_dtensor(src):
+                # FSDP2 gathers from the storage it owns: exchange the shards' values in place.
+                exchange_values(avg, src)
+                self.shards.append((name, avg, src))
+            elif _same_layout(avg, src):
                 _exchange_data(avg, src)
                 self.exchanged.append((name, avg, src))
             else:
@@ -158,12 +202,15 @@ class _SwapState:
             _exchange_data(avg, src)
         for _, src, raw in self.kept:
             src.data.copy_(raw)
+        for _, avg, src in self.shards:
+            exchange_values(avg, src)
         self.exchanged.clear()
         self.kept.clear()
+        self.shards.clear()
 
     def averaged_tensors(self) -> dict[str, Tensor]:
-        """Names whose average now sits in the model's tensor (exchanged storage)."""
-        return {name: src for name, _, src in self.exchanged}
+        """Names whose average now sits in the model's tensor (exchanged storage or exchanged shards)."""
+        return {name: src for name, _, src in [*self.exchanged, *self.shards]}
 
 
 @HOOKS.register_module()
@@ -219,11 +266,26 @@ class EMAHook(Hook):
 
     # ------------------------------------------------------------------ building and placement
     def before_run(self, runner: RunnerView) -> None:
-        """Build the averaged copy of the model (kept when the same model runs again, e.g. test after fit)."""
-        model = runner.model
-        _check_not_sharded(runner, model)
-        if self.ema_model is not None and self.src_model is model:
+        """Build the averaged copy of the model (kept when the same model runs again, e.g. test after fit).
+
+        Under ModelParallelStrategy the model is sharded later (``configure_model``):
+        the average is built from the shards when training, evaluation or a
+        checkpoint load first needs it.
+        """
+        _check_supported(runner, runner.model)
+        if not _defers_build(runner):
+            self._ensure_average(runner)
+
+    def _ensure_average(self, runner: RunnerView) -> None:
+        """Build the average unless one of this model, sharded as the model now is, exists."""
+        model: nn.Module = runner.model
+        if (
+            self.ema_model is not None
+            and self.src_model is model
+            and self.ema_model.sharded == has_dtensor_parameters(model)
+        ):
             return
+        _check_supported(runner, model)
         self.src_model = model
         ema = AVERAGED_MODELS.build(self.ema_cfg, default_args=dict(model=model))
         if not isinstance(ema, BaseAveragedModel):
@@ -246,6 +308,7 @@ class EMAHook(Hook):
                 f"self.begin_iter should be smaller than or equal to runner.max_iters: {runner.max_iters}, "
                 f"but got begin_iter: {self.begin_iter}"
             )
+        self._ensure_average(runner)
         self._follow_model(runner)
 
     def _follow_model(self, runner: RunnerView) -> None:
@@ -255,8 +318,7 @@ class EMAHook(Hook):
         CPU; the strategy moves the model afterwards.
         """
         assert self.ema_model is not None and self.src_model is not None
-        _check_not_sharded(runner, self.src_model)
-        if self.ema_cfg.get("device") is not None:
+        if self.ema_cfg.get("device") is not None or self.ema_model.sharded:
             return
         target = next((p.device for p in self.src_model.parameters()), None)
         current = next((p.device for p in self.ema_model.module.parameters()), None)
@@ -268,6 +330,8 @@ class EMAHook(Hook):
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         """Update the average (or copy the weights before ``begin_iter``/``begin_epoch``)."""
+        if self.ema_model is None:
+            self._ensure_average(runner)
         assert self.ema_model is not None and self.src_model is not None
         if self._ema_started(runner):
             self.ema_model.update_parameters(self.src_model)
@@ -301,9 +365,13 @@ class EMAHook(Hook):
         self._swap_out()
 
     def _swap_in(self, runner: RunnerView) -> None:
-        if self._swap is not None or self.ema_model is None:
+        if self._swap is not None:
+            return
+        self._ensure_average(runner)
+        if self.ema_model is None:
             return
         self._follow_model(runner)
+        self._reshard()
         swap = _SwapState()
         with torch.no_grad():
             swap.apply(self._swap_pairs())
@@ -312,9 +380,16 @@ class EMAHook(Hook):
     def _swap_out(self) -> None:
         if self._swap is None:
             return
+        # FSDP2 leaves the root's gathered (averaged) parameters in place after an evaluation
+        # forward pass: drop them so that training gathers the restored shards.
+        self._reshard()
         with torch.no_grad():
             self._swap.undo()
         self._swap = None
+
+    def _reshard(self) -> None:
+        if self.ema_model is not None and self.ema_model.sharded and self.src_model is not None:
+            reshard(self.src_model)
 
     def _swap_pairs(self) -> Iterator[tuple[str, Tensor, Tensor]]:
         """(name, averaged, model) tensors matched by name: parameters, plus buffers when ``update_buffers``.
@@ -335,14 +410,45 @@ class EMAHook(Hook):
 
     # ------------------------------------------------------------------ checkpoints
     def before_save_checkpoint(self, runner: RunnerView, checkpoint: dict) -> None:
-        """``state_dict`` gets the averaged weights; ``ema_state_dict`` the raw ones under ``module.*`` plus ``steps``."""
+        """``state_dict`` gets the averaged weights; ``ema_state_dict`` the raw ones under ``module.*`` plus ``steps``.
+
+        A sharded model saved as a sharded directory keeps MMEngine's exchange, but
+        the ``module.*`` shards travel inside ``state_dict`` under
+        ``ema_state_dict.module.*`` (only ``state_dict`` is written shard by shard)
+        and ``ema_state_dict`` keeps ``steps``. Saved as one full file, the average
+        is gathered to rank 0 first. Every rank calls this (saving is collective).
+        """
+        self._ensure_average(runner)
         assert self.ema_model is not None
-        checkpoint["ema_state_dict"] = self.ema_model.state_dict()
-        self._swap_ema_state_dict(checkpoint)
+        if not self.ema_model.sharded:
+            checkpoint["ema_state_dict"] = self.ema_model.state_dict()
+            self._swap_ema_state_dict(checkpoint)
+            return
+        state = checkpoint.get("state_dict", {})
+        ema_state = self.ema_model.state_dict()
+        if sharded_items(state):
+            steps = ema_state.pop("steps")
+            checkpoint["ema_state_dict"] = ema_state
+            self._swap_ema_state_dict(checkpoint)
+            clash = [k for k in ema_state if SHARDED_EMA_PREFIX + k in state]
+            if clash:
+                raise RuntimeError(f"EMAHook: the model's state_dict already has keys {clash[:3]}...")
+            state.update((SHARDED_EMA_PREFIX + k, v) for k, v in ema_state.items())
+            checkpoint["ema_state_dict"] = {"steps": steps}
+            return
+        # One full file (ModelParallelStrategy(save_distributed_checkpoint=False)): rank 0 writes it.
+        full = gather_full(ema_state.items(), keep=runner.rank == 0)
+        checkpoint["ema_state_dict"] = full
+        if full:
+            self._swap_ema_state_dict(checkpoint)
 
     def after_load_checkpoint(self, runner: RunnerView, checkpoint: dict) -> None:
         """Resume: training weights to the model, average to the hook. Load: both get ``state_dict``."""
+        self._ensure_average(runner)
         assert self.ema_model is not None
+        if self.ema_model.sharded:
+            self._load_sharded(runner, checkpoint)
+            return
         if "ema_state_dict" in checkpoint and runner.resume:
             self._swap_ema_state_dict(checkpoint)
             _load_weights(
@@ -358,6 +464,41 @@ class EMAHook(Hook):
             self.ema_model.module, checkpoint["state_dict"], self.strict_load, "the averaged model", runner.logger
         )
 
+    def _load_sharded(self, runner: RunnerView, checkpoint: dict) -> None:
+        """After Lightning loaded ``state_dict`` (the average) into the sharded model: split it again.
+
+        The average is copied from the model's shards; when resuming, the raw
+        training weights are then read into the model: from the directory's
+        ``ema_state_dict.module.*`` shards, or from a full file's ``ema_state_dict``.
+        """
+        assert self.ema_model is not None and self.src_model is not None
+        model = self.src_model
+        reshard(model)
+        self.ema_model.copy_from(model)
+        ema_state = checkpoint.get("ema_state_dict")
+        if not runner.resume:
+            return
+        if not isinstance(ema_state, Mapping) or "steps" not in ema_state:
+            runner.logger.warning(
+                "There is no `ema_state_dict` in checkpoint. `EMAHook` will make a copy of `state_dict` as the "
+                "initial `ema_state_dict`"
+            )
+            return
+        self.ema_model.steps = int(ema_state["steps"])
+        wanted = [k[len("module.") :] for k in self.ema_model.state_dict() if k.startswith("module.")]
+        targets = {k: v for k, v in model.state_dict(keep_vars=True).items() if k in set(wanted)}
+        if any(k.startswith("module.") for k in ema_state):  # a full file: every rank holds the full tensors
+            with torch.no_grad():
+                for key, target in targets.items():
+                    full = ema_state.get("module." + key)
+                    if full is not None:
+                        local_tensor(target).copy_(local_tensor(distribute_like(full, target)))
+            return
+        path = getattr(runner, "resumed_from", None)
+        if path is None:
+            raise RuntimeError("EMAHook: resuming a sharded checkpoint whose directory is unknown")
+        load_sharded_entries(path, {SHARDED_EMA_PREFIX + "module." + k: v for k, v in targets.items()})
+
     @staticmethod
     def _swap_ema_state_dict(checkpoint: dict) -> None:
         """Exchange ``ema_state_dict['module.X']`` and ``state_dict['X']`` (dict values, no copies)."""
@@ -371,25 +512,40 @@ class EMAHook(Hook):
     def averaged_state_dict(self) -> dict[str, Tensor]:
         """The averaged weights, keyed as the model's ``state_dict`` (detached copies, safe to keep).
 
+        With a sharded model the full average is gathered (a collective: every
+        rank must call it) and returned on every rank, on the CPU.
+
         ``model.load_state_dict(ema_hook.averaged_state_dict())`` turns a model
         into its averaged version.
         """
         if self.ema_model is None:
             raise RuntimeError("EMAHook has no average yet: it is built when fit/validate/test starts")
+        return self._averaged_state(keep=True)
+
+    def _averaged_state(self, keep: bool) -> dict[str, Tensor]:
+        assert self.ema_model is not None
         state = self.ema_model.module.state_dict()
         if self._swap is not None:  # during evaluation part of the average sits in the model's tensors
             state.update(self._swap.averaged_tensors())
+        if self.ema_model.sharded:
+            return gather_full(state.items(), to_cpu=True, keep=keep)
         return {k: v.detach().clone() for k, v in state.items()}
 
     def save_averaged(self, path: Union[str, os.PathLike]) -> str:
         """Write ``{'state_dict': averaged weights, 'meta': {'ema_steps': n}}`` to ``path`` (local or fsspec URL).
 
         The file loads with ``torch.load(path, weights_only=True)``. Returns the path.
+        With a sharded model every rank must call it (the average is gathered to
+        rank 0, which writes).
         """
         import fsspec  # type: ignore[import-untyped]
 
-        state = self.averaged_state_dict()  # raises when there is no average yet
-        assert self.ema_model is not None
+        if self.ema_model is None:
+            raise RuntimeError("EMAHook has no average yet: it is built when fit/validate/test starts")
+        rank = _process_rank()
+        state = self._averaged_state(keep=rank == 0)
+        if rank != 0:
+            return str(path)
         payload = {"state_dict": state, "meta": {"ema_steps": self.ema_model.steps}}
         fs, _, (target,) = fsspec.get_fs_token_paths(str(path))
         parent = os.path.dirname(target)

@@ -1,0 +1,241 @@
+"""Sharded checkpoint directories (``torch.distributed.checkpoint``, as ModelParallelStrategy writes them).
+
+Under ``ModelParallelStrategy`` a checkpoint is a *directory*: each rank writes
+its shards of ``state_dict`` and of the optimizer states (``__<rank>_0.distcp``
+files plus a ``.metadata`` index), and rank 0 writes everything else with
+``torch.save`` to ``meta.pt`` (loops, callbacks, MMEngine's ``meta``,
+``message_hub``...). EMAHook's average travels inside ``state_dict`` under
+``ema_state_dict.module.*`` (only ``state_dict`` is written shard by shard).
+
+:func:`read_sharded_checkpoint` reads such a directory in one process into one
+ordinary checkpoint dict with MMEngine's layout (``state_dict``,
+``ema_state_dict``, ``optimizer_states``, ``meta``, ...), and
+:func:`consolidate_sharded_checkpoint` writes it (optionally only some
+top-level keys) atomically to one file that loads with
+``torch.load(path, weights_only=True)``. Both are free of Lightning and of any
+process group: the CLI and CheckpointHook's publishing use the same code.
+
+Trust: a directory's ``.metadata`` index is a pickle, and ``meta.pt`` a
+``torch.save`` file. Both are read with restricted loaders (only
+``torch.distributed.checkpoint``'s metadata classes, ``weights_only=True``);
+``trust=True`` lifts the restriction for files the caller vouches for.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import os.path as osp
+import pickle
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+
+import torch
+
+__all__ = [
+    "META_FILENAME",
+    "SHARDED_EMA_PREFIX",
+    "consolidate_sharded_checkpoint",
+    "is_sharded_checkpoint",
+    "load_sharded_entries",
+    "read_sharded_checkpoint",
+]
+
+#: Lightning's name for the file of a sharded checkpoint directory that holds everything but the shards.
+META_FILENAME = "meta.pt"
+#: Where EMAHook's ``ema_state_dict['module.*']`` shards live inside a sharded ``state_dict``.
+SHARDED_EMA_PREFIX = "ema_state_dict."
+_DCP_INDEX = ".metadata"
+
+
+def is_sharded_checkpoint(path: Any) -> bool:
+    """Whether ``path`` is a complete sharded checkpoint directory (its index and ``meta.pt`` exist)."""
+    path = str(path)
+    return osp.isdir(path) and osp.isfile(osp.join(path, META_FILENAME)) and osp.isfile(osp.join(path, _DCP_INDEX))
+
+
+def load_sharded_entries(path: Any, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Read ``state_dict[<key>]`` of the sharded directory ``path`` into ``tensors`` in place (collective).
+
+    Each rank reads only the parts of its own shards (DTensors) or the whole
+    tensor (plain tensors). Every rank must call it with the same keys.
+    """
+    import torch.distributed.checkpoint as dcp
+
+    dcp.load({"state_dict": dict(tensors)}, checkpoint_id=str(path))
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Unpickles a ``.metadata`` index: only ``torch.distributed.checkpoint``'s classes, sizes and dtypes."""
+
+    _ALLOWED_MODULE_PREFIXES = ("torch.distributed.checkpoint.",)
+    _ALLOWED = {
+        ("collections", "OrderedDict"),
+        ("torch", "Size"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("torch.serialization", "_get_layout"),  # looks a torch.layout up by name
+        ("pathlib", "PosixPath"),  # the checkpoint id recorded at save time
+        ("pathlib", "PurePosixPath"),
+        ("pathlib", "WindowsPath"),
+        ("pathlib", "PureWindowsPath"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith(self._ALLOWED_MODULE_PREFIXES) or (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        if module == "torch" and isinstance(
+            getattr(torch, name, None), (torch.dtype, torch.layout, torch.memory_format)
+        ):
+            return getattr(torch, name)
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name} from a sharded checkpoint's .metadata; pass trust=True "
+            "(the CLI's --trust) only for checkpoints you trust"
+        )
+
+
+def _set_nested(root: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
+    """``root[path[0]][path[1]]... = value``, creating dicts (str keys) and lists (int keys) on the way."""
+    node: Any = root
+    for key, following in itertools.pairwise(path):
+        empty: Any = [] if isinstance(following, int) else {}
+        if isinstance(node, list):
+            while len(node) <= key:
+                node.append(None)
+            if node[key] is None:
+                node[key] = empty
+        elif key not in node:
+            node[key] = empty
+        node = node[key]
+    last = path[-1]
+    if isinstance(node, list):
+        while len(node) <= last:
+            node.append(None)
+    node[last] = value
+
+
+def _read_all(directory: str, trust: bool) -> dict[str, Any]:
+    """Every entry of a DCP directory, full tensors, in this process (the index read restricted unless ``trust``)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import DefaultLoadPlanner, FileSystemReader
+    from torch.distributed.checkpoint.metadata import StorageMeta, TensorStorageMetadata
+
+    class _Reader(FileSystemReader):  # type: ignore[misc]
+        def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
+            if trust:
+                return super().read_metadata(*args, **kwargs)
+            with open(osp.join(directory, _DCP_INDEX), "rb") as handle:
+                metadata = _MetadataUnpickler(handle).load()
+            if getattr(metadata, "storage_meta", None) is None:
+                metadata.storage_meta = StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    class _Planner(DefaultLoadPlanner):  # type: ignore[misc]
+        def load_bytes(self, read_item: Any, value: io.BytesIO) -> None:
+            # Non-tensor entries (optimizer param_groups) are torch.save'd: weights_only unless trusted.
+            obj = torch.load(value, weights_only=not trust)
+            _set_nested(self.original_state_dict, tuple(self.mappings[read_item.dest_index.fqn]), obj)
+
+    reader = _Reader(directory)
+    metadata = reader.read_metadata()
+    state: dict[str, Any] = {}
+    for fqn, entry in metadata.state_dict_metadata.items():
+        if isinstance(entry, TensorStorageMetadata):
+            value: Any = torch.empty(entry.size, dtype=entry.properties.dtype)
+        else:
+            value = None  # filled by load_bytes
+        path = (metadata.planner_data or {}).get(fqn, (fqn,))
+        _set_nested(state, tuple(path), value)
+    with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp.load(state, storage_reader=reader, planner=_Planner(), no_dist=True)
+    return state
+
+
+def read_sharded_checkpoint(path: Any, trust: bool = False) -> dict[str, Any]:
+    """One ordinary checkpoint dict (MMEngine's layout) from a sharded directory, in this process alone.
+
+    ``state_dict`` holds full tensors; EMAHook's shards go back to
+    ``ema_state_dict['module.*']`` next to its ``steps``; ``optimizer_<k>``
+    becomes ``optimizer_states[k]`` (keyed by parameter name, as
+    ``get_optimizer_state_dict`` gives it). Everything else comes from ``meta.pt``.
+    Memory: the whole model on this process.
+    """
+    directory = str(path)
+    if not is_sharded_checkpoint(directory):
+        raise FileNotFoundError(
+            f"{directory!r} is not a complete sharded checkpoint directory (it needs {_DCP_INDEX} and {META_FILENAME})"
+        )
+    try:
+        meta = torch.load(osp.join(directory, META_FILENAME), map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as exc:
+        raise pickle.UnpicklingError(
+            f"{osp.join(directory, META_FILENAME)} holds objects that weights_only loading refuses ({exc}); "
+            "pass trust=True (the CLI's --trust) only for checkpoints you trust"
+        ) from exc
+    return _mmengine_layout(_read_all(directory, trust), meta)
+
+
+def _mmengine_layout(shards: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    state = shards.pop("state_dict", {})
+    checkpoint: dict[str, Any] = {}
+    model_state = {k: v for k, v in state.items() if not k.startswith(SHARDED_EMA_PREFIX)}
+    ema_shards = {k[len(SHARDED_EMA_PREFIX) :]: v for k, v in state.items() if k.startswith(SHARDED_EMA_PREFIX)}
+    optimizers = sorted(
+        (k for k in shards if k.startswith("optimizer_") and k[len("optimizer_") :].isdigit()),
+        key=lambda k: int(k[len("optimizer_") :]),
+    )
+    for key, value in meta.items():
+        checkpoint[key] = value
+    checkpoint["state_dict"] = model_state
+    if optimizers:
+        checkpoint["optimizer_states"] = [shards.pop(k) for k in optimizers]
+    if ema_shards:
+        ema = dict(checkpoint.get("ema_state_dict") or {})
+        ema.update(ema_shards)
+        checkpoint["ema_state_dict"] = ema
+    checkpoint.update(shards)  # anything else written shard by shard
+    return checkpoint
+
+
+def _atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename onto ``path``."""
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def consolidate_sharded_checkpoint(
+    path: Any,
+    out_path: Any,
+    keys: Optional[Iterable[str]] = None,
+    trust: bool = False,
+) -> dict[str, Any]:
+    """Write the sharded directory ``path`` as one ordinary checkpoint file ``out_path`` (atomically).
+
+    ``keys`` keeps only those top-level keys (CheckpointHook's ``published_keys``);
+    the file then loads with ``torch.load(out_path, weights_only=True)`` as long as
+    the kept entries are tensors and plain types. Returns the written dict.
+    """
+    checkpoint = read_sharded_checkpoint(path, trust=trust)
+    if keys is not None:
+        wanted = list(keys)
+        checkpoint = {k: checkpoint[k] for k in wanted if k in checkpoint}
+    _atomic_save(checkpoint, str(out_path))
+    return checkpoint
