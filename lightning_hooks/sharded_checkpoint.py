@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import os.path as osp
 import pickle
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 import torch
+
+from .fileio import atomic_torch_save
 
 __all__ = [
     "META_FILENAME",
@@ -202,25 +202,6 @@ def _mmengine_layout(shards: dict[str, Any], meta: dict[str, Any]) -> dict[str, 
     return checkpoint
 
 
-def _atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename onto ``path``."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def consolidate_sharded_checkpoint(
     path: Any,
     out_path: Any,
@@ -237,5 +218,5 @@ def consolidate_sharded_checkpoint(
     if keys is not None:
         wanted = list(keys)
         checkpoint = {k: checkpoint[k] for k in wanted if k in checkpoint}
-    _atomic_save(checkpoint, str(out_path))
+    atomic_torch_save(checkpoint, str(out_path))
     return checkpoint
