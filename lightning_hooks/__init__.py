@@ -34,7 +34,13 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these on first use
-    from .averaging import BaseAveragedModel, ExponentialMovingAverage, MomentumAnnealingEMA, StochasticWeightAverage
+    from .averaging import (
+        BaseAveragedModel,
+        ExpMomentumEMA,
+        ExponentialMovingAverage,
+        MomentumAnnealingEMA,
+        StochasticWeightAverage,
+    )
     from .bridge import DEFAULT_HOOKS, HookBridge, MMEngineConfigHookBridge, merge_default_hooks, use_hooks
     from .checkpoint_io import AtomicCheckpointIO
     from .config import (
@@ -76,6 +82,7 @@ _LAZY: dict[str, str] = {
     "EMAHook": ".hooks",
     "EarlyStoppingHook": ".hooks",
     "EmptyCacheHook": ".hooks",
+    "ExpMomentumEMA": ".averaging",
     "ExponentialMovingAverage": ".averaging",
     "HOOKS": ".registry",
     "HistoryBuffer": ".message_hub",
@@ -122,6 +129,7 @@ __all__ = [
     "EMAHook",
     "EarlyStoppingHook",
     "EmptyCacheHook",
+    "ExpMomentumEMA",
     "ExponentialMovingAverage",
     "HistoryBuffer",
     "Hook",

@@ -40,6 +40,7 @@ still writes it as a 0-d ``long`` tensor under ``'steps'`` (on the CPU), and
 
 from __future__ import annotations
 
+import math
 import warnings
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ from .sharding import has_dtensor_parameters, is_dtensor, local_tensor, reshard,
 __all__ = [
     "AveragingConfigError",
     "BaseAveragedModel",
+    "ExpMomentumEMA",
     "ExponentialMovingAverage",
     "MomentumAnnealingEMA",
     "StochasticWeightAverage",
@@ -521,3 +523,50 @@ class MomentumAnnealingEMA(ExponentialMovingAverage):
 
     def multi_avg_func(self, averaged: list[Tensor], source: list[Tensor], steps: int) -> None:
         torch._foreach_lerp_(averaged, source, self.annealed_momentum(steps))
+
+
+@AVERAGED_MODELS.register_module()
+class ExpMomentumEMA(ExponentialMovingAverage):
+    """mmdet's and mmyolo's EMA (RTMDet, YOLOX): ``m = (1 - momentum) * exp(-(1 + steps) / gamma) + momentum``.
+
+    The momentum starts near 1 and decays exponentially to ``momentum``. The update is
+    ``avg = avg * (1 - m) + src * m``, written as mmdet writes it (multiply, then add), so the
+    numbers are mmdet's.
+
+    Args:
+        model: the model to average.
+        momentum: the floor of the momentum, in (0, 1).
+        gamma: decay speed, > 0; larger keeps the momentum high for longer.
+        interval: average every ``interval`` calls.
+        device: where the averaged copy lives.
+        update_buffers: average floating-point buffers too.
+        dtype: dtype of the averaged copy (None: the model's).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        momentum: float = 0.0002,
+        gamma: int = 2000,
+        interval: int = 1,
+        device: DeviceLike = None,
+        update_buffers: bool = False,
+        dtype: Union[torch.dtype, str, None] = None,
+    ) -> None:
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
+            raise AveragingConfigError(f"gamma must be greater than 0 (e.g. 2000), but got {gamma!r}")
+        super().__init__(model, momentum, interval, device, update_buffers, dtype)
+        self.gamma = gamma
+
+    def exp_momentum(self, steps: int) -> float:
+        """The momentum used at an update made after ``steps`` earlier calls."""
+        return (1 - self.momentum) * math.exp(-float(1 + int(steps)) / self.gamma) + self.momentum
+
+    def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: int) -> None:
+        momentum = self.exp_momentum(steps)
+        averaged_param.mul_(1 - momentum).add_(source_param, alpha=momentum)
+
+    def multi_avg_func(self, averaged: list[Tensor], source: list[Tensor], steps: int) -> None:
+        momentum = self.exp_momentum(steps)
+        torch._foreach_mul_(averaged, 1 - momentum)
+        torch._foreach_add_(averaged, source, alpha=momentum)
