@@ -17,17 +17,22 @@ The bridge imports this module (``HookBridge.from_mmengine_config``,
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import os.path as osp
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from . import hooks as _builtin_hooks  # noqa: F401  (importing them registers the built-in hooks in HOOKS)
+from .config_keys import report_config_keys
 from .config_reader import DELETE_KEY, config_to_dict, load_mmengine_config, merge_config
 from .errors import UnsupportedHook, UnsupportedHookError
+from .hooks.dump_config_hook import DumpConfigHook
 from .hooks.hook import Hook
-from .registry import HOOKS, to_plain
+from .registry import AVERAGED_MODELS, HOOKS, to_plain
+from .runner import get_logger
 
 __all__ = [
     "UnsupportedHook",
@@ -55,6 +60,37 @@ KNOWN_UNSUPPORTED: dict[str, str] = {
     ),
     "NPUProfilerHook": "it needs Ascend NPUs (torch_npu), which Lightning does not drive; use ProfilerHook",
 }
+
+_PORT = " (port recipe: docs/migration.md, 'Porting OpenMMLab's training hooks')"
+
+#: OpenMMLab projects' training hooks, which change the model or the data pipeline they own; each needs a port.
+DOWNSTREAM_HOOKS: dict[str, str] = {
+    "PipelineSwitchHook": (
+        "mmdet's hook swaps the training dataset's pipeline at switch_epoch; the data belongs to your "
+        "DataModule: switch its transforms in a Hook's before_train_epoch" + _PORT
+    ),
+    "YOLOXModeSwitchHook": (
+        "mmdet's hook turns off mosaic/mixup and turns on the L1 loss for the last epochs; switch the "
+        "DataModule's transforms and set the head's use_l1 in a Hook's before_train_epoch" + _PORT
+    ),
+    "SyncNormHook": (
+        "mmdet's hook averages the norm layers' statistics across ranks before validation; "
+        "SyncBuffersHook does the same for every floating-point buffer" + _PORT
+    ),
+    "PreciseBNHook": (
+        "mmpretrain's hook recomputes BatchNorm statistics on training batches before validation, "
+        "through MMEngine's dataloader; write it as a Hook's after_train_epoch" + _PORT
+    ),
+    "SwitchRecipeHook": (
+        "mmpretrain's hook swaps the pipeline, batch augments and loss at given epochs, which your "
+        "LightningModule and DataModule own; switch them in a Hook's before_train_epoch" + _PORT
+    ),
+}
+
+_VISUALIZATION_SKIPPED = (
+    "not provided by lightning_hooks: OpenMMLab's visualization hooks draw predictions through MMEngine's "
+    "Visualizer, which has no Lightning counterpart; log images with the Trainer's logger"
+)
 
 
 # --------------------------------------------------------------------------------------- hooks
@@ -85,6 +121,8 @@ def _unsupported_reason(hook_type: Any) -> Optional[str]:
     short = hook_type.rsplit(".", 1)[-1]
     if short in KNOWN_UNSUPPORTED:
         return "not provided by lightning_hooks: " + KNOWN_UNSUPPORTED[short]
+    if short in DOWNSTREAM_HOOKS and HOOKS.get(hook_type) is None:
+        return "not provided by lightning_hooks: " + DOWNSTREAM_HOOKS[short]
     if short.endswith("VisualizationHook") and HOOKS.get(hook_type) is None:
         return (
             "not provided by lightning_hooks: OpenMMLab's visualization hooks draw predictions through "
@@ -130,11 +168,73 @@ def find_unsupported_hooks(default_hooks: Mapping[str, Any], custom_hooks: list[
         if not isinstance(cfg, Mapping) or "type" not in cfg:
             found.append(UnsupportedHook(where, "?", f"a hook config must be a dict with a 'type' key, got {cfg!r}"))
             continue
-        reason = _unsupported_reason(cfg["type"])
+        reason = _unsupported_reason(cfg["type"]) or _unsupported_ema_type(cfg)
         if reason is not None:
             name = cfg["type"] if isinstance(cfg["type"], str) else getattr(cfg["type"], "__name__", repr(cfg["type"]))
             found.append(UnsupportedHook(where, name, reason))
     return found
+
+
+def _unsupported_ema_type(cfg: Mapping[str, Any]) -> Optional[str]:
+    """Why an EMAHook config's ``ema_type`` cannot be built, or None (checked with the hooks, before anything trains)."""
+    hook_type = cfg.get("type")
+    if not (isinstance(hook_type, str) and hook_type.rsplit(".", 1)[-1] == "EMAHook"):
+        return None
+    ema_type = cfg.get("ema_type", "ExponentialMovingAverage")
+    if not isinstance(ema_type, str) or AVERAGED_MODELS.get(ema_type) is not None:
+        return None
+    return (
+        f"ema_type={ema_type!r} is not registered in lightning_hooks.AVERAGED_MODELS "
+        f"(registered: {', '.join(sorted(AVERAGED_MODELS.module_dict))}); register your averaged model there"
+    )
+
+
+def _is_visualization_hook(cfg: Any) -> bool:
+    hook_type = cfg.get("type") if isinstance(cfg, Mapping) else None
+    if not isinstance(hook_type, str):
+        return False
+    return hook_type.rsplit(".", 1)[-1].endswith("VisualizationHook") and HOOKS.get(hook_type) is None
+
+
+def skip_visualization_hooks(
+    default_hooks: Mapping[str, Any], custom_hooks: list[Any]
+) -> tuple[dict[str, Any], list[Any], list[tuple[str, str, bool]]]:
+    """Take OpenMMLab's visualization hooks out: (default_hooks, custom_hooks, [(where, type, enabled)]).
+
+    They draw through MMEngine's Visualizer, which has no Lightning counterpart. A disabled one
+    (``enable=False``, the configs' default) is skipped with one INFO line; an enabled one with a warning.
+    """
+    skipped: list[tuple[str, str, bool]] = []
+    kept_default = {}
+    for name, cfg in default_hooks.items():
+        if _is_visualization_hook(cfg):
+            skipped.append((f"default_hooks.{name}", cfg["type"], bool(cfg.get("enable", True))))
+        else:
+            kept_default[name] = cfg
+    kept_custom = []
+    for i, cfg in enumerate(custom_hooks):
+        if _is_visualization_hook(cfg):
+            skipped.append((f"custom_hooks[{i}]", cfg["type"], bool(cfg.get("enable", True))))
+        else:
+            kept_custom.append(cfg)
+    disabled = [f"{where} ({kind})" for where, kind, enabled in skipped if not enabled]
+    enabled = [f"{where} ({kind})" for where, kind, enabled in skipped if enabled]
+    if disabled:
+        _config_logger().info("skipped (enable=False): " + ", ".join(disabled))
+    if enabled:
+        warnings.warn(
+            "skipping visualization hooks:\n" + "\n".join(f"  - {item}: {_VISUALIZATION_SKIPPED}" for item in enabled),
+            UserWarning,
+            stacklevel=3,
+        )
+    return kept_default, kept_custom, skipped
+
+
+def _config_logger() -> logging.Logger:
+    """The package logger, printing on rank 0, for what is reported while a config is translated."""
+    from .config_keys import _rank
+
+    return get_logger(rank=_rank())
 
 
 def _own_hook_name(hook_type: Any) -> Any:
@@ -215,6 +315,7 @@ def bridge_kwargs_from_mmengine_config(
         raise TypeError(f"custom_hooks must be a list of hook configs, got {custom_hooks!r}")
     default_hooks = {name: _with_own_type(hook) for name, hook in default_hooks.items()}
     custom_hooks = [_with_own_type(hook) for hook in custom_hooks]
+    default_hooks, custom_hooks, _ = skip_visualization_hooks(default_hooks, custom_hooks)
     unsupported = find_unsupported_hooks(default_hooks, custom_hooks)
     if unsupported:
         if on_unsupported == "error":
@@ -232,7 +333,38 @@ def bridge_kwargs_from_mmengine_config(
     for key in BRIDGE_KEYS:
         if cfg.get(key) is not None:
             kwargs[key] = cfg[key]
+    path = _config_path(path_or_dict)
+    if path is not None:
+        kwargs.setdefault("work_dir", default_work_dir(path))
+        kwargs["custom_hooks"].append(DumpConfigHook(cfg, osp.basename(path)))
+    kwargs["custom_hooks"] += _load_from_hooks(cfg)
+    report_config_keys(cfg, _config_logger())
     return kwargs
+
+
+def _config_path(path_or_dict: Any) -> Optional[str]:
+    return os.fspath(path_or_dict) if isinstance(path_or_dict, (str, os.PathLike)) else None
+
+
+def default_work_dir(path: Union[str, os.PathLike[str]]) -> str:
+    """``work_dirs/<config file stem>``: where MMEngine's ``tools/train.py`` puts a config's run without ``work_dir``."""
+    return osp.join("work_dirs", osp.splitext(osp.basename(os.fspath(path)))[0])
+
+
+def _load_from_hooks(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """MMEngine's ``load_from`` as a :class:`~lightning_hooks.hooks.LoadFromHook` (not when ``resume`` is set)."""
+    load_from = cfg.get("load_from")
+    if not load_from:
+        return []
+    if cfg.get("resume"):
+        warnings.warn(
+            f"resume=True with load_from={load_from!r}: MMEngine resumes from load_from; here pass it to "
+            f"trainer.fit(ckpt_path={load_from!r}) (HookBridge(resume=True) resumes from <work_dir>/last_checkpoint)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return []
+    return [{"type": "LoadFromHook", "filename": load_from}]
 
 
 def _logger_with_visualizer(default_hooks: dict[str, Any], visualizer: Any) -> dict[str, Any]:

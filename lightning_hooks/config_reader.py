@@ -73,6 +73,10 @@ class _AttrDict(dict):
         except KeyError:
             raise AttributeError(f"the base configs define no {name!r}; they define: {', '.join(self)}") from None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``_base_.a.b = value`` in a child config changes the base's value, as in MMEngine."""
+        self[name] = value
+
     @classmethod
     def wrap(cls, obj: Any) -> Any:
         if isinstance(obj, dict):
@@ -215,6 +219,7 @@ def read_config_file(path: Union[str, os.PathLike[str]]) -> dict[str, Any]:
     if ext == ".py":
         namespace: dict[str, Any] = {BASE_KEY: _AttrDict.wrap(copy.deepcopy(base))}
         exec(compile(_without_base_assign(tree), filename, "exec"), namespace)
+        base = _unwrap(namespace[BASE_KEY])  # with the child's `_base_.a.b = ...` assignments applied
         own = {
             key: _unwrap(value)
             for key, value in namespace.items()

@@ -2,11 +2,13 @@
 
 from .check_invalid_loss_hook import CheckInvalidLossHook
 from .checkpoint_hook import CheckpointHook
+from .dump_config_hook import DumpConfigHook
 from .early_stopping_hook import EarlyStoppingHook
 from .ema_hook import EMAHook
 from .empty_cache_hook import EmptyCacheHook
 from .hook import Hook
 from .iter_timer_hook import IterTimerHook
+from .load_from_hook import LoadFromHook
 from .logger_hook import LoggerHook
 from .param_scheduler_hook import ParamSchedulerHook
 from .profiler_hook import ProfilerHook
@@ -18,11 +20,13 @@ __all__ = [
     "CheckInvalidLossHook",
     "CheckpointHook",
     "DistSamplerSeedHook",
+    "DumpConfigHook",
     "EMAHook",
     "EarlyStoppingHook",
     "EmptyCacheHook",
     "Hook",
     "IterTimerHook",
+    "LoadFromHook",
     "LoggerHook",
     "ParamSchedulerHook",
     "ProfilerHook",

@@ -1,0 +1,113 @@
+"""LoadFromHook: MMEngine's ``load_from``, a weights-only load before the run, with a missing/unexpected-key report.
+
+MMEngine's Runner loads ``load_from`` (when not resuming) with ``strict=False`` and
+``revise_keys=[(r'^module\\.', '')]``, logging the keys the checkpoint lacks and the
+ones the model lacks. This hook does the same in ``before_run`` on the LightningModule,
+reading the file with ``torch.load(weights_only=True)``. ``revise_keys`` maps key prefixes
+(e.g. ``[(r'^', 'model.')]`` when the LightningModule keeps the network as ``self.model``).
+A ``fit`` that resumes from a checkpoint (``ckpt_path``) skips it: the checkpoint's weights win,
+as in MMEngine.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import torch
+
+from ..registry import HOOKS
+from .hook import Hook
+
+__all__ = ["LoadFromHook", "load_weights"]
+
+
+def _revise(state_dict: dict[str, Any], revise_keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    for pattern, replacement in revise_keys:
+        compiled = re.compile(pattern)
+        state_dict = {compiled.sub(replacement, key): value for key, value in state_dict.items()}
+    return state_dict
+
+
+def load_weights(
+    model: torch.nn.Module,
+    filename: str,
+    revise_keys: Sequence[tuple[str, str]] = ((r"^module\.", ""),),
+    strict: bool = False,
+    state_dict_key: str = "state_dict",
+) -> tuple[list[str], list[str]]:
+    """Load the weights of ``filename`` into ``model``; returns (missing keys, unexpected keys).
+
+    The file is read with ``torch.load(weights_only=True)``; its ``state_dict_key`` entry (or the
+    whole file, when it is a bare state dict) is loaded after ``revise_keys``' substitutions.
+    """
+    try:
+        checkpoint = torch.load(filename, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"load_from={filename!r} holds objects other than tensors (MMEngine's own checkpoints keep "
+            "HistoryBuffer objects), which weights_only loading refuses. Extract the weights once from a file "
+            "you trust, e.g. torch.save(torch.load(path, weights_only=False)['state_dict'], 'weights.pth'), "
+            "and load that"
+        ) from exc
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f"load_from={filename!r} holds a {type(checkpoint).__name__}, not a state dict")
+    state_dict = checkpoint.get(state_dict_key, checkpoint)
+    state_dict = _revise(dict(state_dict), revise_keys)
+    result = model.load_state_dict(state_dict, strict=strict)
+    return list(result.missing_keys), list(result.unexpected_keys)
+
+
+@HOOKS.register_module()
+class LoadFromHook(Hook):
+    """Load a checkpoint's weights into the LightningModule before the run (MMEngine's ``load_from``).
+
+    Args:
+        filename: the checkpoint (a Lightning or MMEngine checkpoint whose weights load with
+            ``weights_only=True``, or a bare state dict).
+        revise_keys: ``(pattern, replacement)`` regular expressions applied to every key in turn.
+        strict: fail on missing or unexpected keys (MMEngine: False, and they are logged).
+        state_dict_key: the checkpoint entry holding the weights.
+    """
+
+    priority = "VERY_HIGH"
+
+    def __init__(
+        self,
+        filename: str,
+        revise_keys: Sequence[Sequence[str]] = ((r"^module\.", ""),),
+        strict: bool = False,
+        state_dict_key: str = "state_dict",
+    ) -> None:
+        if not isinstance(filename, str) or not filename:
+            raise TypeError(f"filename must be a non-empty str, got {filename!r}")
+        pairs = []
+        for pair in revise_keys:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+                raise TypeError(f"revise_keys must be (pattern, replacement) pairs of str, got {pair!r}")
+            pairs.append((pair[0], pair[1]))
+        self.filename = filename
+        self.revise_keys = pairs
+        self.strict = bool(strict)
+        self.state_dict_key = state_dict_key
+        self.loaded: Optional[tuple[list[str], list[str]]] = None
+
+    def before_run(self, runner: Any) -> None:
+        """Load the weights, unless this ``fit`` resumes from a checkpoint."""
+        if getattr(runner.trainer, "ckpt_path", None) is not None:
+            runner.logger.info(f"load_from={self.filename} skipped: resuming from {runner.trainer.ckpt_path}")
+            return
+        missing, unexpected = load_weights(
+            runner.model, self.filename, self.revise_keys, self.strict, self.state_dict_key
+        )
+        self.loaded = (missing, unexpected)
+        runner.logger.info(f"Load checkpoint from {self.filename}")
+        if missing:
+            runner.logger.warning(f"missing keys in source state_dict: {', '.join(missing)}")
+        if unexpected:
+            runner.logger.warning(f"unexpected key in source state_dict: {', '.join(unexpected)}")
+
+    def __repr__(self) -> str:
+        return f"LoadFromHook(filename={self.filename!r}, revise_keys={self.revise_keys!r}, strict={self.strict})"
