@@ -31,6 +31,7 @@ from .config_reader import DELETE_KEY, config_to_dict, load_mmengine_config, mer
 from .errors import UnsupportedHook, UnsupportedHookError
 from .hooks.dump_config_hook import DumpConfigHook
 from .hooks.hook import Hook
+from .optim.optimizer import wrapper_settings
 from .registry import AVERAGED_MODELS, HOOKS, to_plain
 from .runner import get_logger
 
@@ -41,6 +42,8 @@ __all__ = [
     "find_unsupported_hooks",
     "load_mmengine_config",
     "merge_config",
+    "seed_from_mmengine_config",
+    "skip_visualization_hooks",
     "trainer_kwargs_from_mmengine_config",
 ]
 
@@ -337,7 +340,7 @@ def bridge_kwargs_from_mmengine_config(
     if path is not None:
         kwargs.setdefault("work_dir", default_work_dir(path))
         kwargs["custom_hooks"].append(DumpConfigHook(cfg, osp.basename(path)))
-    kwargs["custom_hooks"] += _load_from_hooks(cfg)
+    kwargs["custom_hooks"] += _load_from_hooks(cfg) + _val_interval_hooks(cfg.get("train_cfg"))
     report_config_keys(cfg, _config_logger())
     return kwargs
 
@@ -385,51 +388,105 @@ def _logger_with_visualizer(default_hooks: dict[str, Any], visualizer: Any) -> d
 def trainer_kwargs_from_mmengine_config(
     path_or_dict: Union[str, os.PathLike[str], Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """Lightning ``Trainer`` arguments for an MMEngine config's ``train_cfg`` and ``optim_wrapper``.
+    """Lightning ``Trainer`` arguments for an MMEngine config.
 
-    ``train_cfg``: epoch-based → ``max_epochs`` and ``check_val_every_n_epoch``; iteration-based →
-    ``max_steps``, ``max_epochs=-1``, ``val_check_interval`` and ``check_val_every_n_epoch=None``.
-    ``optim_wrapper``: ``accumulative_counts`` → ``accumulate_grad_batches`` (and ``max_steps`` is
-    divided by it, since Lightning counts optimizer steps), ``clip_grad.max_norm`` →
-    ``gradient_clip_val``, ``AmpOptimWrapper`` → ``precision='16-mixed'``. ``work_dir`` →
-    ``default_root_dir``. Settings with no Trainer equivalent (``val_begin`` other than 1,
-    ``dynamic_intervals``) raise a ValueError naming them.
+    * ``train_cfg``: epoch-based → ``max_epochs`` and ``check_val_every_n_epoch``; iteration-based →
+      ``max_steps``, ``max_epochs=-1``, ``val_check_interval`` and ``check_val_every_n_epoch=None``.
+      With ``val_begin`` or ``dynamic_intervals`` the interval starts at 1 and the bridge's
+      ``ValIntervalHook`` (added by ``from_mmengine_config``) decides each validation.
+    * ``optim_wrapper``: ``accumulative_counts`` → ``accumulate_grad_batches`` (and ``max_steps`` is
+      divided by it, since Lightning counts optimizer steps), ``clip_grad`` → ``gradient_clip_val``
+      and ``gradient_clip_algorithm``, ``AmpOptimWrapper`` → ``precision`` (``'16-mixed'``, or
+      ``'bf16-mixed'`` for ``dtype='bfloat16'``).
+    * ``env_cfg.cudnn_benchmark`` → ``benchmark``; ``randomness.deterministic`` → ``deterministic``
+      (the seed: :func:`seed_from_mmengine_config`).
+    * ``work_dir`` → ``default_root_dir`` (``work_dirs/<config stem>`` for a file without one).
     """
     cfg = _as_config(path_or_dict)
     kwargs: dict[str, Any] = {}
-    optim = cfg.get("optim_wrapper") or {}
-    accumulate = int(optim.get("accumulative_counts", 1))
-    if accumulate != 1:
-        kwargs["accumulate_grad_batches"] = accumulate
-    clip = optim.get("clip_grad") or {}
-    if "max_norm" in clip:
-        kwargs["gradient_clip_val"] = clip["max_norm"]
-        kwargs["gradient_clip_algorithm"] = "norm"
-    if str(optim.get("type", "")).endswith("AmpOptimWrapper"):
-        kwargs["precision"] = "bf16-mixed" if optim.get("dtype") == "bfloat16" else "16-mixed"
-    train_cfg = cfg.get("train_cfg")
-    if train_cfg:
-        for key, ok in (("val_begin", lambda v: v == 1), ("dynamic_intervals", lambda v: not v)):
-            if key in train_cfg and not ok(train_cfg[key]):
-                raise ValueError(f"train_cfg.{key}={train_cfg[key]!r} has no Lightning Trainer equivalent")
-        loop = str(train_cfg.get("type", ""))
-        by_epoch = train_cfg.get("by_epoch", not loop.endswith("IterBasedTrainLoop"))
-        if by_epoch:
-            kwargs["max_epochs"] = int(train_cfg["max_epochs"])
-            kwargs["check_val_every_n_epoch"] = int(train_cfg.get("val_interval", 1))
-        else:
-            max_iters = int(train_cfg["max_iters"])
-            if max_iters % accumulate:
-                raise ValueError(
-                    f"train_cfg.max_iters={max_iters} is not a multiple of accumulative_counts={accumulate}; "
-                    "Lightning's max_steps counts optimizer steps"
-                )
-            kwargs.update(
-                max_steps=max_iters // accumulate,
-                max_epochs=-1,
-                val_check_interval=int(train_cfg.get("val_interval", 1000)),
-                check_val_every_n_epoch=None,
-            )
+    accumulate = 1
+    if cfg.get("optim_wrapper"):
+        settings = wrapper_settings(cfg["optim_wrapper"])
+        kwargs.update(settings.trainer_kwargs())
+        accumulate = settings.accumulate_grad_batches
+    kwargs.update(_loop_kwargs(cfg.get("train_cfg"), accumulate))
+    env_cfg = cfg.get("env_cfg") or {}
+    if env_cfg.get("cudnn_benchmark"):
+        kwargs["benchmark"] = True
+    randomness = cfg.get("randomness") or {}
+    if randomness.get("deterministic"):
+        kwargs["deterministic"] = True
     if cfg.get("work_dir") is not None:
         kwargs["default_root_dir"] = cfg["work_dir"]
+    elif _config_path(path_or_dict) is not None:
+        kwargs["default_root_dir"] = default_work_dir(path_or_dict)  # type: ignore[arg-type]
     return kwargs
+
+
+def _needs_val_interval_hook(train_cfg: Any) -> bool:
+    return bool(train_cfg) and (train_cfg.get("val_begin", 1) != 1 or bool(train_cfg.get("dynamic_intervals")))
+
+
+def _is_epoch_based(train_cfg: Mapping[str, Any]) -> bool:
+    loop = str(train_cfg.get("type", ""))
+    return bool(train_cfg.get("by_epoch", not loop.endswith("IterBasedTrainLoop")))
+
+
+def _loop_kwargs(train_cfg: Any, accumulate: int) -> dict[str, Any]:
+    if not train_cfg:
+        return {}
+    hooked = _needs_val_interval_hook(train_cfg)
+    if _is_epoch_based(train_cfg):
+        interval = 1 if hooked else int(train_cfg.get("val_interval", 1))
+        return {"max_epochs": int(train_cfg["max_epochs"]), "check_val_every_n_epoch": interval}
+    max_iters = int(train_cfg["max_iters"])
+    if max_iters % accumulate:
+        raise ValueError(
+            f"train_cfg.max_iters={max_iters} is not a multiple of accumulative_counts={accumulate}; "
+            "Lightning's max_steps counts optimizer steps"
+        )
+    interval = 1 if hooked else int(train_cfg.get("val_interval", 1000))
+    return {
+        "max_steps": max_iters // accumulate,
+        "max_epochs": -1,
+        "val_check_interval": interval,
+        "check_val_every_n_epoch": None,
+    }
+
+
+def _val_interval_hooks(train_cfg: Any) -> list[dict[str, Any]]:
+    """``ValIntervalHook`` for a ``train_cfg`` with ``val_begin`` or ``dynamic_intervals``."""
+    if not _needs_val_interval_hook(train_cfg):
+        return []
+    default = 1 if _is_epoch_based(train_cfg) else 1000
+    return [
+        {
+            "type": "ValIntervalHook",
+            "val_interval": int(train_cfg.get("val_interval", default)),
+            "val_begin": int(train_cfg.get("val_begin", 1)),
+            "dynamic_intervals": [list(pair) for pair in train_cfg.get("dynamic_intervals") or []],
+        }
+    ]
+
+
+def seed_from_mmengine_config(path_or_dict: Union[str, os.PathLike[str], Mapping[str, Any]]) -> Optional[int]:
+    """Seed as the config's ``randomness`` says, through ``lightning.seed_everything``; returns the seed.
+
+    Call it before building the model, as MMEngine's Runner seeds before building it.
+    ``diff_rank_seed=True`` adds the global rank to the seed, as MMEngine does. Without a
+    ``randomness.seed`` nothing is seeded and None is returned.
+    """
+    randomness = _as_config(path_or_dict).get("randomness") or {}
+    unknown = sorted(set(randomness) - {"seed", "deterministic", "diff_rank_seed"})
+    if unknown:
+        raise ValueError(f"randomness: unknown keys {unknown}; supported: ['deterministic', 'diff_rank_seed', 'seed']")
+    seed = randomness.get("seed")
+    if seed is None:
+        return None
+    if randomness.get("diff_rank_seed"):
+        from .config_keys import _rank
+
+        seed = int(seed) + _rank()
+    from lightning.fabric.utilities.seed import seed_everything
+
+    return int(seed_everything(int(seed), workers=True))

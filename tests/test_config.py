@@ -177,8 +177,10 @@ def test_trainer_kwargs(config_tree, tmp_path):
         val_check_interval=10,
         check_val_every_n_epoch=None,
     )
-    with pytest.raises(ValueError, match="val_begin=3"):
-        trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(by_epoch=True, max_epochs=2, val_begin=3)))
+    # val_begin: the interval starts at 1 and the bridge's ValIntervalHook decides each validation
+    assert trainer_kwargs_from_mmengine_config(
+        dict(train_cfg=dict(by_epoch=True, max_epochs=2, val_begin=3, val_interval=2))
+    ) == dict(max_epochs=2, check_val_every_n_epoch=1)
 
 
 UNSUPPORTED_CFG = dict(

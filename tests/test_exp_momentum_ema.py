@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from toy import ToyModule, loaders, make_trainer
 from torch import nn
+from toy import ToyModule, loaders, make_trainer
 
 from lightning_hooks import AVERAGED_MODELS, AveragingConfigError, ExpMomentumEMA, HookBridge
 

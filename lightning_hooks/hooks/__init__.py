@@ -15,6 +15,7 @@ from .profiler_hook import ProfilerHook
 from .runtime_info_hook import RuntimeInfoHook
 from .sampler_seed_hook import DistSamplerSeedHook
 from .sync_buffers_hook import SyncBuffersHook
+from .val_interval_hook import ValIntervalHook
 
 __all__ = [
     "CheckInvalidLossHook",
@@ -32,4 +33,5 @@ __all__ = [
     "ProfilerHook",
     "RuntimeInfoHook",
     "SyncBuffersHook",
+    "ValIntervalHook",
 ]

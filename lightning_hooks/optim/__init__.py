@@ -7,7 +7,7 @@ used on their own.
 """
 
 from .entry import TrainingLengths, build_param_schedulers, mmengine_optimizers, scale_lr
-from .optimizer import OPTIMIZERS, WrapperSettings, build_optimizer, parse_optim_wrapper
+from .optimizer import OPTIMIZERS, WrapperSettings, build_optimizer, parse_optim_wrapper, wrapper_settings
 from .schedulers import (
     INF,
     PARAM_SCHEDULERS,
@@ -92,4 +92,5 @@ __all__ = [
     "mmengine_optimizers",
     "parse_optim_wrapper",
     "scale_lr",
+    "wrapper_settings",
 ]

@@ -33,7 +33,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ..registry import Registry, to_plain
 
-__all__ = ["OPTIMIZERS", "WrapperSettings", "build_optimizer", "parse_optim_wrapper"]
+__all__ = ["OPTIMIZERS", "WrapperSettings", "build_optimizer", "parse_optim_wrapper", "wrapper_settings"]
 
 #: Optimizer classes by name: every ``torch.optim`` optimizer, and whatever users register.
 OPTIMIZERS = Registry("optimizer")
@@ -120,34 +120,25 @@ def _clip_settings(clip_grad: Any) -> tuple[Optional[float], Optional[str]]:
     return float(value), kind
 
 
-def parse_optim_wrapper(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], WrapperSettings]:
-    """Split an ``optim_wrapper`` config into (optimizer config, paramwise_cfg, :class:`WrapperSettings`).
-
-    Raises a ValueError naming any key, wrapper type or constructor that cannot be honoured.
-    """
+def _as_dict(cfg: Any) -> dict[str, Any]:
     if not isinstance(cfg, Mapping) and type(cfg).__name__ not in ("ConfigDict", "DictConfig"):
         raise TypeError(f"optim_wrapper must be a dict, got {type(cfg).__name__}")
-    cfg = dict(to_plain(dict(cfg.items())))
-    cfg.pop("_delete_", None)  # merge syntax left over from a config file's _base_ chain
-    if "optimizer" not in cfg:
-        keys = sorted(cfg)
-        raise ValueError(
-            f"optim_wrapper needs an 'optimizer' entry, got keys {keys}; several optimizers (one wrapper per "
-            "key) need manual optimization in Lightning and are not supported by mmengine_optimizers"
-        )
+    plain = dict(to_plain(dict(cfg.items())))
+    plain.pop("_delete_", None)  # merge syntax left over from a config file's _base_ chain
+    return plain
+
+
+def wrapper_settings(cfg: Mapping[str, Any]) -> WrapperSettings:
+    """The Trainer side of an ``optim_wrapper`` (clipping, accumulation, precision) only.
+
+    Used where the optimizer itself is built elsewhere (any ``constructor``); raises a ValueError
+    naming a wrapper type, ``dtype``, ``loss_scale``, ``accumulative_counts`` or ``clip_grad`` that
+    Lightning cannot honour.
+    """
+    cfg = _as_dict(cfg)
     wrapper_type = str(cfg.get("type", "OptimWrapper")).rsplit(".", 1)[-1]
     if wrapper_type not in WRAPPER_TYPES:
         raise ValueError(f"optim_wrapper.type={cfg.get('type')!r} is not supported; supported: {list(WRAPPER_TYPES)}")
-    allowed = WRAPPER_KEYS | (AMP_KEYS if wrapper_type == "AmpOptimWrapper" else set())
-    unknown = sorted(set(cfg) - allowed)
-    if unknown:
-        raise ValueError(f"optim_wrapper: unsupported keys {unknown} for {wrapper_type}; supported: {sorted(allowed)}")
-    constructor = cfg.get("constructor", "DefaultOptimWrapperConstructor")
-    if str(constructor).rsplit(".", 1)[-1] != "DefaultOptimWrapperConstructor":
-        raise ValueError(
-            f"optim_wrapper.constructor={constructor!r} is not supported; only MMEngine's "
-            "DefaultOptimWrapperConstructor rules are built in (build the optimizer yourself for others)"
-        )
     precision = "32-true"
     if wrapper_type == "AmpOptimWrapper":
         dtype = cfg.get("dtype")
@@ -163,11 +154,37 @@ def parse_optim_wrapper(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
     if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
         raise ValueError(f"optim_wrapper.accumulative_counts must be an int >= 1, got {accumulate!r}")
     clip_val, clip_algorithm = _clip_settings(cfg.get("clip_grad"))
+    return WrapperSettings(clip_val, clip_algorithm, accumulate, precision)
+
+
+def parse_optim_wrapper(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], WrapperSettings]:
+    """Split an ``optim_wrapper`` config into (optimizer config, paramwise_cfg, :class:`WrapperSettings`).
+
+    Raises a ValueError naming any key, wrapper type or constructor that cannot be honoured.
+    """
+    cfg = _as_dict(cfg)
+    if "optimizer" not in cfg:
+        keys = sorted(cfg)
+        raise ValueError(
+            f"optim_wrapper needs an 'optimizer' entry, got keys {keys}; several optimizers (one wrapper per "
+            "key) need manual optimization in Lightning and are not supported by mmengine_optimizers"
+        )
+    settings = wrapper_settings(cfg)
+    wrapper_type = str(cfg.get("type", "OptimWrapper")).rsplit(".", 1)[-1]
+    allowed = WRAPPER_KEYS | (AMP_KEYS if wrapper_type == "AmpOptimWrapper" else set())
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise ValueError(f"optim_wrapper: unsupported keys {unknown} for {wrapper_type}; supported: {sorted(allowed)}")
+    constructor = cfg.get("constructor", "DefaultOptimWrapperConstructor")
+    if str(constructor).rsplit(".", 1)[-1] != "DefaultOptimWrapperConstructor":
+        raise ValueError(
+            f"optim_wrapper.constructor={constructor!r} is not supported; only MMEngine's "
+            "DefaultOptimWrapperConstructor rules are built in (build the optimizer yourself for others)"
+        )
     optimizer_cfg = cfg["optimizer"]
     if not isinstance(optimizer_cfg, Mapping) or "type" not in optimizer_cfg:
         raise ValueError(f"optim_wrapper.optimizer must be a dict with a 'type', got {optimizer_cfg!r}")
     paramwise = cfg.get("paramwise_cfg") or {}
-    settings = WrapperSettings(clip_val, clip_algorithm, accumulate, precision)
     return dict(optimizer_cfg), dict(paramwise), settings
 
 
