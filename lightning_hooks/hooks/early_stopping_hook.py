@@ -36,7 +36,22 @@ from .hook import Hook
 if TYPE_CHECKING:
     from ..runner import RunnerView
 
-__all__ = ["EarlyStoppingHook", "infer_rule"]
+__all__ = ["EarlyStoppingHook", "Score", "TrainLoopError", "infer_rule"]
+
+
+class Score(float):
+    """The best score: a float that also answers ``.item()``, as the tensor MMEngine keeps does."""
+
+    def item(self) -> float:
+        """The score as a plain float (what ``torch.Tensor.item()`` gives in MMEngine)."""
+        return float(self)
+
+    def __repr__(self) -> str:
+        return float.__repr__(self)
+
+
+class TrainLoopError(AttributeError, AssertionError):
+    """The training loop cannot be stopped (MMEngine raises ``AssertionError`` here)."""
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -96,7 +111,7 @@ class EarlyStoppingHook(Hook):
         self.patience = patience
         self.stopping_threshold = stopping_threshold
         self.wait_count = 0
-        self.best_score = -math.inf if self.rule == "greater" else math.inf
+        self.best_score = Score(-math.inf if self.rule == "greater" else math.inf)
 
     # ------------------------------------------------------------------ decision
     def _better(self, a: float, b: float) -> bool:
@@ -109,7 +124,7 @@ class EarlyStoppingHook(Hook):
                 f"Monitored metric {self.monitor} = {score} is infinite. Previous best value was {self.best_score:.3f}."
             )
         if self.stopping_threshold is not None and self._better(score, self.stopping_threshold):
-            self.best_score = score
+            self.best_score = Score(score)
             return True, (
                 f"Stopping threshold reached: `{self.monitor}` = {score} is {self.rule} than {self.stopping_threshold}."
             )
@@ -121,7 +136,7 @@ class EarlyStoppingHook(Hook):
                     f"best score: {self.best_score:.3f}. "
                 )
             return False, ""
-        self.best_score = score
+        self.best_score = Score(score)
         self.wait_count = 0
         return False, ""
 
@@ -130,7 +145,10 @@ class EarlyStoppingHook(Hook):
         """Check that training can be stopped (only ``fit`` has a training loop)."""
         train_loop = runner.train_loop
         if train_loop is not None and not hasattr(train_loop, "stop_training"):
-            raise AttributeError("EarlyStoppingHook: `runner.train_loop` should contain a `stop_training` attribute.")
+            raise TrainLoopError(
+                "EarlyStoppingHook: `runner.train_loop` should contain a `stop_training` attribute, got "
+                f"{type(train_loop).__name__}"
+            )
 
     def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """Decide whether to stop; under DDP every rank takes the same decision."""
@@ -153,7 +171,7 @@ class EarlyStoppingHook(Hook):
             )
         else:
             stop, message = self._check_stop_condition(_as_float(self.monitor, metrics[self.monitor]))
-        if getattr(runner, "distributed", False):
+        if getattr(runner, "distributed", False) is True:
             own = stop
             stop = bool(runner.trainer.strategy.reduce_boolean_decision(stop, all=False))
             if stop and not own:
@@ -182,7 +200,7 @@ class EarlyStoppingHook(Hook):
                 stacklevel=2,
             )
             return
-        self.best_score = float(state["best_score"])
+        self.best_score = Score(state["best_score"])
         self.wait_count = int(state["wait_count"])
 
     def __repr__(self) -> str:

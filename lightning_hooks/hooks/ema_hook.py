@@ -346,27 +346,36 @@ class EMAHook(Hook):
     # ------------------------------------------------------------------ evaluation swaps
     def before_val_epoch(self, runner: RunnerView) -> None:
         """Validate with the averaged weights."""
-        self._swap_in(runner)
+        self._toggle(runner)
 
     def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """Give the model its training weights back (before CheckpointHook saves a best checkpoint)."""
-        self._swap_out()
+        self._toggle(runner)
 
     def before_test_epoch(self, runner: RunnerView) -> None:
         """Test with the averaged weights."""
-        self._swap_in(runner)
+        self._toggle(runner)
 
     def after_test_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """Give the model its training weights back."""
-        self._swap_out()
+        self._toggle(runner)
 
     def after_run(self, runner: RunnerView) -> None:
         """A run that failed while evaluating still leaves the model with its training weights."""
         self._swap_out()
 
+    def _toggle(self, runner: RunnerView) -> None:
+        """Swap, as MMEngine does on each of the four calls: in when the model has its own weights, else out.
+
+        The bridge calls them in pairs; a direct call (MMEngine's tests call
+        ``after_val_epoch`` alone) swaps as well.
+        """
+        if self._swap is None:
+            self._swap_in(runner)
+        else:
+            self._swap_out()
+
     def _swap_in(self, runner: RunnerView) -> None:
-        if self._swap is not None:
-            return
         self._ensure_average(runner)
         if self.ema_model is None:
             return

@@ -59,6 +59,11 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be greater than 0, got {value}")
 
 
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a boolean (True or False), got {value!r}")
+
+
 def _check_out_suffix(out_suffix: Any) -> Union[str, tuple[str, ...]]:
     if isinstance(out_suffix, str):
         return out_suffix
@@ -103,11 +108,17 @@ class LoggerHook(Hook):
         vis_backends: Optional[list[dict[str, Any]]] = None,
     ) -> None:
         _check_positive_int("interval", interval)
+        _check_bool("ignore_last", ignore_last)
         _check_positive_int("interval_exp_name", interval_exp_name)
         if out_dir is not None and not isinstance(out_dir, (str, Path)):
             raise TypeError(f"out_dir must be a str or Path object, got {out_dir!r}")
-        if not isinstance(keep_local, bool):
-            raise TypeError(f"keep_local must be a boolean, got {keep_local!r}")
+        _check_bool("keep_local", keep_local)
+        _check_bool("log_metric_by_epoch", log_metric_by_epoch)
+        if file_client_args is not None and backend_args is not None:
+            raise ValueError(
+                '"file_client_args" and "backend_args" cannot be set at the same time; file_client_args is '
+                "deprecated in MMEngine and not supported here: pass backend_args only"
+            )
         if file_client_args is not None:
             raise ValueError(
                 "file_client_args is deprecated in MMEngine and not supported; "

@@ -27,12 +27,19 @@ Differences from MMEngine (deliberate):
   ``validate``/``test`` run this makes the whole run the profiled range.
 * Under DDP, ranks other than 0 add ``_rank<k>`` to ``json_trace_path`` so the
   ranks do not overwrite one another's trace.
+* ``tb_trace`` together with ``json_trace_path`` works: torch saves a trace
+  only once, so the JSON file is a copy of the trace ``tb_trace`` wrote
+  (MMEngine exports twice and fails with "Trace is already saved").
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import os.path as osp
+import shutil
+import socket
+import time
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -168,6 +175,7 @@ class ProfilerHook(Hook):
         self.profiler: Optional[torch_profiler.profile] = None
         self._closed = False
         self.trace_dir: Optional[str] = None
+        self._saved_trace: Optional[str] = None
 
     # ------------------------------------------------------------------ trace handlers
     def _parse_trace_config(self, runner: RunnerView) -> Optional[TraceHandler]:
@@ -175,20 +183,23 @@ class ProfilerHook(Hook):
         config = self.on_trace_ready
         if config is None or callable(config):
             return config
+        if not isinstance(config, dict):
+            raise ValueError(f"``on_trace_ready`` should be a handler, or dict, or None, but got {config!r}")
         trace_cfg = dict(config)
-        trace_type = trace_cfg.pop("type")
+        trace_type = trace_cfg.pop("type", None)
+        if trace_type not in TRACE_TYPES:
+            raise ValueError(f'trace_type should be "log_trace" or "tb_trace", but got {trace_type!r}')
         if trace_type == "log_trace":
 
             def log_handler(prof: Any) -> None:
                 print(prof.key_averages().table(**trace_cfg))
 
             return log_handler
-        dir_name = trace_cfg.get("dir_name")
+        dir_name = trace_cfg.pop("dir_name", None)
         if dir_name is None:
             dir_name = osp.join(runner.log_dir, "tf_tracing_logs")
         elif not osp.isabs(dir_name):
             dir_name = osp.join(runner.log_dir, dir_name)
-        trace_cfg["dir_name"] = dir_name
         self.trace_dir = dir_name
         runner.logger.info(f"trace_files of ProfilerHook will be saved to {dir_name}.")
         if self.json_trace_path is not None:
@@ -196,12 +207,32 @@ class ProfilerHook(Hook):
                 "When using tensorboard_trace, it is recommended to save json files by setting "
                 "``worker_name`` instead of setting ``json_trace_path``"
             )
-        return torch_profiler.tensorboard_trace_handler(**trace_cfg)
+        return self._tensorboard_handler(dir_name, **trace_cfg)
+
+    def _tensorboard_handler(
+        self, dir_name: str, worker_name: Optional[str] = None, use_gzip: bool = False
+    ) -> TraceHandler:
+        """``torch.profiler.tensorboard_trace_handler``'s files, remembering the last one written.
+
+        torch saves a profile's trace only once; ``json_trace_path`` is then
+        filled with a copy of this file instead of a second export.
+        """
+
+        def handler(prof: Any) -> None:
+            os.makedirs(dir_name, exist_ok=True)
+            worker = worker_name or f"{socket.gethostname()}_{os.getpid()}"
+            name = f"{worker}.{time.time_ns()}.pt.trace.json" + (".gz" if use_gzip else "")
+            path = osp.join(dir_name, name)
+            prof.export_chrome_trace(path)
+            self._saved_trace = path
+
+        return handler
 
     # ------------------------------------------------------------------ mount points
     def before_run(self, runner: RunnerView) -> None:
         """Start the profiler, before checkpoint loading and ``before_train`` (MMEngine's order)."""
         self._closed = False
+        self._saved_trace = None
         on_trace_ready = self._parse_trace_config(runner)
         self.profiler = torch_profiler.profile(
             activities=self.activities,
@@ -255,7 +286,25 @@ class ProfilerHook(Hook):
             directory = osp.dirname(path)
             if directory:
                 os.makedirs(directory, exist_ok=True)
+            self._write_json_trace(runner, path)
+
+    def _write_json_trace(self, runner: Any, path: str) -> None:
+        """Export the Chrome trace to ``path``, or copy the one ``tb_trace`` already saved."""
+        if self._saved_trace is not None:
+            opener = gzip.open if self._saved_trace.endswith(".gz") else open
+            with opener(self._saved_trace, "rb") as source, open(path, "wb") as target:
+                shutil.copyfileobj(source, target)
+            return
+        assert self.profiler is not None
+        try:
             self.profiler.export_chrome_trace(path)
+        except RuntimeError as error:
+            if "already saved" not in str(error):
+                raise
+            runner.logger.warning(
+                f"ProfilerHook: json_trace_path={self.json_trace_path!r} was not written: the on_trace_ready "
+                f"handler already saved this trace ({error}); torch saves a trace only once."
+            )
 
     def __repr__(self) -> str:
         return f"ProfilerHook(by_epoch={self.by_epoch}, profile_times={self.profile_times})"

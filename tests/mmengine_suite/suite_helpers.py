@@ -1,0 +1,92 @@
+"""Shared pieces of the suite: MMEngine's ``RunnerTestCase`` settings as ``Trainer + HookBridge`` runs.
+
+MMEngine's ``RunnerTestCase.epoch_based_cfg`` trains 2 epochs of 12 samples in
+batches of 3 (4 iterations per epoch) with validation every epoch;
+``iter_based_cfg`` trains 12 iterations and validates every 4. ``toy.py`` holds
+the same data and model.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+from toy import ToyModule, loaders, make_trainer
+
+from lightning_hooks import HookBridge
+
+QUIET = dict(print_hooks_table=False, log_level="WARNING")
+
+
+def epoch_based(tmp_path: Any, custom_hooks: Optional[list] = None, max_epochs: int = 2, **bridge_kwargs: Any) -> dict:
+    """Trainer and bridge arguments of MMEngine's ``epoch_based_cfg``."""
+    bridge = dict(QUIET, work_dir=str(tmp_path), custom_hooks=custom_hooks or [], **bridge_kwargs)
+    return dict(bridge=bridge, trainer=dict(max_epochs=max_epochs, num_sanity_val_steps=0))
+
+
+def iter_based(
+    tmp_path: Any,
+    custom_hooks: Optional[list] = None,
+    max_iters: int = 12,
+    val_interval: int = 1000,
+    checkpoint_interval: int = 12,
+    **bridge_kwargs: Any,
+) -> dict:
+    """Trainer and bridge arguments of MMEngine's ``iter_based_cfg``.
+
+    12 iterations, validation every ``val_interval`` (MMEngine's default 1000:
+    only at the end), a checkpoint every 12 iterations.
+    """
+    default_hooks = dict(checkpoint=dict(type="CheckpointHook", interval=checkpoint_interval, by_epoch=False))
+    bridge = dict(QUIET, work_dir=str(tmp_path), custom_hooks=custom_hooks or [], default_hooks=default_hooks)
+    bridge.update(bridge_kwargs)
+    trainer = dict(max_epochs=-1, max_steps=max_iters, val_check_interval=val_interval, check_val_every_n_epoch=None)
+    return dict(bridge=bridge, trainer=dict(trainer, num_sanity_val_steps=0))
+
+
+def run(
+    tmp_path: Any,
+    cfg: dict,
+    mode: str = "fit",
+    module: Optional[pl.LightningModule] = None,
+    ckpt_path: Optional[str] = None,
+) -> tuple[HookBridge, pl.Trainer]:
+    """Build the bridge and Trainer from ``cfg`` and run ``mode`` on the toy data."""
+    bridge = HookBridge(**cfg["bridge"])
+    trainer = make_trainer(tmp_path, bridge, **cfg["trainer"])
+    model = module if module is not None else ToyModule()
+    train, val = loaders()
+    if mode == "fit":
+        trainer.fit(model, train, val, ckpt_path=ckpt_path)
+    elif mode == "validate":
+        trainer.validate(model, val, ckpt_path=ckpt_path)
+    else:
+        trainer.test(model, val, ckpt_path=ckpt_path)
+    return bridge, trainer
+
+
+def find_hook(bridge: HookBridge, cls: type) -> Any:
+    """The bridge's hook of type ``cls``."""
+    return next(h for h in bridge.hooks if isinstance(h, cls))
+
+
+def runner_like(model: Any = None, **attributes: Any) -> SimpleNamespace:
+    """A runner of MMEngine's shape (what ``RunnerTestCase.build_runner`` gives before training)."""
+    defaults: dict[str, Any] = dict(
+        model=model if model is not None else ToyModule(),
+        epoch=0,
+        iter=0,
+        max_epochs=2,
+        max_iters=8,
+        resume=False,
+        _resume=False,
+        rank=0,
+        world_size=1,
+        distributed=False,
+        trainer=None,
+        logger=logging.getLogger("lightning_hooks.mmengine_suite"),
+    )
+    defaults.update(attributes)
+    return SimpleNamespace(**defaults)
