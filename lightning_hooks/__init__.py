@@ -29,8 +29,10 @@ from .errors import (
     LightningHooksError,
     MessageHubError,
     ScalarTypeError,
+    TrainLoopError,
     UnsupportedHook,
     UnsupportedHookError,
+    UnsupportedSamplerError,
 )
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these on first use
@@ -151,8 +153,10 @@ __all__ = [
     "ScalarTypeError",
     "StochasticWeightAverage",
     "SyncBuffersHook",
+    "TrainLoopError",
     "UnsupportedHook",
     "UnsupportedHookError",
+    "UnsupportedSamplerError",
     "__version__",
     "bridge_kwargs_from_mmengine_config",
     "get_priority",

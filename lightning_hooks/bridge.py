@@ -38,7 +38,7 @@ from .hooks.hook import Hook
 from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
 from .registry import to_plain
-from .runner import RunnerView, close_log_file, get_logger
+from .runner import RunnerView, check_train_sampler, close_log_file, get_logger
 from .state import LoopState, RunContext
 
 __all__ = ["DEFAULT_HOOKS", "HookBridge", "MMEngineConfigHookBridge", "merge_default_hooks", "use_hooks"]
@@ -286,6 +286,7 @@ class HookBridge(Callback):
             state.max_iters = int(trainer.max_steps) * int(trainer.accumulate_grad_batches)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        check_train_sampler(trainer.train_dataloader)
         self._sync_counters(trainer)
         self._call("before_train")
 

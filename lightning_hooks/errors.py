@@ -20,8 +20,10 @@ __all__ = [
     "LightningHooksError",
     "MessageHubError",
     "ScalarTypeError",
+    "TrainLoopError",
     "UnsupportedHook",
     "UnsupportedHookError",
+    "UnsupportedSamplerError",
 ]
 
 
@@ -56,6 +58,14 @@ class ScalarTypeError(LightningHooksError, TypeError, ValueError, AssertionError
     MMEngine raises ``TypeError`` in ``HistoryBuffer.update`` and
     ``AssertionError`` in ``MessageHub.update_scalar(s)``; this is both.
     """
+
+
+class TrainLoopError(LightningHooksError, AttributeError, AssertionError):
+    """The training loop lacks what a hook needs, e.g. ``stop_training`` (MMEngine raises ``AssertionError``)."""
+
+
+class UnsupportedSamplerError(LightningHooksError, ValueError):
+    """The training DataLoader's sampler cannot drive Lightning's loop (MMEngine's ``InfiniteSampler``)."""
 
 
 class CheckpointWriteError(LightningHooksError, OSError):

@@ -19,6 +19,7 @@ import torch
 
 from . import _lightning
 from .checkpoint_io import arm_auto_resume
+from .errors import UnsupportedSamplerError
 from .fileio import join_path
 from .message_hub import MessageHub
 from .state import LoopState, RunContext
@@ -28,7 +29,16 @@ if TYPE_CHECKING:
 
     from .dispatch import HookList
 
-__all__ = ["LoaderView", "LoopState", "OptimWrapperView", "RunContext", "RunnerView", "TrainLoopView", "get_logger"]
+__all__ = [
+    "LoaderView",
+    "LoopState",
+    "OptimWrapperView",
+    "RunContext",
+    "RunnerView",
+    "TrainLoopView",
+    "check_train_sampler",
+    "get_logger",
+]
 
 LOGGER_NAME = "lightning_hooks"
 _FORMAT = "%(asctime)s - lightning_hooks - %(levelname)s - %(message)s"
@@ -89,13 +99,27 @@ def close_log_file(log_file: Optional[str]) -> None:
 class LoaderView:
     """A dataloader as the hooks see it: ``len()`` is the number of batches Lightning really runs.
 
-    Attribute access (``dataset``, ``sampler``, ``batch_sampler``, ...) goes to
-    the wrapped DataLoader.
+    Attribute reads and writes (``dataset``, ``sampler``, ``_iterator``, ...) go
+    to the wrapped DataLoader, so a hook written for MMEngine that switches the
+    pipeline and resets ``_iterator`` (mmdet's ``PipelineSwitchHook``) reaches
+    the loader Lightning iterates, persistent workers included. The runner
+    returns the same view for the same loader.
     """
 
+    _OWN = frozenset({"_loader", "_length"})
+
     def __init__(self, loader: Any, length: Callable[[], Any]) -> None:
-        self._loader = loader
-        self._length = length
+        object.__setattr__(self, "_loader", loader)
+        object.__setattr__(self, "_length", length)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._loader, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._loader, name)
 
     def __len__(self) -> int:
         n = self._length()
@@ -124,6 +148,26 @@ class LoaderView:
         batch_sampler = getattr(self._loader, "batch_sampler", None)
         found = (getattr(self._loader, "sampler", None), getattr(batch_sampler, "sampler", None))
         return tuple(sampler for sampler in found if sampler is not None)
+
+
+def check_train_sampler(loader: Any) -> None:
+    """Refuse MMEngine's ``InfiniteSampler``: its iterator never ends, so Lightning's epochs never end either.
+
+    MMEngine's iteration-based configs pair it with ``IterBasedTrainLoop``; under
+    Lightning the same run is a finite sampler plus ``Trainer(max_steps=N,
+    max_epochs=-1)``, which re-iterates the loader as often as needed.
+    """
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for sampler in (getattr(loader, "sampler", None), batch_sampler, getattr(batch_sampler, "sampler", None)):
+        cls = type(sampler)
+        if cls.__name__ == "InfiniteSampler" and cls.__module__.startswith("mmengine"):
+            raise UnsupportedSamplerError(
+                "The training DataLoader uses MMEngine's InfiniteSampler, whose iterator never ends, so a "
+                "Lightning epoch would never end. Use a finite sampler instead: sampler=dict(type='DefaultSampler', "
+                "shuffle=True) in an MMEngine dataloader config, or DataLoader(shuffle=True); for iteration-based "
+                "training bound the Trainer with max_steps=N and max_epochs=-1 (Lightning starts a new pass over "
+                "the data as often as needed)."
+            )
 
 
 class OptimWrapperView:
@@ -184,11 +228,64 @@ class OptimWrapperView:
         return [o.state_dict() for o in optimizers]
 
 
+def _fit_running(trainer: pl.Trainer) -> bool:
+    """Whether ``trainer.fit`` runs now (``trainer.state`` is public API)."""
+    state = trainer.state
+    return (
+        str(getattr(state.fn, "value", state.fn)) == "fit"
+        and str(getattr(state.status, "value", state.status)) == "running"
+    )
+
+
 class TrainLoopView:
-    """What hooks read from MMEngine's ``runner.train_loop``; ``stop_training`` stops the Trainer."""
+    """What hooks read from MMEngine's ``runner.train_loop``; ``stop_training`` stops the Trainer.
+
+    ``_epoch`` and ``_iter`` (MMEngine's counters, which its tests set) can be
+    written while no training runs: the hooks then see them as ``runner.epoch``
+    and ``runner.iter``. While ``fit`` runs, Lightning's loop owns the counters
+    and a write raises. Any other attribute write raises too, so nothing a hook
+    sets here is silently ignored.
+    """
+
+    __slots__ = ("_runner",)
 
     def __init__(self, runner: RunnerView) -> None:
         self._runner = runner
+
+    @property
+    def _epoch(self) -> int:
+        return self._runner.epoch
+
+    @_epoch.setter
+    def _epoch(self, value: int) -> None:
+        self._set_counter("epoch", value)
+
+    @property
+    def _iter(self) -> int:
+        return self._runner.iter
+
+    @_iter.setter
+    def _iter(self, value: int) -> None:
+        self._set_counter("iter", value)
+
+    @property
+    def _max_epochs(self) -> int:
+        return self._runner.max_epochs
+
+    @property
+    def _max_iters(self) -> int:
+        return self._runner.max_iters
+
+    def _set_counter(self, name: str, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TypeError(f"train_loop._{name} must be an int >= 0, got {value!r}")
+        trainer = self._runner.trainer
+        if _fit_running(trainer):
+            raise RuntimeError(
+                f"train_loop._{name} cannot be set while fit runs: Lightning's loop owns the {name} counter. "
+                "Resume from a checkpoint (fit(ckpt_path=...)) or change the Trainer's max_epochs/max_steps instead."
+            )
+        setattr(self._runner._state, name, value)
 
     @property
     def stop_training(self) -> bool:
@@ -250,6 +347,7 @@ class RunnerView:
         self._save_checkpoint = save_checkpoint
         self._train_loop_view = TrainLoopView(self)
         self._optim_wrapper = OptimWrapperView(trainer)
+        self._loader_views: dict[str, LoaderView] = {}
 
     # -- counters ---------------------------------------------------------------------------
     @property
@@ -443,7 +541,14 @@ class RunnerView:
         loader = self.trainer.train_dataloader
         if loader is None:
             return None
-        return LoaderView(loader, lambda: self.trainer.num_training_batches)
+        return self._loader_view("train", loader, lambda: self.trainer.num_training_batches)
+
+    def _loader_view(self, kind: str, loader: Any, length: Callable[[], Any]) -> LoaderView:
+        """One view per loader: ``runner.train_dataloader is runner.train_dataloader``."""
+        view = self._loader_views.get(kind)
+        if view is None or view.loader is not loader:
+            view = self._loader_views[kind] = LoaderView(loader, length)
+        return view
 
     @property
     def val_dataloader(self) -> Optional[LoaderView]:
@@ -464,7 +569,7 @@ class RunnerView:
             counts = getattr(self.trainer, count_attr, None) or [None]
             return counts[0]
 
-        return LoaderView(loader, length)
+        return self._loader_view(count_attr, loader, length)
 
     # -- distribution -----------------------------------------------------------------------
     @property

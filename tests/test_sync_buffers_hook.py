@@ -1,4 +1,4 @@
-"""SyncBuffersHook: the averaging against MMEngine's ``all_reduce_params(op='mean')`` over real gloo processes,
+"""SyncBuffersHook: the averaging (floating and integer buffers) against MMEngine's ``all_reduce_params(op='mean')`` over real gloo processes,
 and a no-op on one process. The hook inside a 2-process Trainer is tested in test_ddp.py.
 """
 
@@ -30,8 +30,8 @@ def reduced(tmp_path_factory) -> list[dict]:
 @pytest.mark.slow
 def test_float_buffers_become_the_mean_like_mmengine(reduced):
     rank0, rank1 = reduced
-    # One per floating dtype for the small buffers, not one per tensor, plus one per large buffer.
-    assert rank0["collectives"] == 4 + 2
+    # One per dtype for the small buffers (4 floating, 1 integer), not one per tensor, plus one per large buffer.
+    assert rank0["collectives"] == 5 + 2
     assert not rank0["inputs"][-2].is_contiguous() and rank0["inputs"][-2].numel() >= COALESCE_LIMIT
     for i, (a, b) in enumerate(zip(rank0["inputs"], rank1["inputs"], strict=True)):
         ours0, ours1, theirs = rank0["ours"][i], rank1["ours"][i], rank0["theirs"][i]
@@ -49,15 +49,16 @@ def test_float_buffers_become_the_mean_like_mmengine(reduced):
 
 
 @pytest.mark.slow
-def test_integer_buffers_are_left_alone_mmengine_truncates(reduced):
+def test_integer_buffers_get_mmengines_truncated_mean(reduced):
     rank0, rank1 = reduced
     ints = [i for i, t in enumerate(rank0["inputs"]) if t.dtype == torch.int64]
     assert ints
     for i in ints:
-        assert torch.equal(rank0["ours"][i], rank0["inputs"][i])
-        assert torch.equal(rank1["ours"][i], rank1["inputs"][i])
         mean = (rank0["inputs"][i] + rank1["inputs"][i]).double() / 2
+        assert not torch.equal(rank0["inputs"][i], rank1["inputs"][i])
         assert torch.equal(rank0["theirs"][i], mean.trunc().long())  # MMEngine truncates the mean
+        assert torch.equal(rank0["ours"][i], rank0["theirs"][i]) and torch.equal(rank1["ours"][i], rank0["theirs"][i])
+        assert rank0["ours"][i].dtype == torch.int64
 
 
 def test_no_op_on_one_process(tmp_path):
@@ -84,11 +85,12 @@ def test_no_op_on_one_process(tmp_path):
     assert with_hook.bn.running_mean.abs().sum() > 0  # the stats did move during training
 
 
-def test_grouping_skips_integers_and_duplicates():
+def test_grouping_keeps_integers_skips_bools_and_duplicates():
     shared = torch.zeros(2)
     buffers = [shared, torch.zeros(3, dtype=torch.long), shared, torch.zeros(1, dtype=torch.float64), torch.zeros(0)]
+    buffers.append(torch.zeros(2, dtype=torch.bool))
     groups = _group_floating(buffers)
-    assert {key[1]: len(group) for key, group in groups.items()} == {torch.float32: 1, torch.float64: 1}
+    assert {key[1]: len(group) for key, group in groups.items()} == {torch.float32: 1, torch.int64: 1, torch.float64: 1}
 
 
 def test_mount_points_and_priority_match_mmengine():

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
+from ..errors import TrainLoopError
 from ..registry import HOOKS
 from ..rules import RULES, infer_rule
 from .hook import Hook
@@ -36,7 +37,7 @@ from .hook import Hook
 if TYPE_CHECKING:
     from ..runner import RunnerView
 
-__all__ = ["EarlyStoppingHook", "Score", "TrainLoopError", "infer_rule"]
+__all__ = ["EarlyStoppingHook", "Score", "infer_rule"]
 
 
 class Score(float):
@@ -48,10 +49,6 @@ class Score(float):
 
     def __repr__(self) -> str:
         return float.__repr__(self)
-
-
-class TrainLoopError(AttributeError, AssertionError):
-    """The training loop cannot be stopped (MMEngine raises ``AssertionError`` here)."""
 
 
 def _as_float(name: str, value: Any) -> float:

@@ -69,7 +69,9 @@ class DistSamplerSeedHook(Hook):
     priority = "NORMAL"
 
     def before_train_epoch(self, runner: RunnerView) -> None:
-        loader = runner.train_dataloader
+        """Seed the samplers of ``runner.train_loop.dataloader`` (MMEngine's path to the loader)."""
+        train_loop = runner.train_loop
+        loader = train_loop.dataloader if train_loop is not None else None
         if loader is None:
             return
         seeded = tuple(getattr(loader, "samplers_seeded_by_trainer", ()))

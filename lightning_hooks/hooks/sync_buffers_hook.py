@@ -1,15 +1,17 @@
-"""SyncBuffersHook: average the model's floating-point buffers (e.g. BatchNorm running stats) across ranks.
+"""SyncBuffersHook: average the model's buffers (e.g. BatchNorm running stats) across ranks.
 
 DDP keeps parameters identical on every rank, but buffers updated in the
 forward pass (BatchNorm's running mean and variance) drift apart because each
-rank sees other data. This hook replaces every floating-point buffer by its
-mean over the ranks after each training epoch, as MMEngine's does, through the
-Trainer's strategy (gloo, NCCL, whatever the Trainer runs on).
+rank sees other data. This hook replaces every buffer by its mean over the
+ranks after each training epoch, as MMEngine's does, through the Trainer's
+strategy (gloo, NCCL, whatever the Trainer runs on). Integer buffers
+(``num_batches_tracked``) get MMEngine's mean truncated toward zero, so they too
+are equal on every rank afterwards.
 
 Differences from MMEngine (deliberate):
 
-* Integer buffers (``num_batches_tracked``) are left alone. MMEngine averages them
-  too and truncates the mean back to an integer.
+* Integer buffers are summed in float64 and truncated once (exact up to 2**53),
+  whatever the backend's own integer averaging does.
 * Half-precision buffers are averaged in float32, so the sum over many ranks
   cannot overflow or lose precision; the result is cast back.
 * Whether the run is distributed is read from the runner at each call, not
@@ -21,7 +23,7 @@ Differences from MMEngine (deliberate):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
@@ -37,12 +39,26 @@ __all__ = ["SyncBuffersHook", "average_buffers"]
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+def _reduced_dtype(dtype: torch.dtype) -> Optional[torch.dtype]:
+    """The dtype a buffer is averaged in: float32 for half precision, float64 for integers, else its own.
+
+    None for buffers that are not averaged (bool, complex).
+    """
+    if dtype in _LOW_PRECISION:
+        return torch.float32
+    if dtype.is_floating_point:
+        return dtype
+    if dtype == torch.bool or dtype.is_complex:
+        return None
+    return torch.float64  # integers: MMEngine's mean, truncated toward zero when copied back
+
+
 def _group_floating(buffers: Iterable[torch.Tensor]) -> dict[tuple[torch.device, torch.dtype], list[torch.Tensor]]:
-    """Floating-point tensors grouped by (device, dtype), in model order, each tensor once."""
+    """Averaged tensors (floating point and integer) grouped by (device, dtype), in model order, each once."""
     groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
     seen: set[int] = set()
     for buffer in buffers:
-        if not torch.is_floating_point(buffer) or buffer.numel() == 0 or id(buffer) in seen:
+        if _reduced_dtype(buffer.dtype) is None or buffer.numel() == 0 or id(buffer) in seen:
             continue
         seen.add(id(buffer))
         groups.setdefault((buffer.device, buffer.dtype), []).append(buffer)
@@ -68,17 +84,17 @@ def _collective_groups(buffers: Iterable[torch.Tensor]) -> list[list[torch.Tenso
 
 
 def _reduce_alone(buffer: torch.Tensor, reduce_mean: Any) -> None:
-    in_place = buffer.is_contiguous() and buffer.dtype not in _LOW_PRECISION
-    work = buffer if in_place else buffer.detach().float().contiguous()
+    dtype = _reduced_dtype(buffer.dtype)
+    in_place = buffer.is_contiguous() and dtype == buffer.dtype
+    work = buffer if in_place else buffer.detach().to(dtype).contiguous()
     reduced = reduce_mean(work)
     if reduced is not buffer:
-        buffer.copy_(reduced)
+        buffer.copy_(reduced)  # an integer buffer takes the mean truncated toward zero, as in MMEngine
 
 
 def _reduce_flattened(group: list[torch.Tensor], reduce_mean: Any) -> None:
     flat = torch.cat([b.detach().reshape(-1) for b in group])
-    if flat.dtype in _LOW_PRECISION:
-        flat = flat.float()
+    flat = flat.to(_reduced_dtype(flat.dtype))
     reduced = reduce_mean(flat)
     offset = 0
     for buffer in group:
@@ -88,7 +104,7 @@ def _reduce_flattened(group: list[torch.Tensor], reduce_mean: Any) -> None:
 
 
 def average_buffers(buffers: Iterable[torch.Tensor], reduce_mean: Any) -> int:
-    """Replace each floating-point tensor in ``buffers`` by ``reduce_mean`` of it, in place.
+    """Replace each floating-point or integer tensor in ``buffers`` by ``reduce_mean`` of it, in place.
 
     Small tensors of one device and dtype are flattened so that they cost a
     single collective; large ones (``COALESCE_LIMIT`` elements or more) are
@@ -108,7 +124,7 @@ def average_buffers(buffers: Iterable[torch.Tensor], reduce_mean: Any) -> int:
 
 @HOOKS.register_module()
 class SyncBuffersHook(Hook):
-    """Average every floating-point buffer of the model across ranks after each training epoch.
+    """Average every buffer of the model across ranks after each training epoch (integers: truncated mean).
 
     In iteration-based training ``after_train_epoch`` comes only at the end, so
     buffers are also averaged before each validation that no training epoch end

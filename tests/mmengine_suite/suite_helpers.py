@@ -8,16 +8,19 @@ the same data and model.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from types import SimpleNamespace
 from typing import Any, Optional
 
 import lightning.pytorch as pl
-from toy import ToyModule, loaders, make_trainer
+from torch.utils.data import DataLoader
+from toy import BATCH, ToyDataset, ToyModule, make_trainer
 
-from lightning_hooks import HookBridge
+from lightning_hooks import HookBridge, MessageHub
 
 QUIET = dict(print_hooks_table=False, log_level="WARNING")
+_HUB_IDS = itertools.count()
 
 
 def epoch_based(tmp_path: Any, custom_hooks: Optional[list] = None, max_epochs: int = 2, **bridge_kwargs: Any) -> dict:
@@ -53,11 +56,15 @@ def run(
     module: Optional[pl.LightningModule] = None,
     ckpt_path: Optional[str] = None,
 ) -> tuple[HookBridge, pl.Trainer]:
-    """Build the bridge and Trainer from ``cfg`` and run ``mode`` on the toy data."""
+    """Build the bridge and Trainer from ``cfg`` and run ``mode`` on the toy data.
+
+    Batches of 3 for training, validation and test, as ``RunnerTestCase``: 4 iterations each.
+    """
     bridge = HookBridge(**cfg["bridge"])
     trainer = make_trainer(tmp_path, bridge, **cfg["trainer"])
     model = module if module is not None else ToyModule()
-    train, val = loaders()
+    train = DataLoader(ToyDataset(), batch_size=BATCH, shuffle=False)
+    val = DataLoader(ToyDataset(), batch_size=BATCH, shuffle=False)
     if mode == "fit":
         trainer.fit(model, train, val, ckpt_path=ckpt_path)
     elif mode == "validate":
@@ -87,6 +94,7 @@ def runner_like(model: Any = None, **attributes: Any) -> SimpleNamespace:
         distributed=False,
         trainer=None,
         logger=logging.getLogger("lightning_hooks.mmengine_suite"),
+        message_hub=MessageHub(f"mmengine_suite_{next(_HUB_IDS)}"),
     )
     defaults.update(attributes)
     return SimpleNamespace(**defaults)

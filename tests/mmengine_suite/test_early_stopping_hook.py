@@ -27,8 +27,14 @@ def get_mock_runner() -> Mock:
 
 @pytest.mark.parametrize(
     "monitor, rule",
-    [("acc", "greater"), ("ACC", "greater"), ("mAP_50", "greater")]
-    + [("loss", "less"), ("Loss", "less"), ("ce_loss", "less")],
+    [
+        ("acc", "greater"),
+        ("ACC", "greater"),
+        ("mAP_50", "greater"),
+        ("loss", "less"),
+        ("Loss", "less"),
+        ("ce_loss", "less"),
+    ],
 )
 def test_init(monitor, rule):
     hook = EarlyStoppingHook(monitor=monitor)

@@ -69,11 +69,11 @@ def test_before_train():
     hook.before_train(runner)
     hook = EMAHook(begin_epoch=3)
     hook.before_run(runner)
-    with pytest.raises(AssertionError, match="self.begin_epoch"):
+    with pytest.raises(AssertionError, match=r"self\.begin_epoch"):
         hook.before_train(runner)
     hook = EMAHook(begin_iter=13)
     hook.before_run(runner)
-    with pytest.raises(AssertionError, match="self.begin_iter"):
+    with pytest.raises(AssertionError, match=r"self\.begin_iter"):
         hook.before_train(runner)
 
 
