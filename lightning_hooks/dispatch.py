@@ -34,8 +34,8 @@ def build_hook(cfg: Union[Hook, Mapping[str, Any]]) -> tuple[Hook, Optional[Any]
             raise TypeError(f"{plain.get('type')!r} built a {type(hook).__name__}, which is not a Hook subclass")
         return hook, priority
     raise TypeError(
-        f"a hook must be a Hook instance or a config dict such as dict(type='EMAHook'), "
-        f"got {type(cfg).__name__}: {cfg!r}"
+        f"hook should be an instance of Hook or dict: a Hook instance or a config dict such as "
+        f"dict(type='EMAHook'), got {type(cfg).__name__}: {cfg!r}"
     )
 
 

@@ -315,21 +315,50 @@ class LogProcessor:
         )
 
 
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+def _log_processor_class(kind: Any) -> type[LogProcessor]:
+    """``type`` of a log_processor config: ``LogProcessor``, a subclass, or a subclass's name.
+
+    MMEngine looks names up in its ``LOG_PROCESSORS`` registry; here a subclass
+    is found by its class name once it is defined (imported).
+    """
+    if isinstance(kind, type) and issubclass(kind, LogProcessor):
+        return kind
+    if isinstance(kind, str):
+        matches = [c for c in [LogProcessor, *_subclasses(LogProcessor)] if c.__name__ == kind]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ValueError(
+                f"log_processor type {kind!r} names {len(matches)} LogProcessor subclasses; pass the class"
+            )
+    known = sorted({c.__name__ for c in [LogProcessor, *_subclasses(LogProcessor)]})
+    raise ValueError(f"log_processor type must be LogProcessor or a subclass (defined: {known}), got {kind!r}")
+
+
 def build_log_processor(cfg: Union[LogProcessor, Mapping[str, Any], None]) -> LogProcessor:
-    """A :class:`LogProcessor` from None (defaults), an instance, or a config dict (``type`` optional)."""
+    """A :class:`LogProcessor` from None (defaults), an instance, or a config dict (``type`` optional).
+
+    ``type`` may be a :class:`LogProcessor` subclass or its class name.
+    """
     if cfg is None:
         return LogProcessor()
     if isinstance(cfg, LogProcessor):
         return cfg
     if not isinstance(cfg, Mapping):
-        raise TypeError(f"log_processor must be a dict of LogProcessor arguments or a LogProcessor, got {cfg!r}")
+        raise TypeError(f"log_processor should be a dict of LogProcessor arguments or a LogProcessor, got {cfg!r}")
     kwargs = {str(k): v for k, v in dict(cfg).items()}
-    kind = kwargs.pop("type", "LogProcessor")
-    if kind not in ("LogProcessor", LogProcessor):
-        raise ValueError(f"log_processor type must be 'LogProcessor', got {kind!r}")
+    processor_cls = _log_processor_class(kwargs.pop("type", "LogProcessor"))
     custom = kwargs.get("custom_cfg")
     if custom is not None and not isinstance(custom, Iterable):
         raise TypeError(f"custom_cfg must be a list of dicts, got {custom!r}")
     if custom is not None:
         kwargs["custom_cfg"] = [dict(entry) for entry in custom]
-    return LogProcessor(**kwargs)
+    return processor_cls(**kwargs)
