@@ -167,7 +167,7 @@ def test_reading_tensor_losses_costs_one_sync_per_key():
         ),
         (dict(custom_cfg=[dict(method_name="mean")]), ValueError, "needs a 'data_src'"),
         (dict(window_size=0), ValueError, "window_size must be a positive int"),
-        (dict(type="FancyLogProcessor"), ValueError, "must be 'LogProcessor'"),
+        (dict(type="FancyLogProcessor"), ValueError, "must be LogProcessor or a subclass"),
     ],
 )
 def test_bad_settings_are_rejected_with_clear_errors(cfg, error, message):

@@ -51,15 +51,15 @@ class Score(float):
         return float.__repr__(self)
 
 
-def _as_float(name: str, value: Any) -> float:
-    """The monitored value as a float; a metric with several values is an error naming it."""
+def _as_float(name: str, value: Any) -> Score:
+    """The monitored value as a :class:`Score`; a metric with several values is an error naming it."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(
                 f"EarlyStoppingHook: metric {name!r} holds {value.numel()} values; monitor a single number"
             )
-        return float(value.detach().float().reshape(-1)[0])
-    return float(value)
+        return Score(value.detach().float().reshape(-1)[0])
+    return Score(value)
 
 
 @HOOKS.register_module()
@@ -108,7 +108,8 @@ class EarlyStoppingHook(Hook):
         self.patience = patience
         self.stopping_threshold = stopping_threshold
         self.wait_count = 0
-        self.best_score = Score(-math.inf if self.rule == "greater" else math.inf)
+        #: The best score so far: what ``after_val_epoch`` received, as a :class:`Score` (``.item()`` works).
+        self.best_score: float = Score(-math.inf if self.rule == "greater" else math.inf)
 
     # ------------------------------------------------------------------ decision
     def _better(self, a: float, b: float) -> bool:
@@ -121,7 +122,7 @@ class EarlyStoppingHook(Hook):
                 f"Monitored metric {self.monitor} = {score} is infinite. Previous best value was {self.best_score:.3f}."
             )
         if self.stopping_threshold is not None and self._better(score, self.stopping_threshold):
-            self.best_score = Score(score)
+            self.best_score = score
             return True, (
                 f"Stopping threshold reached: `{self.monitor}` = {score} is {self.rule} than {self.stopping_threshold}."
             )
@@ -133,7 +134,7 @@ class EarlyStoppingHook(Hook):
                     f"best score: {self.best_score:.3f}. "
                 )
             return False, ""
-        self.best_score = Score(score)
+        self.best_score = score
         self.wait_count = 0
         return False, ""
 
