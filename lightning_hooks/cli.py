@@ -24,7 +24,6 @@ module only when it runs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os.path as osp
 import pickle
@@ -41,7 +40,6 @@ __all__ = [
     "main",
     "publish_checkpoint",
     "publish_dict",
-    "published_name",
 ]
 
 #: What torch's safe unpickler says when a file holds a class it will not build (torch >= 2.1 wordings).
@@ -104,12 +102,6 @@ def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
     return checkpoint
 
 
-def published_name(path: str, kept: Mapping[str, Any]) -> str:
-    """MMEngine's published file name: ``<path without extension>-<sha256(pickle.dumps(kept))[:8]>.pth``."""
-    sha = hashlib.sha256(pickle.dumps(kept)).hexdigest()
-    return osp.splitext(path)[0] + f"-{sha[:8]}.pth"
-
-
 def publish_checkpoint(path: str, keys: Sequence[str], trust: bool = False) -> tuple[str, list[str]]:
     """Write the published copy of the checkpoint file ``path``; returns ``(new path, removed keys)``."""
     return publish_dict(load_checkpoint(path, trust), path, keys)
@@ -121,10 +113,11 @@ def publish_dict(checkpoint: Mapping[str, Any], path: str, keys: Sequence[str]) 
     The kept keys keep the checkpoint's own order, as in MMEngine. A key asked for but
     absent is an error (MMEngine would publish without it, silently).
 
-    The name hashes ``pickle.dumps`` of the kept dict, as MMEngine does. Pickling a tensor
-    embeds the memory address of its storage, which differs for every loaded copy, so
-    publishing the same file twice (here or in MMEngine) gives two different names; the
-    hash tells copies apart but is not a content checksum.
+    The file is written by :func:`lightning_hooks.publishing.write_published`, as CheckpointHook's
+    ``published_keys`` writes it: atomically, named by the SHA-256 of the kept dict's pickle, as
+    MMEngine names it. Pickling a tensor embeds the memory address of its storage, which differs
+    for every loaded copy, so publishing the same file twice (here or in MMEngine) gives two
+    different names; the hash tells copies apart but is not a content checksum.
     """
     if not keys:
         raise ValueError("give at least one key to keep, e.g. --keys meta state_dict")
@@ -133,13 +126,9 @@ def publish_dict(checkpoint: Mapping[str, Any], path: str, keys: Sequence[str]) 
     missing = [k for k in keys if k not in checkpoint]
     if missing:
         raise KeyError(f"{path} has no key(s) {missing}; its keys are {list(checkpoint)}")
-    kept = {k: v for k, v in checkpoint.items() if k in keys}
-    removed = [k for k in checkpoint if k not in keys]
-    target = published_name(path, kept)
-    import torch
+    from .publishing import write_published  # the same function CheckpointHook publishes with
 
-    torch.save(kept, target)
-    return target, removed
+    return write_published(checkpoint, path, keys)
 
 
 def _nbytes(obj: Any) -> int:

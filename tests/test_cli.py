@@ -184,3 +184,45 @@ def test_every_load_states_weights_only(trained, tmp_path, monkeypatch, capsys, 
     assert main(["publish", str(ckpt), *extra]) == 0
     capsys.readouterr()
     assert calls and all(c is (not trust) for c in calls), calls
+
+
+def test_publish_goes_through_the_hooks_publishing_function(trained, tmp_path, monkeypatch, capsys):
+    """One implementation: the command calls lightning_hooks.publishing.write_published, as CheckpointHook does."""
+    import lightning_hooks.hooks.checkpoint_hook as checkpoint_hook_module
+    import lightning_hooks.publishing as publishing
+
+    assert checkpoint_hook_module.write_published is publishing.write_published
+    calls = []
+    real = publishing.write_published
+
+    def recording(checkpoint, path, keys, *args, **kwargs):
+        calls.append((path, list(keys)))
+        return real(checkpoint, path, keys, *args, **kwargs)
+
+    monkeypatch.setattr(publishing, "write_published", recording)
+    ckpt = tmp_path / "epoch_1.pth"
+    shutil.copy(trained / "epoch_1.pth", ckpt)
+    assert main(["publish", str(ckpt), "--keys", "meta", "state_dict"]) == 0
+    capsys.readouterr()
+    assert calls == [(str(ckpt), ["meta", "state_dict"])]
+    assert len(list(tmp_path.glob("epoch_1-*.pth"))) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]  # no temp left
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["publish", "--keys", "meta", "state_dict"]])
+def test_commands_import_neither_lightning_nor_the_hooks(trained, tmp_path, command):
+    """inspect and publish read one file: a fresh process running them never imports Lightning or the hooks."""
+    ckpt = tmp_path / "epoch_1.pth"
+    shutil.copy(trained / "epoch_1.pth", ckpt)
+    probe = (
+        "import json, sys\n"
+        "from lightning_hooks.__main__ import main\n"
+        f"status = main([{command[0]!r}, sys.argv[1], *{command[1:]!r}])\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')\n"
+        "         or m.startswith(('lightning_hooks.hooks', 'lightning_hooks.bridge', 'lightning_hooks.runner'))]\n"
+        "print('RESULT', json.dumps([status, sorted(heavy)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(ckpt)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    status, heavy = json.loads(out.stdout.split("RESULT", 1)[1])
+    assert status == 0 and heavy == []
