@@ -199,31 +199,40 @@ def _is_visualization_hook(cfg: Any) -> bool:
     return hook_type.rsplit(".", 1)[-1].endswith("VisualizationHook") and HOOKS.get(hook_type) is None
 
 
+def _visualization_active(cfg: Mapping[str, Any]) -> bool:
+    """Whether a visualization hook config would draw: OpenMMLab's hooks draw only with ``enable=True``
+    (mmpretrain) or ``draw=True`` (mmdet, mmseg, mmpose...); MMEngine's ``NaiveVisualizationHook`` always draws."""
+    if str(cfg["type"]).rsplit(".", 1)[-1] == "NaiveVisualizationHook":
+        return True
+    return bool(cfg.get("enable", False) or cfg.get("draw", False))
+
+
 def skip_visualization_hooks(
     default_hooks: Mapping[str, Any], custom_hooks: list[Any]
 ) -> tuple[dict[str, Any], list[Any], list[tuple[str, str, bool]]]:
     """Take OpenMMLab's visualization hooks out: (default_hooks, custom_hooks, [(where, type, enabled)]).
 
-    They draw through MMEngine's Visualizer, which has no Lightning counterpart. A disabled one
-    (``enable=False``, the configs' default) is skipped with one INFO line; an enabled one with a warning.
+    They draw through MMEngine's Visualizer, which has no Lightning counterpart. One that does not draw
+    (``enable``/``draw`` not set to True: the configs' default) is skipped with one INFO line; one that
+    draws, with a warning.
     """
     skipped: list[tuple[str, str, bool]] = []
     kept_default = {}
     for name, cfg in default_hooks.items():
         if _is_visualization_hook(cfg):
-            skipped.append((f"default_hooks.{name}", cfg["type"], bool(cfg.get("enable", True))))
+            skipped.append((f"default_hooks.{name}", cfg["type"], _visualization_active(cfg)))
         else:
             kept_default[name] = cfg
     kept_custom = []
     for i, cfg in enumerate(custom_hooks):
         if _is_visualization_hook(cfg):
-            skipped.append((f"custom_hooks[{i}]", cfg["type"], bool(cfg.get("enable", True))))
+            skipped.append((f"custom_hooks[{i}]", cfg["type"], _visualization_active(cfg)))
         else:
             kept_custom.append(cfg)
     disabled = [f"{where} ({kind})" for where, kind, enabled in skipped if not enabled]
     enabled = [f"{where} ({kind})" for where, kind, enabled in skipped if enabled]
     if disabled:
-        _config_logger().info("skipped (enable=False): " + ", ".join(disabled))
+        _config_logger().info("skipped (not drawing: enable/draw not True): " + ", ".join(disabled))
     if enabled:
         warnings.warn(
             "skipping visualization hooks:\n" + "\n".join(f"  - {item}: {_VISUALIZATION_SKIPPED}" for item in enabled),

@@ -32,6 +32,7 @@ KEY_ROLES: dict[str, tuple[str, str]] = {
     "custom_hooks": ("bridge", "built after the default hooks"),
     "custom_imports": ("bridge", "imported before the hooks are built"),
     "visualizer": ("bridge", "vis_backends given to LoggerHook"),
+    "vis_backends": ("bridge", "through visualizer.vis_backends"),
     "work_dir": ("bridge", "checkpoints and logs; Trainer default_root_dir"),
     "experiment_name": ("bridge", "run name"),
     "resume": ("bridge", "resume from <work_dir>/last_checkpoint (or load_from)"),
@@ -90,6 +91,8 @@ def classify_config_keys(cfg: Mapping[str, Any]) -> list[ConfigKey]:
         if key.startswith("_"):
             continue
         role, note = KEY_ROLES.get(key, ("unknown", "not read by lightning_hooks"))
+        if role in ("bridge", "trainer", "optimizers") and cfg[key] in (None, False):
+            note = f"not set ({cfg[key]})"
         rows.append(ConfigKey(key, role, note))
     return sorted(rows, key=lambda row: (_ORDER.index(row.role), row.key))
 

@@ -88,17 +88,17 @@ def test_val_interval_hook_checks_arguments():
 # ------------------------------------------------------------------------------------------ hooks
 def test_visualization_hooks_are_skipped_never_an_error(caplog):
     cfg = dict(
-        default_hooks=dict(visualization=dict(type="DetVisualizationHook", draw=False)),
+        default_hooks=dict(visualization=dict(type="DetVisualizationHook", draw=True)),
         custom_hooks=[dict(type="mmseg.SegVisualizationHook", enable=False)],
     )
     with pytest.warns(UserWarning, match=r"default_hooks.visualization \(DetVisualizationHook\)") as caught:
         bridge = HookBridge.from_mmengine_config(cfg)
-    assert "SegVisualizationHook" not in "".join(str(w.message) for w in caught)  # enable=False: info only
+    assert "SegVisualizationHook" not in "".join(str(w.message) for w in caught)  # not drawing: info only
     assert not any("Visualization" in type(h).__name__ for h in bridge.hooks)
-    disabled = dict(default_hooks=dict(visualization=dict(type="SegVisualizationHook", enable=False)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        HookBridge.from_mmengine_config(disabled)
+    for quiet in (dict(type="SegVisualizationHook"), dict(type="VisualizationHook", enable=False)):  # the defaults
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            HookBridge.from_mmengine_config(dict(default_hooks=dict(visualization=quiet)))
 
 
 def test_downstream_and_ema_hooks_named_together():

@@ -3,8 +3,10 @@
     python examples/mmengine_config/train.py examples/mmengine_config/digits_cnn.py [--epochs N]
 
 The hooks come from the config's ``default_hooks``/``custom_hooks`` (``_base_`` merged),
-the Trainer's limits from ``train_cfg``/``optim_wrapper``. Hooks this package cannot run
-(here OpenMMLab's ``VisualizationHook``) are listed in a warning with the reason.
+the Trainer's limits from ``train_cfg``/``optim_wrapper``, and the optimizer and its schedule
+from ``optim_wrapper``/``param_scheduler`` through ``mmengine_optimizers``, with MMEngine's
+numbers. OpenMMLab's ``VisualizationHook`` is skipped with a warning, and one table shows
+where every key of the config went.
 """
 
 from __future__ import annotations
@@ -15,15 +17,28 @@ from typing import Any, Optional
 
 import lightning.pytorch as pl
 
-from lightning_hooks import HookBridge, load_mmengine_config, trainer_kwargs_from_mmengine_config
+from lightning_hooks import HookBridge, load_mmengine_config, mmengine_optimizers, trainer_kwargs_from_mmengine_config
+from lightning_hooks.config import seed_from_mmengine_config
 from lightning_hooks.demo import DigitsCNN, DigitsDataModule
+
+
+class ConfigDigitsCNN(DigitsCNN):
+    """DigitsCNN whose optimizer and schedule are the config's ``optim_wrapper`` and ``param_scheduler``."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def configure_optimizers(self) -> Any:
+        return mmengine_optimizers(self, self.cfg)
 
 
 def train(config: str, epochs: Optional[int] = None, work_dir: Optional[str] = None) -> pl.Trainer:
     """Fit DigitsCNN with the hooks and limits of ``config``; ``epochs``/``work_dir`` override it."""
     cfg = load_mmengine_config(config)
+    seed_from_mmengine_config(cfg)  # randomness.seed, before the model is built
     overrides: dict[str, Any] = {"work_dir": work_dir} if work_dir else {}
-    bridge = HookBridge.from_mmengine_config(cfg, on_unsupported="warn", **overrides)
+    bridge = HookBridge.from_mmengine_config(config, **overrides)
     trainer_kwargs = trainer_kwargs_from_mmengine_config(cfg)
     if epochs is not None:
         trainer_kwargs["max_epochs"] = epochs
@@ -39,8 +54,7 @@ def train(config: str, epochs: Optional[int] = None, work_dir: Optional[str] = N
         callbacks=[bridge],
         **trainer_kwargs,
     )
-    lr = cfg["optim_wrapper"]["optimizer"]["lr"]
-    trainer.fit(DigitsCNN(lr=lr, max_epochs_for_schedule=trainer.max_epochs or 1), datamodule=DigitsDataModule())
+    trainer.fit(ConfigDigitsCNN(cfg), datamodule=DigitsDataModule())
     return trainer
 
 
