@@ -29,6 +29,7 @@ __all__ = [
     "intercept_resume_start",
     "load_train_dataloader",
     "mark_epoch_finished",
+    "mark_validation_pending",
     "restore_trainer_attributes",
     "save_with_checkpoint_io",
     "strategy_checkpoint_io",
@@ -37,6 +38,7 @@ __all__ = [
     "train_total_batch_idx",
     "unwrap_optimizer",
     "validate_after_this_batch",
+    "validation_follows_batch",
     "writer_kind",
 ]
 
@@ -135,6 +137,32 @@ def mark_epoch_finished(loops: dict[str, Any]) -> None:
     fit["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
 
 
+def validation_follows_batch(trainer: pl.Trainer) -> bool:
+    """Lightning's own decision, read in ``on_train_batch_end``: will it validate after this batch?"""
+    fetcher = trainer.fit_loop._data_fetcher
+    return fetcher is not None and bool(trainer.fit_loop.epoch_loop._should_check_val_fx(fetcher))
+
+
+def mark_validation_pending(loops: dict[str, Any]) -> None:
+    """Make loop state saved in ``on_train_batch_end`` resume *inside* the validation that follows it.
+
+    The batch is recorded as completed and the validation loop as started on its
+    first batch, which is how Lightning records a run stopped mid-validation: on
+    restore it runs that validation, then goes on where the uninterrupted run did.
+    No-op when ``loops`` has another layout.
+    """
+    fit = loops.get("fit_loop")
+    if not isinstance(fit, dict) or "epoch_loop.val_loop.batch_progress" not in fit:
+        return
+    for scope in ("total", "current"):
+        batches = fit["epoch_loop.batch_progress"][scope]
+        batches["completed"] = batches["processed"]
+        val = fit["epoch_loop.val_loop.batch_progress"][scope]
+        done = val["completed"] if scope == "total" else 0
+        val.update(ready=done + 1, started=done + 1, processed=done, completed=done)
+    fit["epoch_loop.val_loop.batch_progress"]["is_last_batch"] = False
+
+
 # -- checkpoint writing and resuming -------------------------------------------------------------
 def strategy_checkpoint_io(trainer: pl.Trainer) -> Any:
     """The ``CheckpointIO`` plugin the Trainer's strategy writes with."""
@@ -171,13 +199,19 @@ def save_with_checkpoint_io(
         strategy.checkpoint_io = current
 
 
-def intercept_resume_start(trainer: pl.Trainer, choose_path: Callable[[Optional[Any]], Optional[Any]]) -> None:
+def intercept_resume_start(
+    trainer: pl.Trainer,
+    choose_path: Callable[[Optional[Any]], Optional[Any]],
+    chosen_weights_only: Optional[bool] = None,
+) -> None:
     """Let ``choose_path`` pick the checkpoint of this ``fit`` after it started.
 
     Lightning chooses ``ckpt_path`` before any callback runs; it loads it in the
     checkpoint connector's ``resume_start``, right after ``setup``, on every rank.
     The next call of it (one call only) passes ``fit``'s path through
     ``choose_path`` first. Arming it twice replaces the earlier, unused choice.
+    ``chosen_weights_only`` is the ``weights_only`` for a path ``choose_path`` picked
+    when ``fit`` was given none (and no ``weights_only``).
     """
     connector = trainer._checkpoint_connector
     if "resume_start" in vars(connector):  # armed by an earlier run that never loaded
@@ -186,7 +220,10 @@ def intercept_resume_start(trainer: pl.Trainer, choose_path: Callable[[Optional[
 
     def resume_start(checkpoint_path: Optional[Any] = None, weights_only: Optional[bool] = None) -> None:
         del connector.resume_start  # one call only
-        original(choose_path(checkpoint_path), weights_only)
+        chosen = choose_path(checkpoint_path)
+        if checkpoint_path is None and chosen is not None and weights_only is None:
+            weights_only = chosen_weights_only
+        original(chosen, weights_only)
 
     connector.resume_start = resume_start  # type: ignore[method-assign]
 

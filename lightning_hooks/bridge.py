@@ -41,7 +41,10 @@ from .registry import to_plain
 from .runner import RunnerView, check_train_sampler, close_log_file, get_logger
 from .state import LoopState, RunContext
 
-__all__ = ["DEFAULT_HOOKS", "HookBridge", "MMEngineConfigHookBridge", "merge_default_hooks", "use_hooks"]
+__all__ = ["DEFAULT_HOOKS", "RESUME_KEY", "HookBridge", "MMEngineConfigHookBridge", "merge_default_hooks", "use_hooks"]
+
+#: Top-level checkpoint key with the bridge's resume information (``validation_pending``).
+RESUME_KEY = "lightning_hooks"
 
 #: MMEngine's default hooks, in MMEngine's order (read-only: pass ``default_hooks`` to change them).
 DEFAULT_HOOKS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
@@ -133,6 +136,7 @@ class HookBridge(Callback):
                 raise TypeError(f"custom_hooks must be a list of hook configs or Hook instances, got {custom_hooks!r}")
             for cfg in custom_hooks:
                 self.hook_list.register(cfg)
+        _refuse_second_ema(self.hook_list)
         self.hook_list.resolve_all()
         self.state = LoopState()
         self.message_hub: Optional[MessageHub] = None
@@ -144,6 +148,8 @@ class HookBridge(Callback):
         self._run_open = False
         self._epoch_closed = True
         self._pending_save: Optional[dict[str, Any]] = None
+        self._validation_follows = False
+        self._resuming_before_validation = False
 
     @classmethod
     def from_mmengine_config(
@@ -171,6 +177,11 @@ class HookBridge(Callback):
     def register_hook(self, hook: HookCfg, priority: Any = None) -> Hook:
         """Add a hook (config dict or instance) in priority order."""
         built = self.hook_list.register(hook, priority)
+        try:
+            _refuse_second_ema(self.hook_list)
+        except ValueError:
+            self.hook_list.remove(built)
+            raise
         self.hook_list.resolve_all()
         return built
 
@@ -186,6 +197,14 @@ class HookBridge(Callback):
 
     def _call(self, stage: str, **kwargs: Any) -> None:
         self.hook_list.call(stage, self.runner, kwargs)
+        if self.runtime.after_stage:
+            self._run_after_stage()
+
+    def _run_after_stage(self) -> None:
+        """Run what hooks asked to do once every hook finished the mount point (``runner.call_after_stage``)."""
+        pending, self.runtime.after_stage = self.runtime.after_stage, []
+        for fn in pending:
+            fn()
 
     # ------------------------------------------------------------------ run lifecycle
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -288,6 +307,13 @@ class HookBridge(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         check_train_sampler(trainer.train_dataloader)
         self._sync_counters(trainer)
+        if self._resuming_before_validation:
+            # The checkpoint was written in after_train_epoch/after_train_iter, before that step's
+            # validation; Lightning runs that validation first. The epoch's after_train_epoch has run.
+            self._resuming_before_validation = False
+            if self.state.by_epoch:
+                self.state.epoch += 1
+                self._epoch_closed = True
         self._call("before_train")
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -309,6 +335,7 @@ class HookBridge(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        self._validation_follows = self._predict_validation(trainer)
         if self.hook_list.table("after_train_iter"):
             self._call(
                 "after_train_iter",
@@ -321,6 +348,24 @@ class HookBridge(Callback):
             self._close_train_epoch()
         if self.validate_at_end and self._training_finished():
             self._ensure_final_validation(trainer)
+
+    def _predict_validation(self, trainer: pl.Trainer) -> bool:
+        """Whether Lightning validates right after this batch (read in its last ``on_train_batch_end``).
+
+        A checkpoint written before that validation is marked as such, so a resume
+        from it runs the validation (see :func:`_resume_before_validation`).
+        """
+        if not trainer.enable_validation:
+            return False
+        if _lightning.validation_follows_batch(trainer):
+            return True
+        state = self.state
+        if not self.validate_at_end:
+            return False
+        if state.by_epoch:
+            last_batch = bool(trainer.fit_loop.epoch_loop._num_ready_batches_reached())
+            return last_batch and state.epoch + 1 == state.max_epochs
+        return state.iter + 1 == state.max_iters
 
     def _training_finished(self) -> bool:
         state = self.state
@@ -379,6 +424,7 @@ class HookBridge(Callback):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_val_settings(trainer)
+        self._validation_follows = False
         if self._evaluating(trainer):
             self._call("before_val")
 
@@ -406,7 +452,7 @@ class HookBridge(Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._evaluating(trainer):
-            self._call("after_val_epoch", metrics=_lightning.evaluation_epoch_metrics(trainer))
+            self._call("after_val_epoch", metrics=self._shared_metrics(trainer))
             self._call("after_val")
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -437,8 +483,21 @@ class HookBridge(Callback):
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._run_open:
-            self._call("after_test_epoch", metrics=_lightning.evaluation_epoch_metrics(trainer))
+            self._call("after_test_epoch", metrics=self._shared_metrics(trainer))
             self._call("after_test")
+
+    @staticmethod
+    def _shared_metrics(trainer: pl.Trainer) -> dict[str, Any]:
+        """The evaluation metrics as global rank 0 has them, on every rank (MMEngine's evaluator broadcasts too).
+
+        A metric logged on rank 0 only (``rank_zero_only=True``) or with values that
+        differ between ranks then leads every rank to the same decisions, so no
+        hook waits in a collective that another rank skips.
+        """
+        metrics = _lightning.evaluation_epoch_metrics(trainer)
+        if trainer.world_size > 1:
+            metrics = trainer.strategy.broadcast(metrics, src=0)
+        return metrics
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_meta(self, by_epoch: bool = True) -> dict[str, Any]:
@@ -494,7 +553,13 @@ class HookBridge(Callback):
             lightning_hooks_version=__version__,
         )
         checkpoint["meta"] = meta
-        if self.state.by_epoch and self._epoch_closed and "loops" in checkpoint:
+        val_pending = self._validation_follows and self._stage == "fit" and not trainer.validating
+        checkpoint[RESUME_KEY] = {"validation_pending": bool(val_pending and "loops" in checkpoint)}
+        if val_pending and "loops" in checkpoint:
+            # Saved before this step's validation: a resume runs that validation first, so every
+            # hook's reaction to it (best scores, early stopping, plateau schedulers) is exact.
+            _lightning.mark_validation_pending(checkpoint["loops"])
+        elif self.state.by_epoch and self._epoch_closed and "loops" in checkpoint:
             # Saved between our after_train_epoch and Lightning's end of the epoch: record the epoch
             # as finished, so fit(ckpt_path=...) starts the next epoch like MMEngine's resume does.
             _lightning.mark_epoch_finished(checkpoint["loops"])
@@ -510,6 +575,10 @@ class HookBridge(Callback):
             return
         resuming = self._stage == "fit"
         self.runtime.resume = resuming
+        marker = checkpoint.get(RESUME_KEY)
+        self._resuming_before_validation = (
+            resuming and isinstance(marker, Mapping) and marker.get("validation_pending") is True
+        )
         if self.hook_list.table("after_load_checkpoint"):
             before = _identity(checkpoint.get("state_dict"))
             self._call("after_load_checkpoint", checkpoint=checkpoint)
@@ -555,6 +624,19 @@ def _check_log_level(log_level: Any) -> str:
     if isinstance(log_level, str) and log_level.upper() in _LOG_LEVELS:
         return log_level.upper()
     raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
+
+
+def _refuse_second_ema(hook_list: HookList) -> None:
+    """Two EMAHooks would both swap averaged weights into the one model and corrupt the training weights."""
+    from .hooks.ema_hook import EMAHook
+
+    emas = hook_list.find(EMAHook)
+    if len(emas) > 1:
+        raise ValueError(
+            f"HookBridge got {len(emas)} EMAHooks ({', '.join(repr(h) for h in emas)}); only one is allowed: "
+            "each swaps its average into the model for validation, so a second one would overwrite the "
+            "training weights. Keep one EMAHook."
+        )
 
 
 def _identity(state_dict: Any) -> Any:

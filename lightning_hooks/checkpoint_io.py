@@ -40,7 +40,7 @@ import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 
 from . import _lightning
-from .errors import CheckpointWriteError
+from .errors import CheckpointWriteError, ResumeError
 from .fileio import (
     atomic_torch_save,
     atomic_write_text,
@@ -56,6 +56,7 @@ from .fileio import (
 __all__ = [
     "AtomicCheckpointIO",
     "CheckpointWriteError",
+    "ResumeError",
     "arm_auto_resume",
     "atomic_torch_save",
     "atomic_write_text",
@@ -160,13 +161,18 @@ class AtomicCheckpointIO(CheckpointIO):
     def load_checkpoint(
         self, path: Any, map_location: Optional[Any] = None, weights_only: Optional[bool] = None
     ) -> dict[str, Any]:
-        """``torch.load`` from any fsspec path, after any save in flight has finished."""
+        """``torch.load`` from any fsspec path, after any save in flight has finished.
+
+        ``weights_only=None`` means True: nothing is unpickled beyond tensors and
+        plain types unless the caller passes ``weights_only=False`` by name
+        (torch < 2.6 would default to full unpickling).
+        """
         self.wait()
         fs, fs_path = fsspec.core.url_to_fs(str(path))
         if not fs.exists(fs_path):
             raise FileNotFoundError(f"Checkpoint file not found: {path}")
         with fs.open(fs_path, "rb") as f:
-            return torch.load(f, map_location=map_location or "cpu", weights_only=weights_only)
+            return torch.load(f, map_location=map_location or "cpu", weights_only=weights_only is not False)
 
     def remove_checkpoint(self, path: Any) -> None:
         """Delete ``path`` (file or directory) if it exists, after any save in flight."""
@@ -236,12 +242,20 @@ def arm_auto_resume(trainer: Any, work_dir: str, logger: Any) -> None:
     def choose_path(checkpoint_path: Optional[Any]) -> Optional[Any]:
         if checkpoint_path is not None:
             return checkpoint_path
-        found = find_last_checkpoint(work_dir) if trainer.is_global_zero else None
-        checkpoint_path = trainer.strategy.broadcast(found, src=0)
+        found: tuple[Optional[str], Optional[str]] = (None, None)
+        if trainer.is_global_zero:
+            try:
+                found = (find_last_checkpoint(work_dir), None)
+            except ResumeError as exc:
+                found = (None, str(exc))
+        checkpoint_path, error = trainer.strategy.broadcast(found, src=0)
+        if error is not None:  # raised on every rank, so no rank waits for another
+            raise ResumeError(error)
         if checkpoint_path is None:
-            logger.info("Did not find last_checkpoint to be resumed.")
+            logger.info(f"Did not find last_checkpoint to be resumed in {work_dir}: starting from scratch.")
         else:
             logger.info(f"Auto resumed from the latest checkpoint {checkpoint_path}.")
         return checkpoint_path
 
-    _lightning.intercept_resume_start(trainer, choose_path)
+    # The file was chosen by us, not the user: it is loaded as data only unless fit says otherwise.
+    _lightning.intercept_resume_start(trainer, choose_path, chosen_weights_only=True)

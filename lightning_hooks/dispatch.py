@@ -83,6 +83,16 @@ class HookList:
         self._tables.clear()
         return hook
 
+    def remove(self, hook: Hook) -> None:
+        """Take ``hook`` out of the list (identity match)."""
+        for index, registered in enumerate(self._hooks):
+            if registered is hook:
+                del self._hooks[index]
+                del self._priorities[index]
+                self._tables.clear()
+                return
+        raise ValueError(f"{hook!r} is not registered")
+
     def table(self, stage: str) -> tuple[Callable[..., Any], ...]:
         """Bound methods to call at ``stage``, in order (resolved once and cached)."""
         methods = self._tables.get(stage)

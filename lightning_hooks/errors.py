@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointWriteError",
     "LightningHooksError",
     "MessageHubError",
+    "ResumeError",
     "ScalarTypeError",
     "TrainLoopError",
     "UnsupportedHook",
@@ -72,6 +73,13 @@ class CheckpointWriteError(LightningHooksError, OSError):
     """A checkpoint could not be written (disk full, permissions, ...); the message names the file.
 
     Nothing was replaced or deleted: the previous checkpoints are intact.
+    """
+
+
+class ResumeError(LightningHooksError, FileNotFoundError):
+    """``last_checkpoint`` names a checkpoint that is missing or cannot be read; nothing was trained.
+
+    A ``FileNotFoundError``, as MMEngine raises in this case.
     """
 
 

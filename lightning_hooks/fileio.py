@@ -14,24 +14,31 @@ import hashlib
 import os
 import os.path as osp
 import pickle
-import tempfile
+import re
 import uuid
+import zipfile
 from collections.abc import Callable
 from typing import IO, Any, Optional
 
 import fsspec  # type: ignore[import-untyped]
 import torch
 
+from .errors import ResumeError
+
 __all__ = [
+    "TEMP_FILE_RE",
     "atomic_torch_save",
     "atomic_write_text",
     "find_last_checkpoint",
     "is_local_path",
     "join_path",
     "path_exists",
+    "path_in_directory",
     "pickle_sha256",
     "read_text",
     "remove_path",
+    "remove_stale_temp_files",
+    "temp_name",
 ]
 
 
@@ -66,12 +73,31 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+#: Name of this package's temp files: ``.<target name>.<12 hex>.tmp`` next to the target.
+TEMP_FILE_RE = re.compile(r"^\.(?P<target>.+)\.(?P<token>[0-9a-f]{12})\.tmp$")
+
+
+def temp_name(target_name: str) -> str:
+    """A fresh temp-file name for writing ``target_name`` (matches :data:`TEMP_FILE_RE`)."""
+    return f".{target_name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def _create_new(path: str) -> None:
+    """Create ``path`` (it must not exist) with mode 0666 minus the umask, as ``open()`` and ``torch.save`` do."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(fd)
+
+
 def _atomic_local(path: str, write: Callable[[str], None], fsync: bool) -> None:
-    """Run ``write(tmp_path)``, fsync the file, rename it onto ``path`` and fsync the directory."""
+    """Run ``write(tmp_path)``, fsync the file, rename it onto ``path`` and fsync the directory.
+
+    The temp file is created with the process umask (``0644`` under umask 022),
+    so the final file has the permissions ``torch.save`` would give it.
+    """
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    tmp = osp.join(directory, temp_name(osp.basename(path)))
+    _create_new(tmp)
     try:
         write(tmp)
         if fsync:
@@ -93,7 +119,7 @@ def _atomic_remote(path: str, write: Callable[[IO[bytes]], None]) -> None:
     fs, fs_path = fsspec.core.url_to_fs(str(path))
     parent = fs._parent(fs_path)
     fs.makedirs(parent, exist_ok=True)
-    tmp = f"{parent.rstrip('/')}/.{fs_path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = f"{parent.rstrip('/')}/{temp_name(fs_path.rsplit('/', 1)[-1])}"
     try:
         with fs.open(tmp, "wb") as f:
             write(f)
@@ -179,10 +205,98 @@ def read_text(path: str) -> str:
         return f.read()
 
 
+def path_in_directory(path: Any, directory: str) -> bool:
+    """Whether ``path`` names an entry directly inside ``directory``, after resolving symlinks and ``..``.
+
+    Local paths must be absolute and must not be symlinks themselves; their
+    parent must resolve (``realpath``) to ``directory``'s real path. Remote
+    (fsspec URL) paths must be exactly ``<directory>/<name>`` with a plain name.
+    Anything else, including non-strings, is outside.
+    """
+    if not isinstance(path, str) or not path or "\x00" in path:
+        return False
+    if is_local_path(directory):
+        if not is_local_path(path):
+            return False
+        local = _local(path)
+        if not osp.isabs(local) or osp.islink(local):
+            return False
+        real_dir = osp.realpath(_local(directory))
+        return osp.realpath(osp.dirname(local)) == real_dir and osp.realpath(local) == osp.join(
+            real_dir, osp.basename(local)
+        )
+    name = path.rsplit("/", 1)[-1]
+    return name not in ("", ".", "..") and path == join_path(directory, name)
+
+
+def remove_stale_temp_files(directory: str, is_ours: Callable[[str], bool]) -> list[str]:
+    """Delete this package's leftover temp files in ``directory`` (local only); returns the names removed.
+
+    Only regular files (not symlinks) named like :func:`temp_name` whose target
+    name satisfies ``is_ours`` are removed: the temp files of a writer that was
+    killed. Other files, other patterns and subdirectories are never touched.
+    """
+    if not is_local_path(directory):
+        return []
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(_local(directory)))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = TEMP_FILE_RE.match(entry.name)
+        if match is None or not is_ours(match.group("target")):
+            continue
+        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            os.remove(entry.path)
+            removed.append(entry.name)
+        except OSError:
+            pass
+    return removed
+
+
+def _unreadable_reason(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a resume point (missing, not a file, unreadable, not a checkpoint), or None."""
+    if not is_local_path(path):
+        return None if path_exists(path) else "it does not exist"
+    local = _local(path)
+    if not osp.exists(local):
+        return "it does not exist"
+    if not osp.isfile(local):
+        return "it is not a file"
+    try:
+        with open(local, "rb"):
+            pass
+    except OSError as exc:
+        return f"it cannot be opened ({exc.strerror or exc})"
+    if not zipfile.is_zipfile(local):
+        return "it is not a complete torch checkpoint (truncated or another format)"
+    return None
+
+
 def find_last_checkpoint(work_dir: str) -> Optional[str]:
-    """The path written in ``<work_dir>/last_checkpoint`` when it names an existing file, else None."""
+    """The checkpoint named by ``<work_dir>/last_checkpoint``; None when there is no ``last_checkpoint``.
+
+    Raises :class:`~lightning_hooks.errors.ResumeError`, naming both files, when
+    ``last_checkpoint`` names a file that is missing or unreadable: resuming silently
+    from scratch would overwrite the old run's checkpoints (MMEngine raises
+    ``FileNotFoundError`` too).
+    """
     marker = join_path(work_dir, "last_checkpoint")
     if not path_exists(marker):
         return None
-    path = read_text(marker).strip()
-    return path if path and path_exists(path) else None
+    try:
+        path = read_text(marker).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResumeError(f"Cannot resume: {marker} cannot be read ({exc}).") from exc
+    if not path:
+        raise ResumeError(f"Cannot resume: {marker} is empty; it should name the checkpoint to resume from.")
+    reason = _unreadable_reason(path)
+    if reason is not None:
+        raise ResumeError(
+            f"Cannot resume: {marker} names {path}, but {reason}. Nothing was trained or overwritten. "
+            f"Pass fit(ckpt_path=...) with another checkpoint, or remove {marker} to start from scratch."
+        )
+    return path

@@ -485,6 +485,14 @@ class RunnerView:
             after_write=kwargs.get("after_write"),
         )
 
+    def call_after_stage(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once every hook has finished the mount point being called now.
+
+        CheckpointHook uses it to write a checkpoint after all ``after_val_epoch``
+        hooks, so the file holds every hook's reaction to the validation.
+        """
+        self._run.after_stage.append(fn)
+
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank (collective under DDP; identity on one process)."""
         return self.trainer.strategy.broadcast(obj, src=src)

@@ -8,7 +8,8 @@ starts; :class:`~lightning_hooks.runner.RunnerView` gives them to hooks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class RunContext:
     log_file: Optional[str] = None
     #: Whether this ``fit`` resumed from a checkpoint (weights, optimizer and loop state).
     resume: bool = False
+    #: What hooks asked to run once the current mount point has finished (``runner.call_after_stage``).
+    after_stage: list[Callable[[], None]] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> Any:
         if key not in _FIELD_NAMES:

@@ -72,6 +72,7 @@ def test_interrupted_run_ends_like_uninterrupted(tmp_path, stop_after, how, opti
     full_log, _, full_module = traced_fit(tmp_path / "full", 5, optimizer=optimizer)
     part = tmp_path / "part"
     traced_fit(part, stop_after, optimizer=optimizer)
+    pending = torch.load(part / f"epoch_{stop_after}.pth", weights_only=True)["lightning_hooks"]["validation_pending"]
     ckpt_path = None if how == "auto" else str(part / f"epoch_{stop_after}.pth")
     resumed_log, trainer, module = traced_fit(part, 5, ckpt_path=ckpt_path, resume=how == "auto", optimizer=optimizer)
 
@@ -93,18 +94,47 @@ def test_interrupted_run_ends_like_uninterrupted(tmp_path, stop_after, how, opti
         ]
     )
     # After the resume point the mount points and counters are those of the uninterrupted run.
-    resume_point = next(i for i, e in enumerate(full_log) if e[0] == "before_train_epoch" and e[1] == stop_after)
+    # A checkpoint written before its epoch's validation resumes with that validation.
+    first = "before_val" if pending else "before_train_epoch"
+    resume_point = next(i for i, e in enumerate(full_log) if e[0] == first and e[1] == stop_after)
     tail = [e for e in resumed_log if e[0] not in ("before_run", "after_load_checkpoint", "before_train")]
     assert tail == full_log[resume_point:]
     assert trainer.global_step == 20
 
 
-def test_resume_keeps_the_checkpoint_it_resumed_from_by_default(tmp_path):
-    """keep_resumed=True (default): max_keep_ckpts=1 would delete epoch_2.pth (MMEngine does); we keep it."""
+class _RecordFiles(Hook):
+    """Records the checkpoint files present when each epoch's regular save is about to start."""
+
+    priority = "HIGHEST"
+
+    def __init__(self, seen: list) -> None:
+        self.seen = seen
+
+    def after_train_epoch(self, runner) -> None:
+        self.seen.append((runner.epoch + 1, files_in(runner.work_dir)))
+
+
+def test_resumed_from_checkpoint_is_rotated_once_a_newer_one_is_durable(tmp_path):
+    """keep_resumed=True (default): epoch_2.pth stays until epoch_3.pth is durable, then goes as usual.
+
+    Before, the resumed-from file was never rotated, so every interruption left one more file.
+    """
     cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1)
     run_lightning(tmp_path, cfg, SCORES, max_epochs=2)
-    run_lightning(tmp_path, cfg, SCORES, max_epochs=4, ckpt_path=str(tmp_path / "epoch_2.pth"))
-    assert files_in(tmp_path) == ["epoch_2.pth", "epoch_4.pth", "last_checkpoint"]
+    seen: list = []
+    bridge = HookBridge(
+        default_hooks={**NO_DEFAULTS, "checkpoint": cfg},
+        custom_hooks=[_RecordFiles(seen)],
+        work_dir=str(tmp_path),
+        print_hooks_table=False,
+        log_level="WARNING",
+    )
+    trainer = make_trainer(tmp_path, bridge, max_epochs=4, num_sanity_val_steps=0)
+    train, val = loaders()
+    trainer.fit(ScoredModule(SCORES), train, val, ckpt_path=str(tmp_path / "epoch_2.pth"))
+    assert seen[0] == (3, ["epoch_2.pth", "last_checkpoint"])  # kept while nothing newer is durable
+    assert seen[1] == (4, ["epoch_3.pth", "last_checkpoint"])  # rotated once epoch_3.pth was
+    assert files_in(tmp_path) == ["epoch_4.pth", "last_checkpoint"]
     assert runtime_info(str(tmp_path / "epoch_4.pth"))["keep_ckpt_ids"] == [4]
 
 
@@ -112,7 +142,7 @@ def test_auto_resume_without_last_checkpoint_starts_fresh(tmp_path, capsys):
     trainer, bridge, _ = run_lightning(
         tmp_path, dict(type="CheckpointHook", interval=2), SCORES, max_epochs=2, resume=True, log_level="INFO"
     )
-    assert "Did not find last_checkpoint to be resumed." in capsys.readouterr().out
+    assert "Did not find last_checkpoint to be resumed" in capsys.readouterr().out
     assert trainer.ckpt_path is None
     assert bridge.state.epoch == 2 and bridge.state.iter == 8
     assert files_in(tmp_path) == ["epoch_2.pth", "last_checkpoint"]

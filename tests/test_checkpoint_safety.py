@@ -142,7 +142,7 @@ def test_memory_filesystem_out_dir_with_rotation_best_and_resume(tmp_path):
     _, bridge, _ = run_lightning(tmp_path / "exp", cfg, {"acc": [0.4, 0.3, 0.5, 0.1]}, max_epochs=4, resume=True)
     assert bridge.state.epoch == 4
     names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{root}/exp", detail=False))
-    assert names == ["best_acc_epoch_3.pth", "epoch_3.pth", "epoch_4.pth"]  # epoch_3: resumed from, kept
+    assert names == ["best_acc_epoch_3.pth", "epoch_4.pth"]  # epoch_3 (resumed from) rotated once epoch_4 is durable
     fs.rm(root, recursive=True)
 
 

@@ -450,7 +450,10 @@ class SanityProbe(ToyModule):
 
 
 def test_sanity_check_runs_on_raw_weights_and_leaves_the_average_alone(tmp_path):
-    run_lh(tmp_path / "first", [dict(EMA)], max_epochs=1)
+    # save_best: epoch_1.pth is re-saved after its validation (a first best), so the resume does not
+    # repeat that validation and Lightning runs its sanity check.
+    best = dict(type="CheckpointHook", interval=1, save_best="acc")
+    run_lh(tmp_path / "first", [dict(EMA)], max_epochs=1, checkpoint=best)
     ckpt = load(tmp_path / "first" / "epoch_1.pth")
     bridge = HookBridge(custom_hooks=[dict(EMA)], print_hooks_table=False, default_hooks=dict(checkpoint=None))
     trainer = make_trainer(tmp_path / "resumed", bridge, max_epochs=2, num_sanity_val_steps=1)
@@ -482,5 +485,6 @@ def test_no_host_reads_in_any_training_iteration(tmp_path):
         CountedEMAHook(ema_type="MomentumAnnealingEMA", momentum=0.1, gamma=4, interval=2, update_buffers=True),
         CountedEMAHook(momentum=0.1, begin_iter=3),  # also the copies made before begin_iter
     ]
-    run_lh(tmp_path, hooks, model=BNToy())
+    for i, hook in enumerate(hooks):  # one EMAHook per bridge: a second one is refused
+        run_lh(tmp_path / str(i), [hook], model=BNToy())
     assert len(counts) == 16 and counts == [0] * 16

@@ -23,24 +23,30 @@ Deliberate differences, each a fix (see docs/hooks/checkpoint_hook.md):
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import os.path as osp
+import pickle
+import re
 import string
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from math import inf
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ..checkpoint_io import (
-    AtomicCheckpointIO,
+from ..checkpoint_io import AtomicCheckpointIO
+from ..errors import CheckpointConfigError
+from ..fileio import (
     atomic_write_text,
     is_local_path,
     join_path,
+    path_in_directory,
     remove_path,
+    remove_stale_temp_files,
 )
-from ..errors import CheckpointConfigError
 from ..publishing import write_published
 from ..registry import HOOKS
 from ..rules import DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, infer_rule
@@ -103,11 +109,14 @@ class CheckpointHook(Hook):
         async_save: write checkpoints in a background thread (also turned on by Lightning's
             ``AsyncCheckpointIO`` plugin); training waits only for the copy to host memory.
         fsync: flush files and directories to disk before a save counts as done.
-        keep_resumed: never delete the checkpoint this ``fit`` resumed from (MMEngine would,
-            through ``max_keep_ckpts`` or a new best). False deletes exactly what MMEngine does.
+        keep_resumed: keep the checkpoint this ``fit`` resumed from until a newer regular
+            checkpoint is durable; then it is rotated as usual. False: no extra protection.
         resume: MMEngine's auto-resume from the hook (as ``HookBridge(resume=True)``): a ``fit``
             given no ``ckpt_path`` resumes from ``<work_dir>/last_checkpoint`` when it exists.
-        **kwargs: forwarded to ``runner.save_checkpoint`` for regular saves, as MMEngine does.
+
+    Any other keyword is a ``TypeError`` naming the closest valid one (MMEngine forwards
+    extra keywords to ``runner.save_checkpoint``, which accepts none of them, and fails
+    at the first save).
     """
 
     priority = "VERY_LOW"
@@ -139,8 +148,29 @@ class CheckpointHook(Hook):
         fsync: bool = True,
         keep_resumed: bool = True,
         resume: bool = False,
-        **kwargs: Any,
     ) -> None:
+        _check_flags(
+            by_epoch=by_epoch,
+            save_optimizer=save_optimizer,
+            save_param_scheduler=save_param_scheduler,
+            save_last=save_last,
+            async_save=async_save,
+            fsync=fsync,
+            keep_resumed=keep_resumed,
+            resume=resume,
+        )
+        for int_name, int_value in (("max_keep_ckpts", max_keep_ckpts), ("save_begin", save_begin)):
+            if isinstance(int_value, bool) or not isinstance(int_value, int):
+                raise TypeError(f"CheckpointHook: {int_name} must be an int, got {int_value!r}")
+        if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+            raise TypeError(f"CheckpointHook: out_dir must be a path or fsspec URL (str) or None, got {out_dir!r}")
+        for name, value in (("file_client_args", file_client_args), ("backend_args", backend_args)):
+            if value is not None and not isinstance(value, dict):
+                raise TypeError(f"CheckpointHook: {name} must be a dict or None, got {value!r}")
+        if filename_tmpl is not None and not isinstance(filename_tmpl, str):
+            raise TypeError(
+                f"CheckpointHook: filename_tmpl must be a str with one '{{}}' or None, got {filename_tmpl!r}"
+            )
         if file_client_args is not None and backend_args is not None:
             raise ValueError('"file_client_args" and "backend_args" cannot be set at the same time.')
         if file_client_args is not None:
@@ -159,7 +189,6 @@ class CheckpointHook(Hook):
         self.out_dir: str = self._out_dir_arg  # type: ignore[assignment]  # resolved in before_train
         self.max_keep_ckpts = max_keep_ckpts
         self.save_last = save_last
-        self.args = kwargs
         self.file_client_args = file_client_args
         self.backend_args = backend_args
         self.filename_tmpl = filename_tmpl or ("epoch_{}.pth" if by_epoch else "iter_{}.pth")
@@ -188,6 +217,12 @@ class CheckpointHook(Hook):
         self.keep_ckpt_ids: deque = deque()
         self._io = AtomicCheckpointIO(fsync=fsync, async_save=async_save)
         self._warned_standalone = False
+        self._names = _NamePatterns(self.filename_tmpl)
+        # Crash-window bookkeeping (see _save_checkpoint_with_step and docs/trust.md).
+        self._lock = threading.Lock()
+        self._pending_removals: list[str] = []  # deleted once no durable resume point needs them
+        self._resume_point_bests: set[str] = set()  # best files named by the durable resume point
+        self._newer_regular_durable = False  # a regular checkpoint of this fit is durable
 
     # ------------------------------------------------------------------ validation of arguments
     @staticmethod
@@ -254,25 +289,139 @@ class CheckpointHook(Hook):
             self.rules.append(rule)
         self.key_indicators = key_indicators
 
-    # ------------------------------------------------------------------ storage helpers
+    # ------------------------------------------------------------------ paths this hook owns
     def _join(self, *parts: str) -> str:
         return join_path(self.out_dir, *parts)
 
+    def _regular_path(self, step: int) -> str:
+        return self._join(self.filename_tmpl.format(step))
+
+    def owns(self, path: Any, kinds: tuple[str, ...] = ("regular", "best")) -> bool:
+        """Whether ``path`` is one of this hook's files: directly in ``out_dir`` and named as it names them.
+
+        ``kinds`` selects the names: ``'regular'`` (``filename_tmpl``), ``'best'``
+        (``best_<key>_<regular name>``), ``'published'`` (``<stem>-<8 hex>.pth``).
+        Symlinks, ``..`` that leaves the directory, relative paths and other names are not ours.
+        """
+        if not isinstance(path, str) or not path_in_directory(path, self.out_dir):
+            return False
+        name = path.replace("\\", "/").rsplit("/", 1)[-1]
+        return self._names.kind(name) in kinds
+
+    def _trusted_hub_path(self, runner: RunnerView, key: str, kinds: tuple[str, ...]) -> Optional[str]:
+        """``runtime_info[key]`` when it names one of this hook's files; otherwise it is dropped with a warning.
+
+        A checkpoint is data: a path in it is acted upon (deleted, published,
+        loaded) only when it is ours. Dropping it from the hub keeps later
+        checkpoints from carrying it on.
+        """
+        hub = runner.message_hub
+        value = hub.get_info(key)
+        if value is None or self.owns(value, kinds):
+            return value
+        hub.pop_info(key)
+        _warn(
+            runner,
+            f"CheckpointHook ignores {key}={value!r} from the resumed checkpoint: it is not one of this hook's "
+            f"files in {self.out_dir}. Nothing at that path will be deleted, published or loaded.",
+        )
+        return None
+
+    def _trusted_keep_ids(self, runner: RunnerView) -> list[int]:
+        """``keep_ckpt_ids`` from the hub, keeping only non-negative ints (a crafted entry is dropped with a warning)."""
+        hub = runner.message_hub
+        raw = hub.get_info("keep_ckpt_ids") or []
+        ids = (
+            [i for i in raw if isinstance(i, int) and not isinstance(i, bool) and i >= 0]
+            if isinstance(raw, list)
+            else []
+        )
+        if not isinstance(raw, list) or len(ids) != len(raw):
+            _warn(runner, f"CheckpointHook ignores invalid keep_ckpt_ids entries {raw!r} from the resumed checkpoint.")
+            hub.update_info("keep_ckpt_ids", ids)
+        return ids
+
+    def _trusted_best_score(self, runner: RunnerView, key: str) -> None:
+        """Drop a best score that is not a real number (a crafted one would break every comparison)."""
+        hub = runner.message_hub
+        if key not in hub.runtime_info:
+            return
+        value = hub.get_info(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+            return
+        hub.pop_info(key)
+        _warn(runner, f"CheckpointHook ignores {key}={value!r} from the resumed checkpoint: not a number.")
+
     def _protected(self, runner: RunnerView, path: str) -> bool:
-        """The checkpoint this fit resumed from is never deleted when ``keep_resumed``."""
+        """With ``keep_resumed``, the resumed-from checkpoint stays until a newer regular one is durable."""
         resumed = getattr(runner, "resumed_from", None)
-        if not self.keep_resumed or resumed is None:
+        if not self.keep_resumed or resumed is None or self._newer_regular_durable:
             return False
         if is_local_path(path) and is_local_path(resumed):
-            return osp.abspath(path) == osp.abspath(resumed)
+            return osp.realpath(path) == osp.realpath(resumed)
         return str(path) == str(resumed)
 
     def _remove(self, runner: RunnerView, path: str) -> bool:
-        """Delete a checkpoint (rank 0 callers only), sparing the resumed one; True if removed."""
+        """Delete one of this hook's files (rank 0 callers only); True if removed.
+
+        A path that is not ours is never deleted (warning); the resumed-from file
+        waits (see :meth:`_protected`).
+        """
+        if not self.owns(path):
+            _warn(runner, f"CheckpointHook does not delete {path!r}: it is not one of its files in {self.out_dir}.")
+            return False
         if self._protected(runner, path):
-            runner.logger.info(f"Keeping {path}: this run resumed from it.")
+            with self._lock:
+                self._pending_removals.append(path)
             return False
         return remove_path(path)
+
+    def _queue_removal(self, path: Optional[str]) -> None:
+        if path is not None:
+            with self._lock:
+                if path not in self._pending_removals:
+                    self._pending_removals.append(path)
+
+    def _flush_removals(self, runner: RunnerView, keep: Sequence[Optional[str]] = ()) -> None:
+        """Delete the queued files that no durable resume point names (rank 0; after a durable write).
+
+        ``keep``: files the latest state still uses (the current best files).
+        """
+        if runner.rank != 0:
+            with self._lock:
+                self._pending_removals.clear()
+            return
+        with self._lock:
+            needed = self._resume_point_bests | {p for p in keep if p is not None}
+            ready = [p for p in self._pending_removals if p not in needed]
+            self._pending_removals = [p for p in self._pending_removals if p in needed]
+        for path in ready:
+            if self._remove(runner, path) and self._names.kind(osp.basename(path)) == "best":
+                runner.logger.info(f"The previous best checkpoint {path} is removed")
+
+    def _current_bests(self) -> list[Optional[str]]:
+        if self.save_best is None:
+            return []
+        if len(self.key_indicators) == 1:
+            return [self.best_ckpt_path]
+        return list(self.best_ckpt_path_dict.values())
+
+    def _write_last_checkpoint(self, runner: RunnerView, ckpt_path: str) -> None:
+        """Point ``<work_dir>/last_checkpoint`` at ``ckpt_path`` (atomic, durable; rank 0)."""
+        atomic_write_text(join_path(runner.work_dir, "last_checkpoint"), ckpt_path, fsync=self._io.fsync)
+
+    def _is_our_temp_target(self, name: str) -> bool:
+        return name == "last_checkpoint" or self._names.kind(name) is not None
+
+    def _remove_stale_temp_files(self, runner: RunnerView) -> None:
+        """Remove temp files that killed writes of this hook left in out_dir and the work dir (rank 0)."""
+        if runner.rank != 0:
+            return
+        directories = {self.out_dir, runner.work_dir}
+        for directory in sorted(directories):
+            removed = remove_stale_temp_files(directory, self._is_our_temp_target)
+            if removed:
+                runner.logger.info(f"Removed {len(removed)} unfinished checkpoint temp file(s) in {directory}.")
 
     def _check_writable(self, runner: RunnerView) -> None:
         """Fail at the start of training, naming out_dir, when it cannot be written (local paths)."""
@@ -292,27 +441,36 @@ class CheckpointHook(Hook):
             runner.auto_resume()
 
     def before_train(self, runner: RunnerView) -> None:
-        """Resolve out_dir, and restore best paths and kept ids from the (resumed) message hub."""
+        """Resolve out_dir, clean up killed writes, and restore best paths and kept ids from the resumed hub.
+
+        Every path read from the hub is checked (:meth:`owns`) before it is kept.
+        """
         if self._out_dir_arg is None or self._out_dir_arg == runner.work_dir:
             self.out_dir = runner.work_dir
         else:
             self.out_dir = join_path(self._out_dir_arg, osp.basename(runner.work_dir.rstrip(osp.sep)))
         self._check_writable(runner)
+        self._remove_stale_temp_files(runner)
         runner.logger.info(f"Checkpoints will be saved to {self.out_dir}.")
-        hub = runner.message_hub
+        self._pending_removals = []
+        self._newer_regular_durable = False
+        self._trusted_hub_path(runner, "last_ckpt", ("regular",))
         if self.save_best is not None:
             if len(self.key_indicators) == 1:
-                self.best_ckpt_path = hub.get_info("best_ckpt")
+                self._trusted_best_score(runner, "best_score")
+                self.best_ckpt_path = self._trusted_hub_path(runner, "best_ckpt", ("best",))
             else:
                 for key in self.key_indicators:
-                    self.best_ckpt_path_dict[key] = hub.get_info(f"best_ckpt_{key}")
+                    self._trusted_best_score(runner, f"best_score_{key}")
+                    self.best_ckpt_path_dict[key] = self._trusted_hub_path(runner, f"best_ckpt_{key}", ("best",))
+        self._resume_point_bests = {p for p in self._current_bests() if p is not None}
         if self.max_keep_ckpts > 0:
-            keep_ckpt_ids = list(hub.get_info("keep_ckpt_ids") or [])
-            while len(keep_ckpt_ids) > self.max_keep_ckpts:
+            keep_ckpt_ids = self._trusted_keep_ids(runner)
+            while len(keep_ckpt_ids) > self.max_keep_ckpts:  # MMEngine's trimming after a smaller max_keep_ckpts
                 step = keep_ckpt_ids.pop(0)
                 if runner.rank == 0:
-                    self._remove(runner, self._join(self.filename_tmpl.format(step)))
-            self.keep_ckpt_ids = deque(keep_ckpt_ids, self.max_keep_ckpts)
+                    self._remove(runner, self._regular_path(step))
+            self.keep_ckpt_ids = deque(keep_ckpt_ids)
 
     def after_train_epoch(self, runner: RunnerView) -> None:
         if not self.by_epoch:
@@ -346,13 +504,12 @@ class CheckpointHook(Hook):
     def after_train(self, runner: RunnerView) -> None:
         """Wait for the last write, then publish (rank 0) when ``published_keys`` is set."""
         self._io.wait()
+        self._flush_removals(runner, keep=self._current_bests())
         if self.published_keys is None:
             return
         if self.save_last and self.last_ckpt is not None:
             self._publish_model(runner, self.last_ckpt)
-        if getattr(self, "best_ckpt_path", None) is not None:
-            self._publish_model(runner, str(self.best_ckpt_path))
-        for best_ckpt in getattr(self, "best_ckpt_path_dict", {}).values():
+        for best_ckpt in self._current_bests():
             if best_ckpt is not None:  # MMEngine would crash on a key that never improved
                 self._publish_model(runner, best_ckpt)
 
@@ -371,27 +528,37 @@ class CheckpointHook(Hook):
         self._save_checkpoint_with_step(runner, step, meta)
 
     def _save_checkpoint_with_step(self, runner: RunnerView, step: int, meta: dict[str, Any]) -> None:
-        """Save ``filename_tmpl.format(step)``; rotate and update ``last_checkpoint`` once it is on disk.
+        """Save ``filename_tmpl.format(step)``; then ``last_checkpoint``; then, only then, rotate.
 
         As in MMEngine the kept ids are updated before the save (the file records
-        itself in ``keep_ckpt_ids``), but the evicted file is deleted only after the
-        new one is safely written.
+        itself in ``keep_ckpt_ids``). On disk the order is: the new file is durable,
+        ``last_checkpoint`` names it (durable), and only then are the evicted regular
+        file and any best file no longer named by this new resume point deleted.
+        A kill at any instant leaves a readable resume point whose best files exist.
         """
-        evicted: Optional[str] = None
+        evicted: list[str] = []  # this save's rotation: deleted by this save's after_write only
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                evicted = self._join(self.filename_tmpl.format(self.keep_ckpt_ids.popleft()))
+            while len(self.keep_ckpt_ids) >= self.max_keep_ckpts:
+                evicted.append(self._regular_path(self.keep_ckpt_ids.popleft()))
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
         filename = self.filename_tmpl.format(step)
         self.last_ckpt = self._join(filename)
         runner.message_hub.update_info("last_ckpt", self.last_ckpt)
-        last_ckpt, marker = self.last_ckpt, join_path(runner.work_dir, "last_checkpoint")
+        last_ckpt = self.last_ckpt
+        bests = [p for p in self._current_bests() if p is not None]
 
         def after_write() -> None:
-            if evicted is not None and evicted != last_ckpt:
-                self._remove(runner, evicted)
-            atomic_write_text(marker, last_ckpt, fsync=self._io.fsync)
+            if runner.rank != 0:
+                return
+            self._write_last_checkpoint(runner, last_ckpt)
+            with self._lock:
+                self._resume_point_bests = set(bests)
+                self._newer_regular_durable = True
+            for path in evicted:
+                if path != last_ckpt:
+                    self._remove(runner, path)
+            self._flush_removals(runner, keep=bests)
 
         runner.save_checkpoint(
             self.out_dir,
@@ -401,7 +568,6 @@ class CheckpointHook(Hook):
             save_param_scheduler=self.save_param_scheduler,
             checkpoint_io=self._io,
             after_write=after_write,
-            **self.args,
         )
 
     # ------------------------------------------------------------------ best checkpoints
@@ -415,6 +581,7 @@ class CheckpointHook(Hook):
             )
 
     def _save_best_checkpoint(self, runner: RunnerView, metrics: dict[str, Any]) -> None:
+        """MMEngine's best logic on the metrics every rank sees (the bridge gives all ranks rank 0's)."""
         if not self.save_best:
             return
         self._check_metrics_present(metrics)
@@ -423,7 +590,6 @@ class CheckpointHook(Hook):
                 self._warned_standalone = True
                 runner.logger.info("save_best is skipped outside training (standalone validation).")
             return
-        metrics = runner.broadcast(metrics) if runner.distributed else metrics  # one decision on every rank
         if self.by_epoch:
             ckpt_filename = self.filename_tmpl.format(runner.epoch)
             cur_type, cur_time = "epoch", runner.epoch
@@ -439,7 +605,25 @@ class CheckpointHook(Hook):
                 best_ckpt_updated = True
         # Re-save the regular checkpoint of this step so that it records the new best (MMEngine does).
         if best_ckpt_updated and self.last_ckpt is not None:
-            self._save_checkpoint_with_step(runner, cur_time, meta)
+            self._resave_after_stage(runner, cur_time, meta)
+
+    def _resave_after_stage(self, runner: RunnerView, step: int, meta: dict[str, Any]) -> None:
+        """MMEngine's re-save after a new best, once every hook's ``after_val_epoch`` has run.
+
+        MMEngine re-saves inside this hook's ``after_val_epoch`` (priority VERY_LOW), so
+        the file misses what later hooks do with the same metrics (EarlyStoppingHook,
+        LOWEST). Waiting for the end of the mount point puts the whole validation into
+        the file; the mount points seen by hooks are in MMEngine's order all the same.
+        """
+
+        def resave() -> None:
+            self._save_checkpoint_with_step(runner, step, meta)
+
+        defer = getattr(runner, "call_after_stage", None)
+        if callable(defer):
+            defer(resave)
+        else:
+            resave()
 
     def _update_best(
         self,
@@ -452,7 +636,11 @@ class CheckpointHook(Hook):
         cur_time: int,
         cur_type: str,
     ) -> bool:
-        """Save ``best_<key>_<ckpt_filename>`` when ``key_score`` strictly beats the recorded best."""
+        """Save ``best_<key>_<ckpt_filename>`` when ``key_score`` strictly beats the recorded best.
+
+        The previous best file is queued, not deleted: it goes once no durable
+        resume point names it (after the regular re-save in :meth:`after_val`).
+        """
         single = len(self.key_indicators) == 1
         score_key = "best_score" if single else f"best_score_{key}"
         ckpt_key = "best_ckpt" if single else f"best_ckpt_{key}"
@@ -469,10 +657,12 @@ class CheckpointHook(Hook):
         else:
             self.best_ckpt_path_dict[key] = best_path
         hub.update_info(ckpt_key, best_path)
+        if previous and previous != best_path:
+            self._queue_removal(previous)
+        bests = self._current_bests()
 
         def after_write() -> None:
-            if previous and previous != best_path and self._remove(runner, previous):
-                runner.logger.info(f"The previous best checkpoint {previous} is removed")
+            self._flush_removals(runner, keep=bests)
 
         runner.save_checkpoint(
             self.out_dir,
@@ -490,11 +680,24 @@ class CheckpointHook(Hook):
 
     # ------------------------------------------------------------------ publishing
     def _publish_model(self, runner: RunnerView, ckpt_path: str) -> None:
-        """Write ``<stem>-<sha256(pickle of the filtered dict)[:8]>.pth`` with only ``published_keys`` (rank 0)."""
+        """Write ``<stem>-<sha256(pickle of the filtered dict)[:8]>.pth`` with only ``published_keys`` (rank 0).
+
+        Only this hook's own files are published, and they are read with
+        ``weights_only=True``: publishing never unpickles code.
+        """
         if runner.rank != 0:
             return
         assert self.published_keys is not None
-        checkpoint = self._io.load_checkpoint(ckpt_path, weights_only=False)
+        if not self.owns(ckpt_path):
+            _warn(runner, f"CheckpointHook does not publish {ckpt_path!r}: it is not one of its files.")
+            return
+        try:
+            checkpoint = self._io.load_checkpoint(ckpt_path, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise pickle.UnpicklingError(
+                f"CheckpointHook does not publish {ckpt_path}: it holds more than tensors and plain data "
+                "(weights_only=True refused it), so it is not the file this hook wrote. Nothing was unpickled."
+            ) from exc
         final_path, removed = write_published(checkpoint, ckpt_path, self.published_keys, fsync=self._io.fsync)
         if removed:
             runner.logger.info(
@@ -502,3 +705,54 @@ class CheckpointHook(Hook):
                 f"If you want to keep them, please set `{removed}` in published_keys"
             )
         runner.logger.info(f"The checkpoint ({ckpt_path}) is published to {final_path}.")
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_flags(**flags: Any) -> None:
+    """Each flag must be True or False (a string such as 'false' would be truthy)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"CheckpointHook: {name} must be True or False, got {value!r}")
+
+
+def _warn(runner: RunnerView, message: str) -> None:
+    """A warning both in the log and as a Python warning (so tests and users filtering warnings see it)."""
+    runner.logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+class _NamePatterns:
+    """The file names this hook writes, as regular expressions built from ``filename_tmpl``.
+
+    ``kind(name)`` is ``'regular'`` (``epoch_3.pth``), ``'best'``
+    (``best_acc_epoch_3.pth``), ``'published'`` (``epoch_3-1a2b3c4d.pth``) or None.
+    """
+
+    def __init__(self, filename_tmpl: str) -> None:
+        regular = _template_regex(filename_tmpl)
+        best_tail = _template_regex(filename_tmpl.replace("/", "_"))
+        self._regular = re.compile(f"^{regular}$")
+        self._best = re.compile(f"^best_.+_{best_tail}$")
+        self._published = re.compile(r"^(?P<stem>.+)-[0-9a-f]{8}\.pth$")
+
+    def kind(self, name: str) -> Optional[str]:
+        if "/" in name or "\\" in name or name in ("", ".", ".."):
+            return None
+        if self._regular.match(name):
+            return "regular"
+        if self._best.match(name):
+            return "best"
+        published = self._published.match(name)
+        if published and self.kind(published.group("stem") + ".pth") in ("regular", "best"):
+            return "published"
+        return None
+
+
+def _template_regex(template: str) -> str:
+    """A regex matching ``template.format(n)`` for any non-negative int ``n``."""
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if field is not None:
+            parts.append(r"\d+")
+    return "".join(parts)

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ..arguments import check_keywords, keyword_names
 from ..averaging import AveragingConfigError, BaseAveragedModel
 from ..registry import AVERAGED_MODELS, HOOKS
 from ..sharded_checkpoint import SHARDED_EMA_PREFIX, load_sharded_entries
@@ -83,6 +84,34 @@ def _resolve_ema_type(ema_type: Any) -> None:
         f"ema_type must be the name of a registered averaged model or a subclass of "
         f"lightning_hooks.averaging.BaseAveragedModel, got {ema_type!r}"
     )
+
+
+def _averaged_model_class(ema_type: Union[str, type]) -> type:
+    found = AVERAGED_MODELS.get(ema_type) if isinstance(ema_type, str) else ema_type
+    assert isinstance(found, type)
+    return found
+
+
+def _check_ema_kwargs(ema_type: Union[str, type], kwargs: dict[str, Any]) -> None:
+    """Check the averaged model's arguments at construction: names first, then values.
+
+    A misspelt name is a ``TypeError`` naming the closest valid one. The values
+    are checked by building the averaged model around an empty module, which
+    costs nothing and runs the class's own checks (momentum range, interval...).
+    """
+    cls = _averaged_model_class(ema_type)
+    names, var_keyword = keyword_names(cls)
+    names = [n for n in names if n != "model"]
+    if not var_keyword:
+        check_keywords("EMAHook", kwargs, ["ema_type", "strict_load", "begin_iter", "begin_epoch", *names])
+    if "model" in kwargs:
+        raise TypeError("EMAHook: 'model' is not an argument; the averaged model copies the Trainer's module")
+    try:
+        cls(nn.Module(), **kwargs)
+    except (AveragingConfigError, TypeError, ValueError):
+        raise
+    except Exception:  # a custom class that needs a real model: its checks run in before_run
+        pass
 
 
 #: Strategies whose sharding EMAHook cannot see through (flat parameters, partitioned optimizer states).
@@ -244,6 +273,12 @@ class EMAHook(Hook):
         **kwargs: Any,
     ) -> None:
         _resolve_ema_type(ema_type)
+        _check_ema_kwargs(ema_type, kwargs)
+        for name, value in (("begin_iter", begin_iter), ("begin_epoch", begin_epoch)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise AveragingConfigError(f"`{name}` must be an int (0 = from the start), got {value!r}")
+        if not isinstance(strict_load, bool):
+            raise TypeError(f"EMAHook: strict_load must be True or False, got {strict_load!r}")
         if begin_iter != 0 and begin_epoch != 0:
             raise AveragingConfigError(
                 f"`begin_iter` and `begin_epoch` should not be both set (got begin_iter={begin_iter}, "

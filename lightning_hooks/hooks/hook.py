@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from ..arguments import guard_init
+
 if TYPE_CHECKING:
     from ..runner import RunnerView
 
@@ -61,6 +63,14 @@ class Hook:
 
     priority: Union[int, str] = "NORMAL"
     stages = STAGES
+
+    def __init__(self) -> None:
+        """A hook without arguments; an unknown keyword is a ``TypeError`` naming it."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every hook class rejects unknown keyword arguments at construction, naming the closest valid one.
+        super().__init_subclass__(**kwargs)
+        guard_init(cls)
 
     # -- whole-run mount points ----------------------------------------------------
     def before_run(self, runner: RunnerView) -> None:
@@ -234,3 +244,6 @@ def fires_at(hook: Any, stage: str) -> bool:
 def overridden_stages(hook: Any) -> list[str]:
     """Mount points at which ``hook`` does something, in MMEngine's table order."""
     return [stage for stage in STAGES if fires_at(hook, stage)]
+
+
+guard_init(Hook)
