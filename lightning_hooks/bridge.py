@@ -148,7 +148,7 @@ class HookBridge(Callback):
         self._run_open = False
         self._epoch_closed = True
         self._pending_save: Optional[dict[str, Any]] = None
-        self._validation_follows = False
+        self._batch_end_counters: Optional[tuple[int, int]] = None
         self._resuming_before_validation = False
 
     @classmethod
@@ -163,6 +163,11 @@ class HookBridge(Callback):
         Hooks this package cannot run are reported by name with the reason (an error, or a
         warning with ``on_unsupported='warn'``); ``overrides`` win over the config. See
         :mod:`lightning_hooks.config`.
+
+        Reading a config can execute code, as in MMEngine: a ``.py`` config, every ``.py``
+        file among its ``_base_`` files (also the ``.py`` bases of a YAML or JSON config),
+        and the modules ``custom_imports`` lists are run. Read only configs you trust; a
+        YAML/JSON config with only YAML/JSON bases and no ``custom_imports`` is data.
         """
         kwargs = bridge_kwargs_from_mmengine_config(path_or_dict, on_unsupported)
         kwargs.update(overrides)
@@ -335,7 +340,7 @@ class HookBridge(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._validation_follows = self._predict_validation(trainer)
+        self._batch_end_counters = (self.state.epoch, self.state.iter)  # for a save in the hooks below
         if self.hook_list.table("after_train_iter"):
             self._call(
                 "after_train_iter",
@@ -346,26 +351,26 @@ class HookBridge(Callback):
         self.state.iter += 1
         if self.state.by_epoch and _lightning.train_epoch_batches_reached(trainer):
             self._close_train_epoch()
+        self._batch_end_counters = None
         if self.validate_at_end and self._training_finished():
             self._ensure_final_validation(trainer)
 
-    def _predict_validation(self, trainer: pl.Trainer) -> bool:
-        """Whether Lightning validates right after this batch (read in its last ``on_train_batch_end``).
+    def _validation_follows(self, trainer: pl.Trainer) -> bool:
+        """Whether Lightning validates right after the batch whose ``on_train_batch_end`` is running.
 
-        A checkpoint written before that validation is marked as such, so a resume
-        from it runs the validation (see :func:`_resume_before_validation`).
+        Asked only when a checkpoint is written there: a checkpoint written before
+        that validation is marked so, and a resume from it runs the validation first.
         """
-        if not trainer.enable_validation:
+        if self._batch_end_counters is None or not trainer.enable_validation:
             return False
         if _lightning.validation_follows_batch(trainer):
             return True
-        state = self.state
-        if not self.validate_at_end:
+        if not self.validate_at_end:  # otherwise the bridge adds the final validation
             return False
-        if state.by_epoch:
-            last_batch = bool(trainer.fit_loop.epoch_loop._num_ready_batches_reached())
-            return last_batch and state.epoch + 1 == state.max_epochs
-        return state.iter + 1 == state.max_iters
+        epoch, iteration = self._batch_end_counters
+        if self.state.by_epoch:
+            return _lightning.train_epoch_batches_reached(trainer) and epoch + 1 == self.state.max_epochs
+        return iteration + 1 == self.state.max_iters
 
     def _training_finished(self) -> bool:
         state = self.state
@@ -424,7 +429,6 @@ class HookBridge(Callback):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_val_settings(trainer)
-        self._validation_follows = False
         if self._evaluating(trainer):
             self._call("before_val")
 
@@ -553,7 +557,7 @@ class HookBridge(Callback):
             lightning_hooks_version=__version__,
         )
         checkpoint["meta"] = meta
-        val_pending = self._validation_follows and self._stage == "fit" and not trainer.validating
+        val_pending = self._stage == "fit" and not trainer.validating and self._validation_follows(trainer)
         checkpoint[RESUME_KEY] = {"validation_pending": bool(val_pending and "loops" in checkpoint)}
         if val_pending and "loops" in checkpoint:
             # Saved before this step's validation: a resume runs that validation first, so every
@@ -676,6 +680,9 @@ class MMEngineConfigHookBridge(HookBridge):
             leaves them out with a warning listing them.
         work_dir: overrides the config's ``work_dir``.
         experiment_name: overrides the config's ``experiment_name``.
+
+    Reading the config can execute code (a ``.py`` config or ``.py`` base, ``custom_imports``):
+    see :meth:`HookBridge.from_mmengine_config`.
     """
 
     def __init__(

@@ -180,7 +180,7 @@ def _kill_child(work_dir: str, by_epoch: bool, async_save: bool) -> None:
 
 
 def _temp_files(work_dir: str) -> list[str]:
-    from lightning_hooks.checkpoint_io import TEMP_FILE_RE
+    from lightning_hooks.fileio import TEMP_FILE_RE
 
     return [n for n in os.listdir(work_dir) if TEMP_FILE_RE.match(n)]
 
