@@ -236,9 +236,9 @@ def kill_loop(work_root: str, kills: int, seed: int) -> None:
 
     for k in range(kills):
         mode = modes[k % len(modes)]
-        mid_write = rng.random() < 0.75
+        mid_write = rng.random() < 0.85
         nth_write = rng.randint(1, 5)  # kill inside the n-th write of this run
-        delay = rng.uniform(0.0, 0.004) if mid_write else rng.uniform(0.05, 1.5)
+        delay = rng.uniform(0.0, 0.001) if mid_write else rng.uniform(0.05, 1.5)
         stale = set(_temp_files(dirs[mode]))  # left by the previous kill; the child removes them first
         pid = fork(mode)
         start = time.monotonic()
