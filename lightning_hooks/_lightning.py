@@ -9,8 +9,10 @@ all here, and ``tests/test_lightning_shim.py`` checks each assumption against
 the installed Lightning, so a Lightning release that changes one fails loudly
 there instead of quietly elsewhere.
 
-The supported Lightning versions are the ones ``pyproject.toml`` allows; CI runs
-the shim's tests on the lowest and the highest of them.
+The supported Lightning versions are the ones ``pyproject.toml`` allows
+(``>=2.5,<2.7``); CI runs the shim's tests on the lowest and the highest of them.
+Lightning 2.4 is not supported: it skips callbacks' ``on_load_checkpoint`` in
+``validate``/``test``, so ``after_load_checkpoint`` would not fire there.
 """
 
 from __future__ import annotations

@@ -269,3 +269,22 @@ def test_attached_trainer_and_loading_the_train_dataloader_early(tmp_path):
     trainer.fit(Early(), *loaders())
     assert seen == [None, BATCHES_PER_EPOCH]
     assert trainer.global_step == BATCHES_PER_EPOCH  # loading early did not disturb the fit
+
+
+class SeesLoadedCheckpoint(pl.Callback):
+    def __init__(self) -> None:
+        self.loaded: list[str] = []
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        self.loaded.append(trainer.state.fn.value)
+
+
+@pytest.mark.parametrize("mode", ["validate", "test"])
+def test_callbacks_see_the_checkpoint_in_validate_and_test(tmp_path, mode):
+    """``after_load_checkpoint`` fires in ``validate``/``test(ckpt_path=...)`` (Lightning < 2.5 skipped callbacks there)."""
+    path = str(tmp_path / "done.ckpt")
+    fit(tmp_path, RecordsStart(), max_epochs=1).save_checkpoint(path)
+    seer = SeesLoadedCheckpoint()
+    _, val = loaders()
+    getattr(make_trainer(tmp_path, seer), mode)(ToyModule(), val, ckpt_path=path, verbose=False)
+    assert seer.loaded == [mode]
