@@ -37,6 +37,7 @@ __all__ = [
     "strategy_checkpoint_io",
     "train_batches_processed",
     "train_epoch_batches_reached",
+    "train_step_logged_values",
     "train_total_batch_idx",
     "unwrap_optimizer",
     "validate_after_this_batch",
@@ -115,6 +116,35 @@ def evaluation_epoch_metrics(trainer: pl.Trainer) -> dict[str, Any]:
         name, _ = results._forked_name(result_metric, on_step=False)
         metrics[name] = value.item() if value.numel() == 1 else value
     return metrics
+
+
+def train_step_logged_values(
+    trainer: pl.Trainer, last_seen: dict[str, Any], lightning_logged: Optional[set[str]] = None
+) -> dict[str, torch.Tensor]:
+    """The step-level values logged with ``self.log`` during the current training batch, by name.
+
+    Read from the training loop's result collection, where each ``on_step`` key keeps its
+    latest value until it is logged again. A value is this batch's when its tensor is not the
+    one seen at the previous call: every ``self.log`` stores a new tensor (a torchmetrics
+    object, its new ``forward`` value). ``last_seen`` keeps those tensors between calls.
+    Values stay tensors on their device (no host sync). The names that Lightning itself sends
+    to its loggers (``self.log(..., logger=True)``, the default) are added to ``lightning_logged``.
+    """
+    results = trainer._results
+    fresh: dict[str, torch.Tensor] = {}
+    if results is None or not results.training:
+        return fresh
+    for key, result_metric in results.valid_items():
+        if not result_metric.meta.on_step:
+            continue
+        value = result_metric._forward_cache
+        if not isinstance(value, torch.Tensor) or last_seen.get(key) is value:
+            continue
+        last_seen[key] = value
+        fresh[result_metric.meta.name] = value.detach()
+        if lightning_logged is not None and result_metric.meta.logger:
+            lightning_logged.add(result_metric.meta.name)
+    return fresh
 
 
 # -- checkpoint contents -------------------------------------------------------------------------

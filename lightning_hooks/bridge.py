@@ -150,6 +150,8 @@ class HookBridge(Callback):
         self._pending_save: Optional[dict[str, Any]] = None
         self._batch_end_counters: Optional[tuple[int, int]] = None
         self._resuming_before_validation = False
+        self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
+        self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
 
     @classmethod
     def from_mmengine_config(
@@ -342,11 +344,17 @@ class HookBridge(Callback):
     ) -> None:
         self._batch_end_counters = (self.state.epoch, self.state.iter)  # for a save in the hooks below
         if self.hook_list.table("after_train_iter"):
+            step_outputs = self._train_outputs(trainer, pl_module, outputs)
+            logged = _lightning.train_step_logged_values(
+                trainer, self._step_values_seen, self.runtime.lightning_logged_names
+            )
+            if logged:
+                step_outputs = self._with_logged_values(step_outputs, logged)
             self._call(
                 "after_train_iter",
                 batch_idx=self._train_batch_idx(batch_idx),
                 data_batch=batch,
-                outputs=self._train_outputs(trainer, pl_module, outputs),
+                outputs=step_outputs,
             )
         self.state.iter += 1
         if self.state.by_epoch and _lightning.train_epoch_batches_reached(trainer):
@@ -405,6 +413,27 @@ class HookBridge(Callback):
                 outputs = dict(outputs)
                 outputs["loss"] = loss * accumulate
         return outputs
+
+    def _with_logged_values(self, outputs: Any, logged: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """``training_step``'s dict plus the step values logged with ``self.log`` in this batch.
+
+        This is MMEngine's ``log_vars``: RuntimeInfoHook records each entry as ``train/<name>``,
+        so it reaches the log lines, ``scalars.json`` and every backend. A name that is both a key
+        of ``training_step``'s dict and a ``self.log`` name keeps the dict's value (one value per
+        iteration in the message hub); the first time, a log line says so.
+        """
+        merged: dict[str, Any] = dict(outputs) if isinstance(outputs, Mapping) else {}
+        for name, value in logged.items():
+            if name not in merged:
+                merged[name] = value
+            elif name not in self._named_twice:
+                self._named_twice.add(name)
+                get_logger().info(
+                    f"{name!r} is both a key of training_step's output and a self.log name: hooks and the "
+                    f"message hub (train/{name}) get training_step's value; self.log's still goes to "
+                    "Lightning's loggers"
+                )
+        return merged
 
     def _close_train_epoch(self) -> None:
         """``after_train_epoch``, then the epoch counter moves on (MMEngine's ``_epoch += 1``)."""

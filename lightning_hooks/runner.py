@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import sys
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
@@ -423,6 +424,12 @@ class RunnerView:
     def logger(self) -> logging.Logger:
         """The package logger (stdout on rank 0 and ``<log_dir>/<timestamp>.log``)."""
         return logging.getLogger(LOGGER_NAME)
+
+    @property
+    def lightning_logged_names(self) -> AbstractSet[str]:
+        """Training values the module logs with ``self.log(..., logger=True)``: Lightning writes them to its
+        own loggers itself, so LoggerHook does not write them there a second time (at other steps)."""
+        return self._run.lightning_logged_names
 
     @property
     def log_processor(self) -> Any:

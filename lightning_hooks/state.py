@@ -58,6 +58,8 @@ class RunContext:
     resume: bool = False
     #: What hooks asked to run once the current mount point has finished (``runner.call_after_stage``).
     after_stage: list[Callable[[], None]] = field(default_factory=list)
+    #: Names the module's step-level ``self.log`` sends to Lightning's own loggers itself (``logger=True``).
+    lightning_logged_names: set[str] = field(default_factory=set)
 
     def __getitem__(self, key: str) -> Any:
         if key not in _FIELD_NAMES:

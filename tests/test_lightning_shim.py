@@ -288,3 +288,31 @@ def test_callbacks_see_the_checkpoint_in_validate_and_test(tmp_path, mode):
     _, val = loaders()
     getattr(make_trainer(tmp_path, seer), mode)(ToyModule(), val, ckpt_path=path, verbose=False)
     assert seer.loaded == [mode]
+
+
+class LogsSometimes(ToyModule):
+    """Logs ``every`` each batch, ``even`` on even batches only, and ``quiet`` with logger=False."""
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.log("every", loss * 1)
+        if batch_idx % 2 == 0:
+            self.log("even", torch.tensor(float(batch_idx)))
+        self.log("quiet", torch.tensor(3.0), logger=False)
+        self.log("epoch_only", loss, on_step=False, on_epoch=True)
+        return loss
+
+
+def test_train_step_logged_values_are_this_batchs_self_log_values(tmp_path):
+    last_seen: dict[str, Any] = {}
+    lightning_logged: set[str] = set()
+    recorder = Recorder(
+        lambda trainer, batch_idx: _lightning.train_step_logged_values(trainer, last_seen, lightning_logged)
+    )
+    fit(tmp_path, recorder, model=LogsSometimes(), max_epochs=1, limit_val_batches=0)
+    names = [sorted(values) for values in recorder.seen]
+    # a key logged at batch 0 and not at batch 1 is not reported again at batch 1; epoch-level values never
+    assert names == [["even", "every", "quiet"], ["every", "quiet"], ["even", "every", "quiet"], ["every", "quiet"]]
+    assert [float(values["even"]) for values in recorder.seen if "even" in values] == [0.0, 2.0]
+    assert all(isinstance(v, torch.Tensor) for values in recorder.seen for v in values.values())
+    assert lightning_logged == {"every", "even"}  # logger=False: Lightning does not write 'quiet' itself

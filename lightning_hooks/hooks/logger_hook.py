@@ -154,7 +154,12 @@ class LoggerHook(Hook):
         self._train_len = None
         if self._rank0:
             loggers = list(getattr(runner.trainer, "loggers", None) or [])
-            self._writers = build_writers(self.vis_backends, osp.join(runner.log_dir, "vis_data"), loggers)
+            self._writers = build_writers(
+                self.vis_backends,
+                osp.join(runner.log_dir, "vis_data"),
+                loggers,
+                getattr(runner, "lightning_logged_names", frozenset()),
+            )
 
     def _add_scalars(self, tag: dict[str, Any], step: int) -> None:
         for writer in self._writers:

@@ -12,6 +12,7 @@ writing them twice would duplicate every chart.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from .lightning_writer import LightningLoggersWriter
@@ -68,8 +69,16 @@ def check_vis_backends(vis_backends: Any) -> list[dict[str, Any]]:
     return checked
 
 
-def build_writers(vis_backends: list[dict[str, Any]], save_dir: str, trainer_loggers: Sequence[Any]) -> list[Any]:
-    """The writers for one run: the configured backends, then the Trainer's own loggers."""
+def build_writers(
+    vis_backends: list[dict[str, Any]],
+    save_dir: str,
+    trainer_loggers: Sequence[Any],
+    lightning_logged: AbstractSet[str] = frozenset(),
+) -> list[Any]:
+    """The writers for one run: the configured backends, then the Trainer's own loggers.
+
+    ``lightning_logged``: names Lightning writes to its loggers itself; they are not forwarded there.
+    """
     logger_kinds = {type(lg).__name__ for lg in trainer_loggers}
     writers: list[Any] = []
     for entry in vis_backends:
@@ -85,5 +94,5 @@ def build_writers(vis_backends: list[dict[str, Any]], save_dir: str, trainer_log
         else:
             writers.append(WandbWriter(**kwargs))
     if trainer_loggers:
-        writers.append(LightningLoggersWriter(trainer_loggers))
+        writers.append(LightningLoggersWriter(trainer_loggers, lightning_logged))
     return writers

@@ -9,6 +9,7 @@ of Lightning's ``log_every_n_steps``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Optional
 
 from .scalars import numeric_scalars
@@ -17,15 +18,23 @@ __all__ = ["LightningLoggersWriter"]
 
 
 class LightningLoggersWriter:
-    """Sends the tag's numbers to each of ``loggers`` (Lightning ``Logger`` objects)."""
+    """Sends the tag's numbers to each of ``loggers`` (Lightning ``Logger`` objects).
 
-    def __init__(self, loggers: Sequence[Any]) -> None:
+    ``skip`` names values Lightning already writes to these loggers itself (the module's
+    ``self.log`` values): written again at MMEngine's steps they would form a second,
+    interleaved series under the same name. It may grow while the run goes on.
+    """
+
+    def __init__(self, loggers: Sequence[Any], skip: AbstractSet[str] = frozenset()) -> None:
         self.loggers = list(loggers)
+        self.skip = skip
 
     def add_scalars(self, scalars: dict[str, Any], step: int = 0, file_path: Optional[str] = None) -> None:
         """``log_metrics`` on every logger, numbers only."""
         values, _ = numeric_scalars(scalars)
         values.pop("step", None)
+        if self.skip:
+            values = {k: v for k, v in values.items() if k not in self.skip}
         if not values:
             return
         for logger in self.loggers:
