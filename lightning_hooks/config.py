@@ -31,6 +31,7 @@ from .config_reader import DELETE_KEY, config_to_dict, load_mmengine_config, mer
 from .errors import UnsupportedHook, UnsupportedHookError
 from .hooks.dump_config_hook import DumpConfigHook
 from .hooks.hook import Hook
+from .hooks.load_from_hook import LoadFromHook
 from .optim.optimizer import wrapper_settings
 from .registry import AVERAGED_MODELS, HOOKS, to_plain
 from .runner import get_logger
@@ -349,7 +350,7 @@ def bridge_kwargs_from_mmengine_config(
     if path is not None:
         kwargs.setdefault("work_dir", default_work_dir(path))
         kwargs["custom_hooks"].append(DumpConfigHook(cfg, osp.basename(path)))
-    kwargs["custom_hooks"] += _load_from_hooks(cfg) + _val_interval_hooks(cfg.get("train_cfg"))
+    kwargs["custom_hooks"] += _load_from_hooks(cfg, kwargs["custom_hooks"]) + _val_interval_hooks(cfg.get("train_cfg"))
     report_config_keys(cfg, _config_logger())
     return kwargs
 
@@ -363,11 +364,19 @@ def default_work_dir(path: Union[str, os.PathLike[str]]) -> str:
     return osp.join("work_dirs", osp.splitext(osp.basename(os.fspath(path)))[0])
 
 
-def _load_from_hooks(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """MMEngine's ``load_from`` as a :class:`~lightning_hooks.hooks.LoadFromHook` (not when ``resume`` is set)."""
+def _load_from_hooks(cfg: Mapping[str, Any], custom_hooks: list[Any]) -> list[dict[str, Any]]:
+    """MMEngine's ``load_from`` as a :class:`~lightning_hooks.hooks.LoadFromHook`.
+
+    Not when ``resume`` is set, and not when ``custom_hooks`` has its own ``LoadFromHook`` (that is
+    how a config gives ``revise_keys``: ``dict(type='LoadFromHook', filename=..., revise_keys=[...])``).
+    """
     load_from = cfg.get("load_from")
     if not load_from:
         return []
+    for hook in custom_hooks:
+        hook_type = hook.get("type") if isinstance(hook, Mapping) else type(hook)
+        if hook_type in ("LoadFromHook", LoadFromHook) or isinstance(hook, LoadFromHook):
+            return []
     if cfg.get("resume"):
         warnings.warn(
             f"resume=True with load_from={load_from!r}: MMEngine resumes from load_from; here pass it to "

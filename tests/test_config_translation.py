@@ -25,6 +25,28 @@ from lightning_hooks.hooks import Hook, LoadFromHook, ValIntervalHook
 NO_EXTRAS = dict(checkpoint=None, logger=None)
 
 
+class Listen(logging.Handler):
+    """Keeps the messages of the package logger (which does not propagate to the root logger)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> Listen:
+        logging.getLogger("lightning_hooks").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        logging.getLogger("lightning_hooks").removeHandler(self)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.messages)
+
+
 # ----------------------------------------------------------------------------- val_begin, dynamic_intervals
 def validated_at(log: list) -> list[tuple[int, int]]:
     return [(entry[1], entry[2]) for entry in log if entry[0] == "after_val_epoch"]
@@ -86,7 +108,7 @@ def test_val_interval_hook_checks_arguments():
 
 
 # ------------------------------------------------------------------------------------------ hooks
-def test_visualization_hooks_are_skipped_never_an_error(caplog):
+def test_visualization_hooks_are_skipped_never_an_error():
     cfg = dict(
         default_hooks=dict(visualization=dict(type="DetVisualizationHook", draw=True)),
         custom_hooks=[dict(type="mmseg.SegVisualizationHook", enable=False)],
@@ -136,7 +158,7 @@ class Wrapped(torch.nn.Module):
         self.model = ToyModule()
 
 
-def test_load_from_maps_prefixes_and_reports_keys(tmp_path, caplog):
+def test_load_from_maps_prefixes_and_reports_keys(tmp_path):
     source = ToyModule()
     with torch.no_grad():
         source.linear.weight.fill_(3.0)
@@ -150,11 +172,11 @@ def test_load_from_maps_prefixes_and_reports_keys(tmp_path, caplog):
         tmp_path, HookBridge(default_hooks=dict(NO_EXTRAS), custom_hooks=[LoadFromHook(str(path))]), max_epochs=1
     )
     hook = next(h for h in trainer.callbacks[0].hooks if isinstance(h, LoadFromHook))
-    with caplog.at_level(logging.WARNING, logger="lightning_hooks"):
+    with Listen() as listen:
         trainer.validate(module, loaders()[1])
     assert torch.all(module.linear.weight == 3.0)
     assert hook.loaded == ([], ["extra.weight"])
-    assert "unexpected key in source state_dict: extra.weight" in caplog.text
+    assert "unexpected key in source state_dict: extra.weight" in listen.text
 
     wrapped = Wrapped()
     hook = LoadFromHook(str(path), revise_keys=[(r"^module\.", "model.")])
@@ -168,6 +190,9 @@ def test_load_from_maps_prefixes_and_reports_keys(tmp_path, caplog):
 def test_load_from_in_config_becomes_the_hook(tmp_path):
     kwargs = bridge_kwargs_from_mmengine_config(dict(load_from="ckpt.pth"))
     assert dict(type="LoadFromHook", filename="ckpt.pth") in kwargs["custom_hooks"]
+    own = dict(type="LoadFromHook", filename="ckpt.pth", revise_keys=[("^", "model.")])
+    kwargs = bridge_kwargs_from_mmengine_config(dict(load_from="ckpt.pth", custom_hooks=[own]))
+    assert [h for h in kwargs["custom_hooks"] if isinstance(h, dict)] == [own]  # the config's own, with revise_keys
     with pytest.warns(UserWarning, match=r"trainer.fit\(ckpt_path='ckpt.pth'\)"):
         kwargs = bridge_kwargs_from_mmengine_config(dict(load_from="ckpt.pth", resume=True))
     assert not any(isinstance(h, dict) and h.get("type") == "LoadFromHook" for h in kwargs["custom_hooks"])
@@ -217,7 +242,7 @@ def test_default_work_dir_and_dumped_config(tmp_path, monkeypatch):
     assert load_mmengine_config(dumped) == load_mmengine_config(path)
 
 
-def test_key_table_classifies_every_key(caplog):
+def test_key_table_classifies_every_key():
     cfg = dict(
         default_hooks={},
         train_cfg=dict(by_epoch=True, max_epochs=1),
@@ -239,12 +264,12 @@ def test_key_table_classifies_every_key(caplog):
         "model_wrapper_cfg": "not used",
         "base_lr": "unknown",
     }
-    with caplog.at_level(logging.INFO, logger="lightning_hooks"):
+    with Listen() as listen:
         with pytest.warns(UserWarning) as caught:
             HookBridge.from_mmengine_config(cfg)
     text = str(caught[0].message)
     assert "model_wrapper_cfg (Lightning's strategy wraps the model" in text and text.endswith("base_lr")
-    assert re.search(r"optim_wrapper +optimizers +mmengine_optimizers", caplog.text)
+    assert re.search(r"optim_wrapper +optimizers +mmengine_optimizers", listen.text)
 
 
 def test_environment_and_randomness():

@@ -177,3 +177,21 @@ def test_mobileone_base_assignment_gives_the_first_stage_pipeline():
     cfg = load_mmengine_config(DATA / "mmpretrain/mobileone/mobileone-s4_8xb32_in1k.py")
     crop = next(t for t in cfg["train_dataloader"]["dataset"]["pipeline"] if t["type"] == "RandomResizedCrop")
     assert crop["scale"] == 160
+
+
+@pytest.mark.slow
+def test_example_trains_with_its_configs_optimizer_and_schedule(tmp_path):
+    import importlib.util
+
+    example = DATA.parents[2] / "examples" / "mmengine_config"
+    spec = importlib.util.spec_from_file_location("mmengine_config_train_recipe", example / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.warns(UserWarning, match="VisualizationHook"):
+        trainer = module.train(str(example / "digits_cnn.py"), epochs=1, work_dir=str(tmp_path))
+    schedulers = [type(c.scheduler).__name__ for c in trainer.lr_scheduler_configs]
+    assert schedulers == ["LinearLR", "CosineAnnealingLR"]
+    groups = trainer.optimizers[0].param_groups
+    assert len(groups) > 1 and {g["weight_decay"] for g in groups} == {0.0, 0.0001}  # paramwise_cfg
+    assert trainer.lr_scheduler_configs[1].scheduler.end == trainer.num_training_batches  # converted to iterations
+    assert (tmp_path / "digits_cnn.py").is_file()

@@ -257,6 +257,15 @@ def test_mmpretrain_constant_then_poly_default_end(tmp_path):
     assert lr_series(log)[-1] == pytest.approx(0.0, abs=1e-12)  # PolyLR reached eta_min at max_iters
 
 
+def test_auto_scale_lr_scales_by_the_real_batch(tmp_path):
+    """auto_scale_lr with enable=True: world size 1 x batch 3 against base_batch_size 12 -> lr x 0.25."""
+    cfg = copy.deepcopy(LINEARLR_BN_NOWD)
+    cfg["auto_scale_lr"] = dict(enable=True, base_batch_size=12)
+    train_cfg, trainer_kwargs = epochs(2)
+    log, _ = compare(tmp_path, cfg, train_cfg, trainer_kwargs)
+    assert lr_series(log)[0] == pytest.approx(0.5 * 0.25 * 0.1)  # ConstantLR's factor 0.1 on the scaled lr
+
+
 # ------------------------------------------------------------------------------------------------ mmdet
 # mmdet 3.3.0 configs/_base_/schedules/schedule_1x.py: 12 epochs, milestones 8/11, warmup 500 iterations
 # -> 4 epochs, milestones 2/3, warmup 6 iterations. accumulative_counts=2 is added here.

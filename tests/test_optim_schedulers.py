@@ -198,6 +198,24 @@ def test_state_dict_loads_weights_only_and_resumes():
     assert math.isclose(opt2.param_groups[0]["lr"], 0.025)
 
 
+def test_last_step_resumes_without_a_state_dict():
+    """last_step=k continues a schedule from the optimizer's initial_lr, as MMEngine's last_step does."""
+    cfg = dict(type="CosineAnnealingLR", T_max=10, eta_min=0.0, by_epoch=False, end=10, last_step=3)
+    ours_opt, mm_opt = three_groups("sgd"), three_groups("sgd")
+    for opt in (ours_opt, mm_opt):
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
+    ours = build_param_scheduler(cfg, ours_opt)
+    theirs = mm_build(cfg, mm_opt)
+    for step in range(6):
+        assert_same(values(ours_opt), values(mm_opt), f"step {step}")
+        ours.step()
+        theirs.step()
+    assert ours.last_step == theirs.last_step
+    with pytest.raises(KeyError, match="has no 'initial_lr', needed to resume at last_step=3"):
+        build_param_scheduler(cfg, three_groups("sgd"))
+
+
 def test_registry_names_match_mmengine():
     mm_names = {
         name for name in mm_registry.PARAM_SCHEDULERS.module_dict if name.endswith(("LR", "Momentum", "ParamScheduler"))
