@@ -343,23 +343,25 @@ class HookBridge(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._batch_end_counters = (self.state.epoch, self.state.iter)  # for a save in the hooks below
-        if self.hook_list.table("after_train_iter"):
-            step_outputs = self._train_outputs(trainer, pl_module, outputs)
-            logged = _lightning.train_step_logged_values(
-                trainer, self._step_values_seen, self.runtime.lightning_logged_names
-            )
-            if logged:
-                step_outputs = self._with_logged_values(step_outputs, logged)
-            self._call(
-                "after_train_iter",
-                batch_idx=self._train_batch_idx(batch_idx),
-                data_batch=batch,
-                outputs=step_outputs,
-            )
-        self.state.iter += 1
-        if self.state.by_epoch and _lightning.train_epoch_batches_reached(trainer):
-            self._close_train_epoch()
-        self._batch_end_counters = None
+        try:
+            if self.hook_list.table("after_train_iter"):
+                step_outputs = self._train_outputs(trainer, pl_module, outputs)
+                logged = _lightning.train_step_logged_values(
+                    trainer, self._step_values_seen, self.runtime.lightning_logged_names
+                )
+                if logged:
+                    step_outputs = self._with_logged_values(step_outputs, logged)
+                self._call(
+                    "after_train_iter",
+                    batch_idx=self._train_batch_idx(batch_idx),
+                    data_batch=batch,
+                    outputs=step_outputs,
+                )
+            self.state.iter += 1
+            if self.state.by_epoch and _lightning.train_epoch_batches_reached(trainer):
+                self._close_train_epoch()
+        finally:
+            self._batch_end_counters = None
         if self.validate_at_end and self._training_finished():
             self._ensure_final_validation(trainer)
 

@@ -340,3 +340,33 @@ def test_a_second_ema_hook_is_refused_at_bridge_construction():
     with pytest.raises(ValueError, match="only one is allowed"):
         bridge.register_hook(EMAHook())
     assert sum(isinstance(h, EMAHook) for h in bridge.hooks) == 1
+
+
+BAD_VALUES = [
+    ("CheckInvalidLossHook", {}, "interval", "50"),
+    ("CheckInvalidLossHook", {}, "interval", 0),
+    ("EarlyStoppingHook", {"monitor": "acc"}, "min_delta", "0.1"),
+    ("EarlyStoppingHook", {"monitor": "acc"}, "strict", "yes"),
+    ("EarlyStoppingHook", {"monitor": "acc"}, "check_finite", 1),
+    ("EarlyStoppingHook", {"monitor": "acc"}, "stopping_threshold", "0.9"),
+    ("EarlyStoppingHook", {"monitor": "acc"}, "patience", 2.5),
+    ("EarlyStoppingHook", {}, "monitor", 3),
+    ("LoggerHook", {}, "interval", "10"),
+    ("LoggerHook", {}, "keep_local", "no"),
+    ("EmptyCacheHook", {}, "after_iter", "yes"),
+    ("LoadFromHook", {"filename": "w.pth"}, "strict", "yes"),
+    ("LoadFromHook", {"filename": "w.pth"}, "state_dict_key", 3),
+    ("ValIntervalHook", {}, "val_interval", 0),
+    ("EMAHook", {}, "strict_load", "no"),
+    ("CheckpointHook", {}, "keep_resumed", "no"),
+]
+
+
+@pytest.mark.parametrize(("name", "required", "argument", "value"), BAD_VALUES)
+def test_bad_argument_values_fail_at_construction_naming_argument_and_value(name, required, argument, value):
+    import lightning_hooks.hooks as package_hooks
+
+    cls = getattr(package_hooks, name)  # the package's class (tests may register their own under its name)
+    with pytest.raises((TypeError, ValueError)) as error:
+        cls(**required, **{argument: value})
+    assert argument in str(error.value) and repr(value) in str(error.value), str(error.value)

@@ -28,6 +28,8 @@ class CheckInvalidLossHook(Hook):
     """
 
     def __init__(self, interval: int = 50) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"CheckInvalidLossHook: interval must be an int >= 1 (iterations), got {interval!r}")
         self.interval = interval
 
     def after_train_iter(

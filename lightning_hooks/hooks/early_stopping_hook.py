@@ -96,6 +96,12 @@ class EarlyStoppingHook(Hook):
             raise ValueError(
                 f'EarlyStoppingHook: rule should be either "greater" or "less" (or None), but got {rule!r}'
             )
+        for name, value in (("min_delta", min_delta), ("stopping_threshold", stopping_threshold)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(f"EarlyStoppingHook: {name} must be a number, got {value!r}")
+        for name, value in (("strict", strict), ("check_finite", check_finite)):
+            if not isinstance(value, bool):
+                raise TypeError(f"EarlyStoppingHook: {name} must be True or False, got {value!r}")
         if min_delta < 0:
             raise ValueError(f"EarlyStoppingHook: min_delta must be >= 0 (the smallest improvement), got {min_delta!r}")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:

@@ -88,6 +88,10 @@ class LoadFromHook(Hook):
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
                 raise TypeError(f"revise_keys must be (pattern, replacement) pairs of str, got {pair!r}")
             pairs.append((pair[0], pair[1]))
+        if not isinstance(strict, bool):
+            raise TypeError(f"LoadFromHook: strict must be True or False, got {strict!r}")
+        if not isinstance(state_dict_key, str):
+            raise TypeError(f"LoadFromHook: state_dict_key must be a str, got {state_dict_key!r}")
         self.filename = filename
         self.revise_keys = pairs
         self.strict = bool(strict)
