@@ -218,11 +218,14 @@ def _check_plateau_has_validation(schedulers: list[ParamScheduler], module: nn.M
         )
 
 
-def _warn_without_hook(trainer: Any) -> None:
-    from ..hooks.param_scheduler_hook import ParamSchedulerHook
+def _is_param_scheduler_hook(hook: Any) -> bool:
+    # by class name: this package's hooks sit above optim/ and are not imported from here
+    return any(cls.__name__ == "ParamSchedulerHook" for cls in type(hook).__mro__)
 
+
+def _warn_without_hook(trainer: Any) -> None:
     for callback in getattr(trainer, "callbacks", []):
-        if any(isinstance(hook, ParamSchedulerHook) for hook in getattr(callback, "hooks", [])):
+        if any(_is_param_scheduler_hook(hook) for hook in getattr(callback, "hooks", [])):
             return
     warnings.warn(
         "mmengine_optimizers: no HookBridge with a ParamSchedulerHook is among the Trainer's callbacks, so Lightning "
