@@ -34,6 +34,7 @@ __all__ = [
     "mark_validation_pending",
     "restore_trainer_attributes",
     "save_with_checkpoint_io",
+    "sharded_save_kind",
     "strategy_checkpoint_io",
     "train_batches_processed",
     "train_epoch_batches_reached",
@@ -229,6 +230,21 @@ def save_with_checkpoint_io(
         trainer.save_checkpoint(filepath, weights_only=False, storage_options=storage_options)
     finally:
         strategy.checkpoint_io = current
+
+
+def sharded_save_kind(trainer: pl.Trainer) -> Optional[str]:
+    """How the strategy writes checkpoints when it bypasses ``CheckpointIO.save_checkpoint(storage_options=...)``.
+
+    ``'directory'``: ``ModelParallelStrategy`` writing a sharded directory per
+    checkpoint (its default); ``'file'``: ``ModelParallelStrategy(save_distributed_checkpoint=False)``,
+    one full-state file written on rank 0 (it refuses ``storage_options``); None otherwise.
+    """
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    strategy = trainer.strategy
+    if not isinstance(strategy, ModelParallelStrategy):
+        return None
+    return "directory" if getattr(strategy, "_save_distributed_checkpoint", True) else "file"
 
 
 def intercept_resume_start(

@@ -30,6 +30,7 @@ What it guarantees, and MMEngine's writer (``torch.save`` into memory, then
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -206,7 +207,19 @@ def save_through_trainer(
     rotation stays ordered after the write. Any other user plugin is kept; then
     ``after_write`` runs once ``save_checkpoint`` has returned.
     """
+    sharded = _lightning.sharded_save_kind(trainer)
+    if sharded == "directory":
+        _save_sharded_directory(trainer, filepath, after_write, checkpoint_io)
+        return
     current = _lightning.strategy_checkpoint_io(trainer)
+    if sharded == "file" and checkpoint_io is not None:
+        # ModelParallelStrategy refuses storage_options: write synchronously, then run after_write.
+        checkpoint_io.wait()
+        checkpoint_io.async_save = False
+        _lightning.save_with_checkpoint_io(trainer, filepath, checkpoint_io, None)
+        if after_write is not None and trainer.is_global_zero:
+            after_write()
+        return
     if isinstance(current, AtomicCheckpointIO) and checkpoint_io is not None:
         current.wait()  # a save Lightning started through the plugin finishes first
         checkpoint_io.async_save = checkpoint_io.async_save or current.async_save
@@ -228,6 +241,38 @@ def save_through_trainer(
     if after_write is not None and trainer.is_global_zero and checkpoint_io.save_calls == calls_before:
         # The strategy wrote without the CheckpointIO plugin (DeepSpeed, sharded FSDP): it has returned.
         after_write()
+
+
+def _save_sharded_directory(
+    trainer: Any,
+    filepath: str,
+    after_write: Optional[Callable[[], None]],
+    checkpoint_io: Optional[AtomicCheckpointIO],
+) -> None:
+    """A sharded directory checkpoint (ModelParallelStrategy): written under a temporary name, renamed when complete."""
+    from .sharded_checkpoint import save_directory_atomically
+
+    if not is_local_path(filepath):
+        raise ValueError(
+            f"ModelParallelStrategy writes sharded checkpoint directories on a local (or mounted) filesystem; "
+            f"{filepath!r} is a URL. Use a local out_dir, or ModelParallelStrategy(save_distributed_checkpoint=False) "
+            "for one full-state file."
+        )
+    if checkpoint_io is not None and checkpoint_io.async_save and not getattr(checkpoint_io, "_sync_noted", False):
+        checkpoint_io._sync_noted = True  # type: ignore[attr-defined]
+        logging.getLogger("lightning_hooks").warning(
+            "async_save is not used for sharded checkpoint directories: every rank writes its shards "
+            "synchronously (ModelParallelStrategy)."
+        )
+    strategy = trainer.strategy
+    save_directory_atomically(
+        filepath,
+        write=lambda tmp: trainer.save_checkpoint(tmp, weights_only=False),
+        is_writer=trainer.is_global_zero,
+        barrier=strategy.barrier,
+        after_write=after_write,
+        fsync=checkpoint_io.fsync if checkpoint_io is not None else True,
+    )
 
 
 def arm_auto_resume(trainer: Any, work_dir: str, logger: Any) -> None:

@@ -264,6 +264,11 @@ def _unreadable_reason(path: str) -> Optional[str]:
     local = _local(path)
     if not osp.exists(local):
         return "it does not exist"
+    if osp.isdir(local) and not osp.islink(local):
+        from .sharded_checkpoint import is_sharded_checkpoint
+
+        # A sharded checkpoint (ModelParallelStrategy) is a directory, renamed into place once complete.
+        return None if is_sharded_checkpoint(local) else "it is a directory but not a complete sharded checkpoint"
     if not osp.isfile(local):
         return "it is not a file"
     try:

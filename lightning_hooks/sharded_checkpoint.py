@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import os.path as osp
 import pickle
+import shutil
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional
 
 import torch
@@ -42,6 +44,9 @@ __all__ = [
     "is_sharded_checkpoint",
     "load_sharded_entries",
     "read_sharded_checkpoint",
+    "recover_directories",
+    "save_directory_atomically",
+    "temporary_directory",
 ]
 
 #: Lightning's name for the file of a sharded checkpoint directory that holds everything but the shards.
@@ -220,3 +225,127 @@ def consolidate_sharded_checkpoint(
         checkpoint = {k: checkpoint[k] for k in wanted if k in checkpoint}
     atomic_torch_save(checkpoint, str(out_path))
     return checkpoint
+
+
+# -- writing a directory so that it counts only when complete -------------------------------------
+def temporary_directory(path: Any) -> str:
+    """Where the directory checkpoint ``path`` is written before it is renamed onto ``path``: ``.<name>.tmp``."""
+    path = osp.abspath(str(path))
+    return osp.join(osp.dirname(path), f".{osp.basename(path)}.tmp")
+
+
+def _fsync_tree(directory: str) -> None:
+    """fsync every file of ``directory`` and the directory itself (no-op where directories cannot be opened)."""
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with open(osp.join(root, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(root)
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_any(path: str) -> None:
+    if osp.isdir(path) and not osp.islink(path):
+        shutil.rmtree(path)
+    elif osp.lexists(path):
+        os.remove(path)
+
+
+def _replace_directory(tmp: str, path: str) -> None:
+    """Move the complete ``tmp`` onto ``path``; an existing ``path`` is moved aside first, then deleted.
+
+    Between the two renames ``path`` is missing for an instant (the old copy is
+    ``.<name>.old``); POSIX has no atomic exchange of two directories.
+    """
+    if not osp.lexists(path):
+        os.rename(tmp, path)
+        return
+    old = osp.join(osp.dirname(path), f".{osp.basename(path)}.old")
+    _remove_any(old)
+    os.rename(path, old)
+    os.rename(tmp, path)
+    _remove_any(old)
+
+
+def save_directory_atomically(
+    path: Any,
+    write: Callable[[str], None],
+    is_writer: bool,
+    barrier: Callable[[], None],
+    after_write: Optional[Callable[[], None]] = None,
+    fsync: bool = True,
+) -> None:
+    """Write a directory checkpoint to :func:`temporary_directory` and rename it onto ``path`` when complete.
+
+    Collective: every rank calls it. ``write(tmp)`` writes the checkpoint into
+    ``tmp`` on every rank and returns on each once the directory is complete (as
+    ``trainer.save_checkpoint`` does). The writer (global rank 0, alone) removes
+    a stale ``tmp`` left by a crash, then, once the directory is complete,
+    fsyncs it, renames it onto ``path`` and runs ``after_write`` (rotation,
+    ``last_checkpoint``). A crash at any point leaves every complete checkpoint
+    under its name and at worst a ``.<name>.tmp`` directory, which no name or
+    ``last_checkpoint`` points to.
+    """
+    final = osp.abspath(str(path))
+    tmp = temporary_directory(final)
+    if is_writer:
+        os.makedirs(osp.dirname(final), exist_ok=True)
+        _remove_any(tmp)
+    barrier()  # nobody writes into tmp before the stale one is gone
+    write(tmp)
+    if is_writer:
+        if fsync:
+            _fsync_tree(tmp)
+        _replace_directory(tmp, final)
+        if fsync:
+            _fsync_dir(osp.dirname(final))
+        if after_write is not None:
+            after_write()
+    barrier()  # every rank sees the checkpoint under its name when this returns
+
+
+def recover_directories(directory: Any, is_ours: Callable[[str], bool]) -> list[str]:
+    """Clean up after a writer killed mid-save in ``directory`` (local only); returns what was done.
+
+    ``.<name>.tmp`` directories (a save that never completed) are removed. A
+    ``.<name>.old`` directory is the previous complete copy of ``<name>`` moved
+    aside during a re-save: it is removed when ``<name>`` exists and moved back
+    onto ``<name>`` when the kill came between the two renames. Only names that
+    satisfy ``is_ours`` and real directories (not symlinks) are touched.
+    """
+    root = str(directory)
+    if "://" in root and not root.startswith("file://"):
+        return []
+    root = root[len("file://") :] if root.startswith("file://") else root
+    done: list[str] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return done
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith((".tmp", ".old"))):
+            continue
+        target = name[1:-4]
+        if not target or not is_ours(target) or entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+            continue
+        final = osp.join(root, target)
+        if name.endswith(".old") and not osp.lexists(final) and is_sharded_checkpoint(entry.path):
+            os.rename(entry.path, final)
+            done.append(f"restored {target}")
+        else:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            done.append(f"removed {name}")
+    return done

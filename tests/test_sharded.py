@@ -134,3 +134,162 @@ def test_save_averaged_writes_the_full_average_once(runs):
     assert sharded["meta"] == plain["meta"] == {"ema_steps": 4}
     assert_close(plain["state_dict"], sharded["state_dict"], "save_averaged", skip="running_")
     assert_close(sharded["state_dict"], runs["records"]["fsdp2", "first", 0]["average"], "file vs gathered")
+
+
+# ------------------------------------------------------------------ checkpoints, early stopping, auto-resume, crash
+CKPT_SCRIPT = Path(__file__).parent / "ddp_scripts" / "sharded_ckpt_run.py"
+CKPT_PHASES = ("straight", "resumed")
+
+
+def _run_ckpt(out: Path, strategy: str, phase: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_VARS}
+    env["PYTHONWARNINGS"] = "ignore"
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(CKPT_SCRIPT), str(out), strategy, phase],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the 2-process {strategy} {phase} run did not finish within {DEADLINE_S} s:\n{exc.stdout}")
+    if phase != "killed":
+        assert proc.returncode == 0, f"{strategy} {phase} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.returncode
+
+
+@pytest.fixture(scope="module")
+def ckpt_runs(tmp_path_factory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("sharded_ckpt")
+    after_kill: dict[str, Any] = {}
+    for strategy in STRATEGIES:
+        _run_ckpt(out, strategy, "straight")
+        returncode = _run_ckpt(out, strategy, "killed")
+        crash_dir = out / f"{strategy}_crash"
+        after_kill[strategy] = {
+            "returncode": returncode,
+            "entries": sorted(p.name for p in crash_dir.iterdir() if p.name.endswith((".pth", ".tmp"))),
+            "last_checkpoint": (crash_dir / "last_checkpoint").read_text().strip(),
+        }
+        _run_ckpt(out, strategy, "resumed")
+    records = {
+        (strategy, phase, rank): torch.load(out / f"{strategy}_{phase}_rank{rank}.pt", weights_only=True)
+        for strategy in STRATEGIES
+        for phase in CKPT_PHASES
+        for rank in (0, 1)
+    }
+    return {"out": out, "records": records, "after_kill": after_kill}
+
+
+def _names(record: dict[str, Any]) -> list[str]:
+    """Checkpoint entries, with the hash of published files cut off (it hashes storage addresses too)."""
+    names = []
+    for name, _ in record["entries"]:
+        if name.startswith("."):
+            continue
+        stem = name[: -len(".pth")]
+        names.append(stem.rsplit("-", 1)[0] + "-<sha>.pth" if "-" in stem else name)
+    return names
+
+
+def _scores(record: dict[str, Any]) -> list[float]:
+    """``val_loss`` and ``score`` of every validation, flat."""
+    return [value for entry in record["val"] for value in entry[1:]]
+
+
+def test_sigkill_during_a_sharded_save_leaves_a_resumable_set(ckpt_runs):
+    from lightning_hooks.sharded_checkpoint import is_sharded_checkpoint
+
+    out = ckpt_runs["out"]
+    for strategy in STRATEGIES:
+        seen = ckpt_runs["after_kill"][strategy]
+        assert seen["returncode"] == -9, strategy
+        assert seen["last_checkpoint"].endswith("epoch_2.pth"), strategy
+        assert [n for n in seen["entries"] if not n.startswith(".")] == [
+            "best_score_epoch_2.pth",
+            "best_val_loss_epoch_2.pth",
+            "epoch_1.pth",
+            "epoch_2.pth",
+        ], strategy
+        assert any(n.startswith(".epoch_3.pth") and n.endswith(".tmp") for n in seen["entries"]), strategy
+    # The sharded run's complete directories are the named ones; its half-written save is not.
+    assert ckpt_runs["after_kill"]["fsdp2"]["entries"][0] == ".epoch_3.pth.tmp"
+    crash = out / "fsdp2_crash"
+    for record in (ckpt_runs["records"]["fsdp2", "resumed", 0],):
+        assert all(is_sharded_checkpoint(crash / name) for name, is_dir in record["entries"] if is_dir)
+    assert not (crash / ".epoch_3.pth.tmp").exists()  # the resumed run's save of epoch 3 replaced it
+
+
+@pytest.mark.parametrize("phase", CKPT_PHASES)
+def test_same_checkpoints_scores_and_stop_under_ddp_and_model_parallel(ckpt_runs, phase):
+    records = ckpt_runs["records"]
+    for rank in (0, 1):
+        ddp, fsdp2 = records["ddp", phase, rank], records["fsdp2", phase, rank]
+        assert _names(ddp) == _names(fsdp2)
+        assert os.path.basename(ddp["last_checkpoint"]) == os.path.basename(fsdp2["last_checkpoint"]) == "epoch_5.pth"
+        assert [v[0] for v in ddp["val"]] == [v[0] for v in fsdp2["val"]]
+        assert _scores(fsdp2) == pytest.approx(_scores(ddp), abs=ATOL)
+        assert fsdp2["lr"] == ddp["lr"]
+        assert fsdp2["stopped_at"] == ddp["stopped_at"] == 5  # early stopping, both ranks together
+        assert fsdp2["early_stopping"] == ddp["early_stopping"]
+        assert_close(ddp["average"], fsdp2["average"], f"{phase} rank {rank} average")
+    fsdp2 = records["fsdp2", phase, 0]
+    kinds = {name: is_dir for name, is_dir in fsdp2["entries"]}
+    assert kinds["epoch_5.pth"] and kinds["epoch_4.pth"] and kinds["best_score_epoch_5.pth"]
+    assert _names(fsdp2) == [
+        "best_score_epoch_5-<sha>.pth",
+        "best_score_epoch_5.pth",
+        "best_val_loss_epoch_5-<sha>.pth",
+        "best_val_loss_epoch_5.pth",
+        "epoch_4.pth",
+        "epoch_5-<sha>.pth",
+        "epoch_5.pth",
+    ]
+
+
+def test_auto_resume_after_the_crash_gives_the_uninterrupted_run(ckpt_runs):
+    records = ckpt_runs["records"]
+    for strategy in STRATEGIES:
+        for rank in (0, 1):
+            resumed, straight = records[strategy, "resumed", rank], records[strategy, "straight", rank]
+            assert _names(resumed) == _names(straight)
+            assert [v[0] for v in resumed["val"]] == [3, 4, 5]
+            assert _scores(resumed) == pytest.approx(_scores(straight)[4:], abs=ATOL)
+            assert resumed["lr"] == straight["lr"][2:]
+            assert resumed["early_stopping"] == straight["early_stopping"]
+            assert_close(resumed["average"], straight["average"], f"{strategy} rank {rank} resumed average")
+
+
+@pytest.mark.parametrize("phase", CKPT_PHASES)
+def test_every_rank_fires_the_same_mount_points(ckpt_runs, phase):
+    records = ckpt_runs["records"]
+    traces = [records[strategy, phase, rank]["trace"] for strategy in STRATEGIES for rank in (0, 1)]
+    assert all(trace == traces[0] for trace in traces)
+    saves = [entry for entry in traces[0] if entry.startswith("before_save_checkpoint:")]
+    assert len(saves) >= 3 * (5 if phase == "straight" else 3)  # regular + two best keys, each fired on every rank
+
+
+def test_only_rank_zero_renames_and_deletes(ckpt_runs):
+    for phase in CKPT_PHASES:
+        writes = ckpt_runs["records"]["fsdp2", phase, 1]["writes"]
+        assert not [w for w in writes if w[0] in ("os.rename", "os.replace", "os.remove", "os.rmdir")], phase
+        files = {os.path.basename(path) for event, path in writes if event == "open"}
+        assert files <= {"__1_0.distcp", "trace_rank1.json"}, files
+        rank0 = ckpt_runs["records"]["fsdp2", phase, 0]["writes"]
+        assert any(event == "os.rmdir" and path.endswith("epoch_3.pth") for event, path in rank0)  # rotation
+
+
+def test_published_files_are_weights_only_and_hold_the_gathered_average(ckpt_runs):
+    out = ckpt_runs["out"]
+    record = ckpt_runs["records"]["fsdp2", "straight", 0]
+    published = [name for name, _ in record["entries"] if name.startswith("epoch_5-")]
+    assert len(published) == 1
+    loaded = torch.load(out / "fsdp2_straight" / published[0], weights_only=True)
+    assert list(loaded) == ["meta", "state_dict"]
+    assert loaded["meta"]["epoch"] == 5
+    assert_close(loaded["state_dict"], record["average"], "published vs gathered average", skip="running_")
+    ddp_record = ckpt_runs["records"]["ddp", "straight", 0]
+    ddp_name = next(name for name, _ in ddp_record["entries"] if name.startswith("epoch_5-"))
+    ddp_loaded = torch.load(out / "ddp_straight" / ddp_name, weights_only=True)
+    assert_close(ddp_loaded["state_dict"], loaded["state_dict"], "published: ddp vs fsdp2", skip="running_")

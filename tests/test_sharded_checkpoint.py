@@ -14,6 +14,9 @@ from lightning_hooks.sharded_checkpoint import (
     consolidate_sharded_checkpoint,
     is_sharded_checkpoint,
     read_sharded_checkpoint,
+    recover_directories,
+    save_directory_atomically,
+    temporary_directory,
 )
 
 
@@ -83,3 +86,78 @@ def test_incomplete_directory_is_not_a_checkpoint(tmp_path):
     assert not is_sharded_checkpoint(directory)
     with pytest.raises(FileNotFoundError, match="not a complete sharded checkpoint"):
         read_sharded_checkpoint(directory)
+
+
+# ------------------------------------------------------------------ directories count only when complete
+def _writer(files: dict[str, bytes], fail_after: int = -1):
+    def write(tmp: str) -> None:
+        os.makedirs(tmp, exist_ok=True)
+        for i, (name, data) in enumerate(files.items()):
+            if i == fail_after:
+                raise RuntimeError("killed mid-save")
+            with open(os.path.join(tmp, name), "wb") as handle:
+                handle.write(data)
+
+    return write
+
+
+def test_directory_appears_under_its_name_only_when_complete(tmp_path):
+    calls: list[str] = []
+    target = tmp_path / "epoch_1.pth"
+    save_directory_atomically(
+        target,
+        _writer({"a": b"1", META_FILENAME: b"m"}),
+        is_writer=True,
+        barrier=lambda: calls.append("barrier"),
+        after_write=lambda: calls.append(f"after_write sees {sorted(os.listdir(target))}"),
+    )
+    assert sorted(os.listdir(target)) == ["a", META_FILENAME]
+    assert calls == ["barrier", f"after_write sees {['a', META_FILENAME]}", "barrier"]
+    assert sorted(os.listdir(tmp_path)) == ["epoch_1.pth"]
+
+
+def test_a_crash_mid_save_keeps_the_previous_directory_and_the_next_save_cleans_up(tmp_path):
+    target = tmp_path / "epoch_1.pth"
+    save_directory_atomically(target, _writer({"a": b"old"}), True, lambda: None)
+    after: list[int] = []
+    with pytest.raises(RuntimeError, match="killed mid-save"):
+        save_directory_atomically(
+            target, _writer({"a": b"new", "b": b"new"}, fail_after=1), True, lambda: None, lambda: after.append(1)
+        )
+    assert after == []  # no rotation, no last_checkpoint for an incomplete save
+    assert (target / "a").read_bytes() == b"old"
+    assert os.path.isdir(temporary_directory(target))  # the half-written copy, under a name nothing points to
+    save_directory_atomically(target, _writer({"c": b"new"}), True, lambda: None)
+    assert sorted(os.listdir(target)) == ["c"]  # replaced whole, stale parts of the crashed save gone
+    assert sorted(os.listdir(tmp_path)) == ["epoch_1.pth"]
+
+
+def test_ranks_other_than_the_writer_never_rename_or_delete(tmp_path):
+    target = tmp_path / "epoch_1.pth"
+    save_directory_atomically(target, _writer({"a": b"1"}), is_writer=False, barrier=lambda: None)
+    assert not target.exists() and os.path.isdir(temporary_directory(target))
+
+
+# ------------------------------------------------------------------ refused strategies
+def test_fsdp1_and_deepspeed_are_refused_before_the_first_batch_naming_what_to_use():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from lightning_hooks import CheckpointHook
+
+    runner = SimpleNamespace(trainer=SimpleNamespace(strategy=FSDPStrategy()))
+    with pytest.raises(RuntimeError, match=r"does not support FSDP1.*ModelParallelStrategy.*fully_shard"):
+        CheckpointHook().before_run(runner)  # type: ignore[arg-type]
+
+
+def test_stale_directories_are_removed_and_a_copy_moved_aside_is_restored(tmp_path):
+    write_directory(tmp_path / ".epoch_1.pth.old")  # killed between the two renames of a re-save
+    write_directory(tmp_path / "epoch_2.pth")
+    write_directory(tmp_path / ".epoch_2.pth.old")  # killed after the second rename
+    (tmp_path / ".epoch_3.pth.tmp").mkdir()  # killed mid-write
+    (tmp_path / ".notes.tmp").mkdir()  # not a checkpoint name: left alone
+    done = recover_directories(tmp_path, lambda name: name.startswith("epoch_"))
+    assert sorted(done) == ["removed .epoch_2.pth.old", "removed .epoch_3.pth.tmp", "restored epoch_1.pth"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.tmp", "epoch_1.pth", "epoch_2.pth"]
+    assert is_sharded_checkpoint(tmp_path / "epoch_1.pth")

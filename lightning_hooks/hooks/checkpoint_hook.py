@@ -50,6 +50,7 @@ from ..fileio import (
 from ..publishing import write_published
 from ..registry import HOOKS
 from ..rules import DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, infer_rule
+from ..sharded_checkpoint import is_sharded_checkpoint, read_sharded_checkpoint, recover_directories
 from .hook import DATA_BATCH, Hook
 
 if TYPE_CHECKING:
@@ -77,6 +78,27 @@ def _as_key_tuple(keys: Any, name: str) -> Sequence[str]:
     if not all(isinstance(k, str) for k in keys):
         raise CheckpointConfigError(f"{name} must be a str or a list/tuple of str, got {keys!r}")
     return keys
+
+
+#: Strategies that write their own checkpoint layout, which CheckpointHook cannot make atomic or rotate safely.
+_REFUSED_STRATEGIES = {
+    "FSDPStrategy": "FSDP1 (strategy='fsdp')",
+    "DeepSpeedStrategy": "DeepSpeed",
+    "XLAFSDPStrategy": "XLA FSDP",
+}
+
+
+def _check_strategy(runner: RunnerView) -> None:
+    """Refuse FSDP1, DeepSpeed and XLA FSDP before the first batch, naming what to use instead."""
+    strategy = getattr(getattr(runner, "trainer", None), "strategy", None)
+    name = _REFUSED_STRATEGIES.get(type(strategy).__name__)
+    if name is not None:
+        raise RuntimeError(
+            f"CheckpointHook does not support {name}: it writes its own checkpoint layout, which CheckpointHook "
+            "cannot write under a temporary name, rotate or publish. For sharded training use Lightning's "
+            "ModelParallelStrategy with torch.distributed.fsdp.fully_shard (FSDP2) in configure_model; "
+            "otherwise strategy='ddp'."
+        )
 
 
 @HOOKS.register_module()
@@ -422,6 +444,9 @@ class CheckpointHook(Hook):
             removed = remove_stale_temp_files(directory, self._is_our_temp_target)
             if removed:
                 runner.logger.info(f"Removed {len(removed)} unfinished checkpoint temp file(s) in {directory}.")
+            recovered = recover_directories(directory, self._is_our_temp_target)  # sharded checkpoint directories
+            if recovered:
+                runner.logger.info(f"Unfinished sharded checkpoint directories in {directory}: {', '.join(recovered)}.")
 
     def _check_writable(self, runner: RunnerView) -> None:
         """Fail at the start of training, naming out_dir, when it cannot be written (local paths)."""
@@ -436,7 +461,8 @@ class CheckpointHook(Hook):
 
     # ------------------------------------------------------------------ mount points
     def before_run(self, runner: RunnerView) -> None:
-        """With ``resume``, ask for MMEngine's auto-resume (only ``fit`` has a train loop)."""
+        """Refuse strategies whose checkpoints cannot be written atomically; with ``resume``, auto-resume."""
+        _check_strategy(runner)
         if self.resume and runner.train_loop is not None:
             runner.auto_resume()
 
@@ -692,7 +718,10 @@ class CheckpointHook(Hook):
             _warn(runner, f"CheckpointHook does not publish {ckpt_path!r}: it is not one of its files.")
             return
         try:
-            checkpoint = self._io.load_checkpoint(ckpt_path, weights_only=True)
+            if is_sharded_checkpoint(ckpt_path):  # a directory (ModelParallelStrategy): consolidated into one file
+                checkpoint = read_sharded_checkpoint(ckpt_path)
+            else:
+                checkpoint = self._io.load_checkpoint(ckpt_path, weights_only=True)
         except pickle.UnpicklingError as exc:
             raise pickle.UnpicklingError(
                 f"CheckpointHook does not publish {ckpt_path}: it holds more than tensors and plain data "
