@@ -19,6 +19,12 @@ One averaged copy is the expected minimum; the floor's figure is its one flat av
 Also timed: swapping the average into the model and back (done around every validation and test),
 ours (storage exchange) against MMEngine's EMAHook (clone + two copies per tensor).
 
+Sharded (``--sharded``): two gloo processes on the CPU shard model (a) with FSDP2's ``fully_shard``
+(as ``ModelParallelStrategy`` does in ``configure_model``); each rank times ``update_parameters`` on
+its shards and measures its averaged copy's bytes and peak memory growth, against the unsharded
+average of the same model in the same process. Target: memory per rank one shard plus a constant,
+time per rank at most the unsharded time.
+
 Run: ``python benchmarks/bench_ema.py`` (about 1-2 minutes on 2 cores). The numbers are noisy on
 a shared machine; read the ratios, measured in the same run, rather than the absolute times.
 """
@@ -208,13 +214,107 @@ def peak_extra_mib(model_name: str) -> dict[str, float]:
     return result
 
 
+# ----------------------------------------------------------------------------------------- sharded
+def _average_bytes(average: nn.Module) -> int:
+    from lightning_hooks.sharding import local_tensor
+
+    return sum(local_tensor(t).numel() * t.element_size() for t in [*average.parameters(), *average.buffers()])
+
+
+def _sharded_worker(rank: int, rounds: int, per_round: int, port: int, results: Any) -> None:
+    import os
+
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from lightning_hooks import ExponentialMovingAverage
+    from lightning_hooks.hooks.ema_hook import EMAHook, _SwapState
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    libc = ctypes.CDLL("libc.so.6")
+    torch.manual_seed(0)
+    plain = ResNet50Params()
+    torch.manual_seed(0)
+    sharded = ResNet50Params()
+    mesh = init_device_mesh("cpu", (2,))
+    for layer in sharded.layers:
+        if any(True for _ in layer.parameters()):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(sharded, mesh=mesh)
+    row: dict[str, float] = {}
+    for name, model in (("unsharded", plain), ("sharded", sharded)):
+        gc.collect()
+        libc.malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        base = _rss_mib("VmRSS:")
+        average = ExponentialMovingAverage(model, momentum=MOMENTUM)
+        for _ in range(3):
+            average.update_parameters(model)
+        row[f"{name}_peak_mib"] = _rss_mib("VmHWM:") - base
+        row[f"{name}_copy_mib"] = _average_bytes(average.module) / 2**20
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(per_round):
+                average.update_parameters(model)
+            best = min(best, (time.perf_counter() - start) / per_round * 1e3)
+        row[f"{name}_ms"] = best
+        hook = EMAHook(momentum=MOMENTUM)
+        hook.src_model, hook.ema_model = model, average
+        best = float("inf")
+        with torch.no_grad():
+            for _ in range(rounds):
+                start = time.perf_counter()
+                for _ in range(per_round):
+                    swap = _SwapState()
+                    swap.apply(hook._swap_pairs())
+                    swap.undo()
+                best = min(best, (time.perf_counter() - start) / per_round * 1e3)
+        row[f"{name}_swap_ms"] = best
+        del average, hook
+    results[rank] = row
+    dist.destroy_process_group()
+
+
+def sharded_case(rounds: int, per_round: int) -> None:
+    """Per-rank update time and memory of the average of a 2-way FSDP2-sharded ResNet-50 against the unsharded one."""
+    import multiprocessing
+    import random
+
+    import torch.multiprocessing as mp
+
+    manager = multiprocessing.Manager()
+    results = manager.dict()
+    port = random.randint(20000, 40000)
+    mp.start_processes(_sharded_worker, args=(rounds, per_round, port, results), nprocs=2, start_method="fork")
+    print("## resnet50 sharded 2 ways with fully_shard (gloo, CPU), per rank, against its unsharded average")
+    print("| rank | average MiB (unsharded -> sharded) | peak extra MiB | ms / update | ms swap in+out |")
+    print("|---|---:|---:|---:|---:|")
+    for rank in (0, 1):
+        r = results[rank]
+        print(
+            f"| {rank} | {r['unsharded_copy_mib']:.1f} -> {r['sharded_copy_mib']:.1f} | "
+            f"{r['unsharded_peak_mib']:.1f} -> {r['sharded_peak_mib']:.1f} | "
+            f"{r['unsharded_ms']:.3f} -> {r['sharded_ms']:.3f} | "
+            f"{r['unsharded_swap_ms']:.3f} -> {r['sharded_swap_ms']:.3f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-round", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
+    parser.add_argument("--sharded", action="store_true", help="only the 2-process FSDP2 case")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.sharded:
+        sharded_case(args.rounds, args.per_round)
+        return
     print(f"torch {torch.__version__}, 1 thread, min over {args.rounds} interleaved rounds of {args.per_round} updates")
     print("machine shared with other jobs while measuring: treat absolute times as noisy, ratios as the result\n")
     for model_name in MODELS:
