@@ -26,11 +26,14 @@ import torch
 from .errors import ResumeError
 
 __all__ = [
+    "SHARDED_INDEX_FILENAME",
+    "SHARDED_META_FILENAME",
     "TEMP_FILE_RE",
     "atomic_torch_save",
     "atomic_write_text",
     "find_last_checkpoint",
     "is_local_path",
+    "is_sharded_checkpoint",
     "join_path",
     "path_exists",
     "path_in_directory",
@@ -257,6 +260,22 @@ def remove_stale_temp_files(directory: str, is_ours: Callable[[str], bool]) -> l
     return removed
 
 
+#: Lightning's name for the file of a sharded checkpoint directory that holds everything but the shards.
+SHARDED_META_FILENAME = "meta.pt"
+#: ``torch.distributed.checkpoint``'s index of a sharded checkpoint directory.
+SHARDED_INDEX_FILENAME = ".metadata"
+
+
+def is_sharded_checkpoint(path: Any) -> bool:
+    """Whether ``path`` is a complete sharded checkpoint directory (its index and ``meta.pt`` exist)."""
+    path = str(path)
+    return (
+        osp.isdir(path)
+        and osp.isfile(osp.join(path, SHARDED_META_FILENAME))
+        and osp.isfile(osp.join(path, SHARDED_INDEX_FILENAME))
+    )
+
+
 def _unreadable_reason(path: str) -> Optional[str]:
     """Why ``path`` cannot be a resume point (missing, not a file, unreadable, not a checkpoint), or None."""
     if not is_local_path(path):
@@ -265,8 +284,6 @@ def _unreadable_reason(path: str) -> Optional[str]:
     if not osp.exists(local):
         return "it does not exist"
     if osp.isdir(local) and not osp.islink(local):
-        from .sharded_checkpoint import is_sharded_checkpoint
-
         # A sharded checkpoint (ModelParallelStrategy) is a directory, renamed into place once complete.
         return None if is_sharded_checkpoint(local) else "it is a directory but not a complete sharded checkpoint"
     if not osp.isfile(local):

@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 import torch
 
-from .fileio import atomic_torch_save
+from .fileio import SHARDED_INDEX_FILENAME, SHARDED_META_FILENAME, atomic_torch_save, is_sharded_checkpoint
 
 __all__ = [
     "META_FILENAME",
@@ -50,16 +50,10 @@ __all__ = [
 ]
 
 #: Lightning's name for the file of a sharded checkpoint directory that holds everything but the shards.
-META_FILENAME = "meta.pt"
+META_FILENAME = SHARDED_META_FILENAME
 #: Where EMAHook's ``ema_state_dict['module.*']`` shards live inside a sharded ``state_dict``.
 SHARDED_EMA_PREFIX = "ema_state_dict."
-_DCP_INDEX = ".metadata"
-
-
-def is_sharded_checkpoint(path: Any) -> bool:
-    """Whether ``path`` is a complete sharded checkpoint directory (its index and ``meta.pt`` exist)."""
-    path = str(path)
-    return osp.isdir(path) and osp.isfile(osp.join(path, META_FILENAME)) and osp.isfile(osp.join(path, _DCP_INDEX))
+_DCP_INDEX = SHARDED_INDEX_FILENAME
 
 
 def load_sharded_entries(path: Any, tensors: Mapping[str, torch.Tensor]) -> None:
