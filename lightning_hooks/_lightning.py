@@ -10,9 +10,11 @@ the installed Lightning, so a Lightning release that changes one fails loudly
 there instead of quietly elsewhere.
 
 The supported Lightning versions are the ones ``pyproject.toml`` allows
-(``>=2.5,<2.7``); CI runs the shim's tests on the lowest and the highest of them.
-Lightning 2.4 is not supported: it skips callbacks' ``on_load_checkpoint`` in
-``validate``/``test``, so ``after_load_checkpoint`` would not fire there.
+(``>=2.6,<2.7``); CI runs the shim's tests on the lowest and the highest of them.
+Older versions fail them: before 2.6 ``resume_start`` takes no ``weights_only``
+(auto-resume could not load with ``weights_only=True``), and 2.4 skips callbacks'
+``on_load_checkpoint`` in ``validate``/``test``, so ``after_load_checkpoint`` would
+not fire there.
 """
 
 from __future__ import annotations
