@@ -19,6 +19,8 @@ not fire there.
 
 from __future__ import annotations
 
+import os
+import os.path as osp
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -29,11 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "attached_trainer",
+    "default_root_dir_named",
+    "discard_default_outputs",
     "evaluation_epoch_metrics",
     "intercept_resume_start",
     "load_train_dataloader",
     "mark_epoch_finished",
     "mark_validation_pending",
+    "move_default_outputs",
     "restore_trainer_attributes",
     "save_with_checkpoint_io",
     "sharded_save_kind",
@@ -148,6 +153,81 @@ def train_step_logged_values(
         if lightning_logged is not None and result_metric.meta.logger:
             lightning_logged.add(result_metric.meta.name)
     return fresh
+
+
+# -- output directories --------------------------------------------------------------------------
+def default_root_dir_named(trainer: pl.Trainer) -> bool:
+    """Whether ``Trainer(default_root_dir=...)`` was given: Lightning stores ``os.getcwd()`` when it was not."""
+    stored: Any = trainer
+    return str(stored._default_root_dir) != os.getcwd()
+
+
+def move_default_outputs(trainer: pl.Trainer, root: str) -> list[str]:
+    """Make ``root`` Lightning's default output directory for this run, as if ``default_root_dir=root`` was given.
+
+    ``trainer.default_root_dir`` becomes ``root``, and so does the save directory of the
+    ``TensorBoardLogger``/``CSVLogger`` that Lightning built for the old default (``logger=True``).
+    Lightning has already created that logger's writer before any callback's ``setup``: it is
+    closed, and what it created for this process (TensorBoard's event file, named with this
+    process id, and then-empty directories) is removed; the logger makes a new one under
+    ``root`` on first use. Loggers the user configured are left alone. Returns the names of
+    default loggers that had written more than that and were left where they are.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    settable: Any = trainer
+    old_root = str(settable._default_root_dir)
+    settable._default_root_dir = root
+    left: list[str] = []
+    loggers: list[Any] = list(trainer.loggers)
+    for logger in loggers:
+        if type(logger) not in (TensorBoardLogger, CSVLogger) or logger.save_dir != old_root:
+            continue
+        experiment = logger._experiment
+        if experiment is not None:
+            if not _remove_fresh_logger_files(experiment, str(logger.log_dir)):
+                left.append(type(logger).__name__)
+                continue
+        logger._root_dir = root
+        if isinstance(logger, CSVLogger):
+            logger._save_dir = root
+        logger._experiment = None
+        if SLURMEnvironment.job_id() is None:  # the version was counted in the old directory: count again
+            logger._version = None
+    return left
+
+
+def discard_default_outputs(trainer: pl.Trainer) -> None:
+    """Undo what Lightning's default logger created in the unnamed default directory before ``setup`` (a run
+    that stops there, e.g. because no output directory was named, leaves nothing behind)."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    old_root = str(getattr(trainer, "_default_root_dir", ""))
+    loggers: list[Any] = list(trainer.loggers)
+    for logger in loggers:
+        if type(logger) in (TensorBoardLogger, CSVLogger) and logger.save_dir == old_root:
+            if logger._experiment is not None and _remove_fresh_logger_files(logger._experiment, str(logger.log_dir)):
+                logger._experiment = None
+
+
+def _remove_fresh_logger_files(experiment: Any, log_dir: str) -> bool:
+    """Close a default logger's writer and remove what it created so far; False if it holds anything else."""
+    entries = os.listdir(log_dir) if osp.isdir(log_dir) else []
+    ours = [name for name in entries if name.startswith("events.out.tfevents.") and f".{os.getpid()}." in name]
+    if len(ours) != len(entries):
+        return False
+    close = getattr(experiment, "close", None)
+    if callable(close):
+        close()
+    for name in ours:
+        os.remove(osp.join(log_dir, name))
+    directory = log_dir
+    for _ in range(2):  # version_N, then lightning_logs: only when empty
+        if osp.isdir(directory) and not os.listdir(directory):
+            os.rmdir(directory)
+        directory = osp.dirname(directory)
+    return True
 
 
 # -- checkpoint contents -------------------------------------------------------------------------

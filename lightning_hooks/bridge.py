@@ -96,7 +96,11 @@ class HookBridge(Callback):
             ``None`` removes it, a new key adds a hook.
         custom_hooks: more hooks, as config dicts (``dict(type='EMAHook', priority='NORMAL')``)
             or Hook instances; their default priority is the class's (``NORMAL``).
-        work_dir: where checkpoints and logs go; defaults to the Trainer's ``default_root_dir``.
+        work_dir: the root of the run's output: checkpoints, ``last_checkpoint``, ``<timestamp>/`` logs,
+            and Lightning's own output (its default logger and ``default_root_dir``) unless
+            ``Trainer(default_root_dir=...)`` names another directory. Defaults to the Trainer's
+            ``default_root_dir``; naming neither is an error (nothing is written into the current
+            directory unless you name it, e.g. ``work_dir='.'``).
         experiment_name: prefix of the experiment name (``<name>_<timestamp>``).
         resume: MMEngine-style auto-resume from ``<work_dir>/last_checkpoint`` when ``fit``
             gets no ``ckpt_path``.
@@ -224,6 +228,7 @@ class HookBridge(Callback):
         if stage == "fit":
             self._configure_train_loop(trainer)
             self._warn_double_checkpointing(trainer)
+            self._warn_implicit_max_epochs(trainer)
             if self.resume:
                 arm_auto_resume(trainer, self.runtime.work_dir, self.runner.logger)
         if self.print_hooks_table:
@@ -233,7 +238,7 @@ class HookBridge(Callback):
 
     def _prepare_runtime(self, trainer: pl.Trainer) -> None:
         """Work dir, timestamp (rank 0's), experiment name, message hub and log file for this run."""
-        work_dir = osp.abspath(self.work_dir if self.work_dir is not None else trainer.default_root_dir)
+        work_dir = self._output_root(trainer)
         timestamp = trainer.strategy.broadcast(time.strftime("%Y%m%d_%H%M%S", time.localtime()), src=0)
         name = f"{self.experiment_name_prefix}_{timestamp}" if self.experiment_name_prefix else timestamp
         if self.message_hub is None:
@@ -259,6 +264,56 @@ class HookBridge(Callback):
             # explicit log_processor, follow the loop the Trainer's limits select.
             self.runtime.log_processor = build_log_processor({"by_epoch": state.by_epoch})
         self.runtime.resume = trainer.ckpt_path is not None
+
+    def _output_root(self, trainer: pl.Trainer) -> str:
+        """The one directory this run writes under: ``work_dir``, else the Trainer's ``default_root_dir``.
+
+        With ``work_dir`` given and no ``default_root_dir``, Lightning's own default output (its
+        default logger, ``default_root_dir``) moves under ``work_dir`` too: one tree. Naming
+        neither is an error, before anything is written: MMEngine's Runner requires a
+        ``work_dir`` as well, and Lightning would otherwise fill the current directory.
+        """
+        named_root = _lightning.default_root_dir_named(trainer)
+        if self.work_dir is not None:
+            root = osp.abspath(self.work_dir)
+            if not named_root:
+                left = _lightning.move_default_outputs(trainer, root)
+                if left and trainer.is_global_zero:
+                    get_logger().warning(
+                        f"Lightning's default {', '.join(left)} had already written to {os.getcwd()}; it stays "
+                        f"there. Pass Trainer(default_root_dir={self.work_dir!r}) to keep one output tree."
+                    )
+            return root
+        if named_root:
+            return osp.abspath(trainer.default_root_dir)
+        _lightning.discard_default_outputs(trainer)
+        raise ValueError(
+            "HookBridge needs a directory for this run's checkpoints and logs, and none was named: pass "
+            "HookBridge(work_dir=...) or Trainer(default_root_dir=...); Lightning's own logs go there too. "
+            "Nothing is written into the current directory unless you name it (work_dir='.')."
+        )
+
+    def _warn_implicit_max_epochs(self, trainer: pl.Trainer) -> None:
+        """Say so when a fit runs 1000 epochs (Lightning's default) and CheckpointHook keeps every checkpoint."""
+        from .hooks.checkpoint_hook import CheckpointHook
+
+        if not trainer.is_global_zero or trainer.max_epochs != _LIGHTNING_DEFAULT_MAX_EPOCHS:
+            return
+        if trainer.max_steps not in (None, -1):
+            return
+        for hook in self.hook_list.find(CheckpointHook):
+            if not isinstance(hook, CheckpointHook):
+                continue
+            if hook.interval > 0 and hook.max_keep_ckpts <= 0:
+                unit = "epochs" if hook.by_epoch else "iterations"
+                files = f" (up to {trainer.max_epochs // hook.interval} files)" if hook.by_epoch else ""
+                get_logger().warning(
+                    f"This fit runs {trainer.max_epochs} epochs, Lightning's default when Trainer(max_epochs=...) "
+                    f"is not set, and CheckpointHook keeps a checkpoint every {hook.interval} {unit}{files} "
+                    f"(max_keep_ckpts={hook.max_keep_ckpts}). Set Trainer(max_epochs=...) or "
+                    "CheckpointHook(max_keep_ckpts=...)."
+                )
+                return
 
     def _warn_double_checkpointing(self, trainer: pl.Trainer) -> None:
         """Say so when Lightning's own checkpointing writes files beside CheckpointHook's."""
@@ -650,6 +705,9 @@ class HookBridge(Callback):
         names = ", ".join(type(h).__name__ for h in self.hook_list)
         return f"HookBridge(hooks=[{names}])"
 
+
+#: What Lightning trains for when neither ``max_epochs`` nor ``max_steps`` is given.
+_LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 

@@ -7,6 +7,7 @@ lowest and the highest supported Lightning versions.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import lightning.pytorch as pl
@@ -316,3 +317,26 @@ def test_train_step_logged_values_are_this_batchs_self_log_values(tmp_path):
     assert [float(values["even"]) for values in recorder.seen if "even" in values] == [0.0, 2.0]
     assert all(isinstance(v, torch.Tensor) for values in recorder.seen for v in values.values())
     assert lightning_logged == {"every", "even"}  # logger=False: Lightning does not write 'quiet' itself
+
+
+def test_default_outputs_move_or_vanish_before_anything_else_is_written(tmp_path, monkeypatch):
+    """Lightning stores os.getcwd() for an unnamed default_root_dir and builds its default logger's writer
+    (an event file in ./lightning_logs) before any callback's setup; both can be moved or undone there."""
+    monkeypatch.chdir(tmp_path)
+    assert _lightning.default_root_dir_named(pl.Trainer(default_root_dir="x", logger=False))
+    trainer = pl.Trainer(logger=True, enable_checkpointing=False)
+    assert not _lightning.default_root_dir_named(trainer)
+    _ = trainer.logger.experiment  # what Lightning's setup does before the callbacks' setup
+    assert (tmp_path / "lightning_logs" / "version_0").is_dir()
+    assert _lightning.move_default_outputs(trainer, str(tmp_path / "root")) == []
+    assert os.listdir(tmp_path) == []
+    assert trainer.default_root_dir == str(tmp_path / "root")
+    trainer.logger.log_metrics({"x": 1.0}, step=0)
+    trainer.logger.experiment.flush()
+    assert trainer.logger.log_dir == str(tmp_path / "root" / "lightning_logs" / "version_0")
+    assert any(p.name.startswith("events.out") for p in (tmp_path / "root" / "lightning_logs" / "version_0").iterdir())
+
+    other = pl.Trainer(logger=True, enable_checkpointing=False)
+    _ = other.logger.experiment
+    _lightning.discard_default_outputs(other)
+    assert os.listdir(tmp_path) == ["root"]

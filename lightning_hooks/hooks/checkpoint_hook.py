@@ -625,6 +625,7 @@ class CheckpointHook(Hook):
         meta = {"epoch": runner.epoch, "iter": runner.iter}
         if "auto" in self.key_indicators:
             self._init_rule(self.rules, [next(iter(metrics))])
+            self._log_auto_choice(runner, list(metrics))
         best_ckpt_updated = False
         for key, rule in zip(self.key_indicators, self.rules, strict=True):
             if self._update_best(runner, key, rule, metrics[key], ckpt_filename, meta, cur_time, cur_type):
@@ -632,6 +633,15 @@ class CheckpointHook(Hook):
         # Re-save the regular checkpoint of this step so that it records the new best (MMEngine does).
         if best_ckpt_updated and self.last_ckpt is not None:
             self._resave_after_stage(runner, cur_time, meta)
+
+    def _log_auto_choice(self, runner: RunnerView, reported: list[str]) -> None:
+        """Say once, at the first validation, which metric ``save_best='auto'`` took and how it compares."""
+        key, rule = self.key_indicators[0], self.rules[0]
+        better = "higher" if rule == "greater" else "lower"
+        runner.logger.info(
+            f"save_best='auto' chose {key!r}, the first metric of this validation ({', '.join(reported)}), "
+            f"with rule {rule!r}: a {better} value is better. Name the metric in save_best to choose another."
+        )
 
     def _resave_after_stage(self, runner: RunnerView, step: int, meta: dict[str, Any]) -> None:
         """MMEngine's re-save after a new best, once every hook's ``after_val_epoch`` has run.

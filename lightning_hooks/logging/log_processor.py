@@ -67,6 +67,10 @@ class LogProcessor:
         log_with_hierarchy: keep the ``train/``, ``val/`` and ``test/`` prefixes in the tags.
         mean_pattern: keys matching this regular expression are averaged over
             ``window_size``; the others report their latest value.
+        smooth_eval_metrics: how a validation or test metric whose name matches ``mean_pattern``
+            (``val_loss``) is shown after its epoch, in the line and the scalars. False (the
+            default): the value of this validation, the one ``save_best`` and early stopping use.
+            True: MMEngine's exact output, the mean over the last ``window_size`` validations.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class LogProcessor:
         num_digits: int = 4,
         log_with_hierarchy: bool = False,
         mean_pattern: str = r".*(loss|time|data_time|grad_norm).*",
+        smooth_eval_metrics: bool = False,
     ) -> None:
         if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size <= 0:
             raise ValueError(f"window_size must be a positive int, got {window_size!r}")
@@ -88,6 +93,9 @@ class LogProcessor:
         self.num_digits = num_digits
         self.log_with_hierarchy = bool(log_with_hierarchy)
         self.mean_pattern = re.compile(mean_pattern)
+        if not isinstance(smooth_eval_metrics, bool):
+            raise TypeError(f"smooth_eval_metrics must be True or False, got {smooth_eval_metrics!r}")
+        self.smooth_eval_metrics = smooth_eval_metrics
         self._check_custom_cfg()
 
     # ------------------------------------------------------------------ validation
@@ -285,6 +293,8 @@ class LogProcessor:
         collected = self._collect_scalars(parsed, runner, mode, self.log_with_hierarchy)
         non_scalars = self._collect_non_scalars(runner, mode)
         timing_keys = {f"{mode}/time", f"{mode}/data_time", "time", "data_time"}
+        if not self.smooth_eval_metrics:
+            self._latest_metric_values(collected, runner, mode, parsed, timing_keys)
         tag: OrderedDict[str, Any] = OrderedDict()
         timings: OrderedDict[str, Any] = OrderedDict()
         for key, value in collected.items():
@@ -299,6 +309,27 @@ class LogProcessor:
         tag.update(timings)
         return tag, line
 
+    def _latest_metric_values(
+        self,
+        collected: OrderedDict[str, Any],
+        runner: Any,
+        mode: str,
+        statistics: list[dict[str, Any]],
+        timing_keys: set[str],
+    ) -> None:
+        """Metrics matching ``mean_pattern`` show this evaluation's value, not a mean over past ones.
+
+        Timings and what ``custom_cfg`` asks for keep their statistics.
+        """
+        prefix = f"{mode}/" if self.log_with_hierarchy else ""
+        custom = {prefix + entry.get("log_name", entry["data_src"]) for entry in statistics}
+        buffers = self._mode_scalars(runner, mode, self.log_with_hierarchy)
+        for key in collected:
+            if key in timing_keys or key in custom or key not in buffers:
+                continue
+            if self.mean_pattern.search(key) is not None:
+                collected[key] = buffers[key].current()
+
     def _epoch_statistics(self, mode: str) -> list[dict[str, Any]]:
         """``custom_cfg`` plus epoch means of ``time`` and ``data_time`` unless it defines them."""
         entries = copy.deepcopy(self.custom_cfg)
@@ -311,7 +342,8 @@ class LogProcessor:
     def __repr__(self) -> str:
         return (
             f"LogProcessor(window_size={self.window_size}, by_epoch={self.by_epoch}, "
-            f"custom_cfg={self.custom_cfg}, num_digits={self.num_digits})"
+            f"custom_cfg={self.custom_cfg}, num_digits={self.num_digits}, "
+            f"smooth_eval_metrics={self.smooth_eval_metrics})"
         )
 
 
