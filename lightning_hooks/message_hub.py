@@ -4,14 +4,8 @@ The API is MMEngine's (``update_scalar``, ``update_info``, ``get_scalar``,
 ``get_info``, ``pop_info``, ``state_dict``/``load_state_dict``,
 ``get_current_instance``), so code without trainer access can read runtime state.
 
-Two deliberate differences from MMEngine:
-
-* A scalar given as a tensor is kept as a tensor until somebody reads the
-  buffer. Many updates then cost one host-device synchronisation instead of one
-  each (MMEngine calls ``.item()`` on every update).
-* ``state_dict()`` holds plain lists and dicts, never ``HistoryBuffer`` objects,
-  so a checkpoint loads with ``torch.load(weights_only=True)``.
-  ``load_state_dict`` accepts both forms, including MMEngine's own.
+Differences from MMEngine, on purpose (tensors kept until read, a ``state_dict`` of plain lists that
+loads with ``weights_only=True``): see ``docs/comparison.md``.
 
 Errors carry MMEngine's exception types (it uses ``assert``): a bad argument
 raises :class:`MessageHubError` or :class:`ScalarTypeError`, which are also

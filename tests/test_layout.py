@@ -77,6 +77,17 @@ def test_errors_share_one_base_and_keep_their_builtin_bases():
         assert issubclass(error, LightningHooksError)
 
 
+def test_the_docs_name_every_error():
+    from lightning_hooks import errors
+
+    docs = (PACKAGE.parent / "docs" / "index.md").read_text(encoding="utf-8")
+    classes = [name for name in errors.__all__ if isinstance(getattr(errors, name), type)]
+    raised = [name for name in classes if issubclass(getattr(errors, name), BaseException)]
+    assert len(raised) >= 10
+    assert [name for name in raised if f"`{name}`" not in docs] == []
+    assert set(raised) <= set(lightning_hooks.__all__)
+
+
 # ------------------------------------------------------------------------------- import graph
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)

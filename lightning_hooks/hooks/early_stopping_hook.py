@@ -8,17 +8,8 @@ by at least ``min_delta`` (an improvement of exactly ``min_delta`` counts);
 ``runner.train_loop.stop_training``, which ends the Lightning ``fit`` cleanly
 after the current validation (``trainer.should_stop``).
 
-Differences from MMEngine (deliberate):
-
-* ``best_score`` and ``wait_count`` are saved in the checkpoint (through the
-  bridge's callback state) and restored on resume; MMEngine starts counting
-  patience again from zero after a resume.
-* Under DDP the stop decision is shared: when any rank decides to stop, every
-  rank stops, so no rank is left waiting in a collective. MMEngine lets each
-  rank decide alone, which hangs when their metrics differ.
-* In a standalone ``validate``/``test`` run there is no training to stop; the
-  hook does nothing there (MMEngine updates its state from those metrics).
-* Negative ``min_delta`` or ``patience`` and a non-string ``monitor`` are errors.
+Differences from MMEngine, on purpose (state kept across resume, one decision for all DDP ranks,
+nothing in a standalone validate/test): see ``docs/hooks/early_stopping_hook.md``.
 """
 
 from __future__ import annotations

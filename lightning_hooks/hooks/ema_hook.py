@@ -18,26 +18,8 @@ What it does, as MMEngine's ``EMAHook``:
   ``state_dict``; a checkpoint without ``ema_state_dict`` starts the average
   from its weights (with a warning when resuming).
 
-Differences from MMEngine (deliberate, see ``docs/hooks/ema_hook.md``):
-
-* after ``fit`` the model holds its trained weights; :meth:`EMAHook.averaged_state_dict`
-  and :meth:`EMAHook.save_averaged` export the average in one call;
-* the swap exchanges tensor storage (no copies, no allocation) when the
-  averaged copy has the model's device and dtype; MMEngine clones every tensor.
-  When it does not (a float32 average of a bf16 model, a CPU-offloaded
-  average) the model's values are kept aside and restored, so the average is
-  never rounded to the model's dtype by a validation;
-* tensors are paired by name for the swap (MMEngine: by position);
-* a second run of the same Trainer (``trainer.test(model)`` after ``fit``) keeps
-  the average instead of rebuilding it from the raw weights;
-* non-strict loading skips tensors of another shape with a warning, as
-  MMEngine's ``load_state_dict`` helper does, instead of failing;
-* sharded models (FSDP2's ``fully_shard`` under ``ModelParallelStrategy``):
-  each rank averages its own shards (no communication per update), the swap
-  exchanges shard values in place, a sharded checkpoint directory carries the
-  average's shards, and :meth:`EMAHook.averaged_state_dict` gathers the full
-  average (MMEngine has no code for sharded models). FSDP1, DeepSpeed and XLA
-  FSDP are refused with an error naming what to use.
+Differences from MMEngine, on purpose (a swap that moves no data, the trained weights kept after
+``fit``, sharded models, ...): see ``docs/hooks/ema_hook.md``.
 """
 
 from __future__ import annotations

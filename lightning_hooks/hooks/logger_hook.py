@@ -22,11 +22,8 @@ Where scalars go: the backends of ``vis_backends`` (default: JSON lines in
 init_kwargs=...)``), and every Lightning logger attached to the Trainer
 (``logger.log_metrics(scalars, step)``). Only rank 0 prints and writes.
 
-Differences from MMEngine (deliberate): losses recorded as tensors stay on
-their device until a line is due, so there is no host-device synchronisation
-between two lines (MMEngine synchronises every iteration); ``vis_backends`` is
-an argument of the hook, since there is no separate Visualizer; ``file_client_args``
-(deprecated in MMEngine) is not supported, ``backend_args`` is passed to fsspec.
+Differences from MMEngine, on purpose (no host-device synchronisation between two lines,
+``vis_backends`` on the hook, ...): see ``docs/hooks/logger_hook.md``.
 """
 
 from __future__ import annotations

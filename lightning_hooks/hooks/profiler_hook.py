@@ -10,26 +10,8 @@ or ``dict(type='tb_trace', dir_name=..., worker_name=..., use_gzip=...)``
 ``<log_dir>/tf_tracing_logs`` and a relative one is joined to ``log_dir``).
 ``json_trace_path`` exports a Chrome trace.
 
-Differences from MMEngine (deliberate):
-
-* ``tb_trace`` does not need the deprecated ``torch_tb_profiler`` package: the
-  trace files are written by torch itself and open in Perfetto, Chrome or
-  TensorBoard's profiler plugin.
-* Activities are chosen from the devices really present: a requested CUDA
-  activity without CUDA is dropped with a warning instead of failing.
-* ``profile_times`` is checked against the run's length in ``before_train``,
-  where the Trainer knows the number of batches (MMEngine checks in
-  ``before_run``); the profiler itself still starts in ``before_run``.
-* The profiler is always closed by ``after_run``, also when training fails or
-  stops before ``profile_times`` was reached. MMEngine leaves it recording:
-  every later operator in the process is recorded, so memory grows and each
-  operator pays the profiler's overhead. In a standalone
-  ``validate``/``test`` run this makes the whole run the profiled range.
-* Under DDP, ranks other than 0 add ``_rank<k>`` to ``json_trace_path`` so the
-  ranks do not overwrite one another's trace.
-* ``tb_trace`` together with ``json_trace_path`` works: torch saves a trace
-  only once, so the JSON file is a copy of the trace ``tb_trace`` wrote
-  (MMEngine exports twice and fails with "Trace is already saved").
+Differences from MMEngine, on purpose (no ``torch_tb_profiler``, the profiler always closed, per-rank
+trace names, ...): see ``docs/hooks/profiler_hook.md``.
 """
 
 from __future__ import annotations

@@ -18,8 +18,7 @@ So this hook seeds exactly what the Trainer does not:
 
 Each object receives ``set_epoch(epoch)`` exactly once per epoch. In
 iteration-based training it fires once, with epoch 0, as in MMEngine.
-Unlike MMEngine it does not fail on a batch sampler without a ``sampler``
-attribute.
+Differences from MMEngine: see ``docs/hooks/dist_sampler_seed_hook.md``.
 """
 
 from __future__ import annotations

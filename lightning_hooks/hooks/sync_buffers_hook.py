@@ -8,16 +8,8 @@ strategy (gloo, NCCL, whatever the Trainer runs on). Integer buffers
 (``num_batches_tracked``) get MMEngine's mean truncated toward zero, so they too
 are equal on every rank afterwards.
 
-Differences from MMEngine (deliberate):
-
-* Integer buffers are summed in float64 and truncated once (exact up to 2**53),
-  whatever the backend's own integer averaging does.
-* Half-precision buffers are averaged in float32, so the sum over many ranks
-  cannot overflow or lose precision; the result is cast back.
-* Whether the run is distributed is read from the runner at each call, not
-  frozen when the hook is built as in MMEngine: under Lightning, hooks are built
-  before the Trainer starts the process group, so a value read at construction
-  would always say "not distributed".
+Differences from MMEngine, on purpose (integer buffers summed in float64, half precision averaged
+in float32, distribution read at each call): see ``docs/hooks/sync_buffers_hook.md``.
 """
 
 from __future__ import annotations

@@ -11,14 +11,8 @@ recorded as device tensors are then brought to the host in one copy per key
 (see :class:`~lightning_hooks.message_hub.HistoryBuffer`), so a line costs a
 few synchronisations and the iterations between two lines cost none.
 
-Differences from MMEngine (deliberate):
-
-* a bad ``custom_cfg`` raises ``ValueError``/``TypeError`` naming the entry and
-  the valid choices (MMEngine raises a bare ``AssertionError``); the check runs
-  in ``__init__``, also for ``window_size`` values that are neither ints,
-  ``'epoch'`` nor ``'global'`` (MMEngine finds those only at the first line);
-* ``memory:`` is printed when the model is on a CUDA device (MMEngine prints it
-  whenever CUDA is available, even for a model on the CPU).
+Differences from MMEngine, on purpose (errors that name a bad ``custom_cfg`` entry, ``memory:`` only
+for a CUDA model): see ``docs/hooks/logger_hook.md``.
 """
 
 from __future__ import annotations
