@@ -238,14 +238,19 @@ def test_standalone_validate_leaves_state_alone(tmp_path):
 
 @pytest.mark.slow
 def test_state_survives_resume(tmp_path):
-    """Interrupted after epoch 5, resumed from epoch_5.pth: it still stops early (epoch 7), MMEngine's would run on.
+    """Interrupted after epoch 5, resumed from epoch_5.pth: it stops where the uninterrupted run stops (epoch 6).
 
     epoch_5.pth is written in after_train_epoch, before epoch 5's validation (MMEngine's order), so it holds
-    the state after 4 validations: best 92, 1 validation waited. Epochs 6 and 7 (90, 90) then exhaust patience 3.
-    Without the restored state the sequence 90, 90, 91, 92, 88 never waits 3 times and training reaches epoch 10.
+    the state after 4 validations: best 92, 1 validation waited, and records that epoch 5's validation is
+    still to come. The resumed run repeats that validation (89), then epoch 6's (90) exhausts patience 3,
+    exactly as in the uninterrupted run. Without the restored state the sequence 89, 90, 90, 91, 92 never
+    waits 3 times and training reaches epoch 10.
     """
     cfg = dict(type="EarlyStoppingHook", monitor="acc", rule="greater", min_delta=1, patience=3)
     ckpt = dict(NO_DEFAULTS, checkpoint=dict(type="CheckpointHook", interval=1))
+    whole, _ = run_lightning(tmp_path / "whole", [dict(cfg)], RUNNER_SEQUENCE, default_hooks=ckpt, max_epochs=10)
+    assert whole.final[0] == 6
+
     first, _ = run_lightning(tmp_path, [dict(cfg)], RUNNER_SEQUENCE, default_hooks=ckpt, max_epochs=5)
     assert first.final[0] == 5
     saved = torch.load(tmp_path / "epoch_5.pth", weights_only=True)
@@ -260,13 +265,14 @@ def test_state_survives_resume(tmp_path):
         max_epochs=10,
         ckpt_path=str(tmp_path / "epoch_5.pth"),
     )
-    assert [v for _, _, v in resumed.val] == [90.0, 90.0]
-    assert resumed.final[0] == 7 and trainer.should_stop
+    assert [v for _, _, v in resumed.val] == [89.0, 90.0]
+    assert resumed.val == whole.val[4:]
+    assert resumed.final == whole.final and trainer.should_stop
 
     fresh, _ = run_lightning(
         tmp_path / "fresh",
         [dict(cfg, monitor="acc")],
-        RUNNER_SEQUENCE[5:] + RUNNER_SEQUENCE,
+        RUNNER_SEQUENCE[4:] + RUNNER_SEQUENCE,
         max_epochs=5,
     )
     assert fresh.final[0] == 5  # the same values without the saved state do not stop
