@@ -83,3 +83,33 @@ def test_kill_during_the_resave_after_a_new_best_keeps_the_best_file_the_resume_
     _, info = _resume_point(part)
     assert info["best_score"] == 0.5 and info["best_ckpt"].endswith("best_acc_epoch_2.pth")
     assert not list(part.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("async_save", [False, True])
+def test_kill_after_last_checkpoint_before_the_deletions_leaves_nothing_behind(tmp_path, monkeypatch, async_save):
+    """The rotation's deletions are the last step; a kill there leaves files no resume point names.
+
+    The resumed run removes exactly those (older regular files, older best files) and ends with the
+    uninterrupted run's files.
+    """
+    scores = {"acc": [0.1, 0.2, 0.3, 0.4]}
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1, save_best="acc", async_save=async_save)
+    run_lightning(tmp_path / "full", cfg, scores, max_epochs=4)
+
+    real = checkpoint_hook.remove_path
+
+    def remove_path(path):
+        if os.path.basename(path) == "epoch_2.pth":  # epoch_3.pth and last_checkpoint are durable
+            raise Killed("killed before the rotation's deletions")
+        return real(path)
+
+    monkeypatch.setattr(checkpoint_hook, "remove_path", remove_path)
+    part = tmp_path / "part"
+    with pytest.raises(Exception, match="killed before the rotation"):
+        run_lightning(part, cfg, scores, max_epochs=4)
+    path, info = _resume_point(part)
+    assert path.endswith("epoch_3.pth") and os.path.isfile(info["best_ckpt"])
+    assert "epoch_2.pth" in files_in(part) and "best_acc_epoch_2.pth" in files_in(part)  # the leftovers
+    monkeypatch.setattr(checkpoint_hook, "remove_path", real)
+    run_lightning(part, cfg, scores, max_epochs=4, resume=True)
+    assert files_in(part) == files_in(tmp_path / "full") == ["best_acc_epoch_4.pth", "epoch_4.pth", "last_checkpoint"]

@@ -497,6 +497,43 @@ class CheckpointHook(Hook):
                 if runner.rank == 0:
                     self._remove(runner, self._regular_path(step))
             self.keep_ckpt_ids = deque(keep_ckpt_ids)
+        if runner.rank == 0 and getattr(runner, "resume", False):
+            self._remove_rotation_leftovers(runner)
+
+    def _remove_rotation_leftovers(self, runner: RunnerView) -> None:
+        """Delete what the run that wrote the resume point was rotating when it was killed (local out_dir).
+
+        A kill after ``last_checkpoint`` is durable but before the rotation's deletions
+        leaves files that no resume point names: regular checkpoints older than every
+        kept id, and best files of a key older than that key's current best. They are
+        exactly the files that run was deleting; newer files (a killed run's future)
+        are left alone.
+        """
+        if not is_local_path(self.out_dir):
+            return
+        try:
+            names = os.listdir(self.out_dir)
+        except OSError:
+            return
+        leftovers: list[str] = []
+        if self.max_keep_ckpts > 0 and self.keep_ckpt_ids:
+            oldest = min(self.keep_ckpt_ids)
+            steps = {name: self._names.regular_step(name) for name in names}
+            leftovers += [name for name, step in steps.items() if step is not None and step < oldest]
+        for best in self._current_bests():
+            if best is None:
+                continue
+            prefix_step = self._names.best_prefix_and_step(osp.basename(best))
+            if prefix_step is None:
+                continue
+            prefix, step = prefix_step
+            for name in names:
+                other = self._names.best_prefix_and_step(name)
+                if other is not None and other[0] == prefix and other[1] < step:
+                    leftovers.append(name)
+        for name in sorted(set(leftovers)):
+            if self._remove(runner, self._join(name)):
+                runner.logger.info(f"Removed {name}: the run that wrote the resume point was rotating it out.")
 
     def after_train_epoch(self, runner: RunnerView) -> None:
         if not self.by_epoch:
@@ -771,8 +808,18 @@ class _NamePatterns:
         regular = _template_regex(filename_tmpl)
         best_tail = _template_regex(filename_tmpl.replace("/", "_"))
         self._regular = re.compile(f"^{regular}$")
-        self._best = re.compile(f"^best_.+_{best_tail}$")
+        self._best = re.compile(f"^(?P<prefix>best_.+_){best_tail}$")
         self._published = re.compile(r"^(?P<stem>.+)-[0-9a-f]{8}\.pth$")
+
+    def regular_step(self, name: str) -> Optional[int]:
+        """The step of a regular checkpoint's name (``epoch_3.pth`` -> 3), or None."""
+        match = self._regular.match(name)
+        return int(match.group("step")) if match else None
+
+    def best_prefix_and_step(self, name: str) -> Optional[tuple[str, int]]:
+        """``('best_acc_', 3)`` for ``best_acc_epoch_3.pth``; None for other names."""
+        match = self._best.match(name)
+        return (match.group("prefix"), int(match.group("step"))) if match else None
 
     def kind(self, name: str) -> Optional[str]:
         if "/" in name or "\\" in name or name in ("", ".", ".."):
@@ -793,5 +840,5 @@ def _template_regex(template: str) -> str:
     for literal, field, _, _ in string.Formatter().parse(template):
         parts.append(re.escape(literal))
         if field is not None:
-            parts.append(r"\d+")
+            parts.append(r"(?P<step>\d+)")
     return "".join(parts)
