@@ -1,100 +1,443 @@
-"""What the bridge itself costs.
+"""What the bridge and its default hooks cost per training iteration, measured three ways.
 
-1. Seconds per training iteration of a small CPU model:
-   - plain Trainer with nothing extra;
-   - Trainer + Lightning's nearest built-ins (ModelCheckpoint + LearningRateMonitor);
-   - Trainer + HookBridge with the default hooks (checkpoint every epoch, like ModelCheckpoint).
-2. Dispatch cost per mount point with 10 registered no-op hooks:
-   - none overriding the mount point (pre-resolved: should cost ~nothing);
-   - 2 of 10 overriding it;
-   - all 10 overriding it;
-   - MMEngine's `Runner.call_hook`-style loop (hasattr + getattr on every hook) as the anchor.
+``attribution`` (in-process, the default hooks against MMEngine's on the same toy training):
+    Both sides train ``Linear(32, 2)`` on batches of 4 for ``--iters`` iterations over
+    ``--epochs`` epochs with MMEngine's default hooks (RuntimeInfoHook, IterTimerHook,
+    DistSamplerSeedHook, LoggerHook every 10 iterations at log level INFO, ParamSchedulerHook,
+    CheckpointHook every epoch). Terminal lines go to /dev/null on both sides; both write the
+    log file and the JSON-lines scalars. Timed with ``time.perf_counter`` in-process:
 
-Run: ``python benchmarks/bench_bridge.py`` (about a minute). Prints two tables.
+    * ours: the bridge's Lightning callback methods that run every iteration
+      (``on_train_batch_start`` + ``on_train_batch_end`` and any other per-iteration event
+      Lightning calls on it), less the per-epoch ``after_train_epoch`` (the checkpoint) they
+      contain at the epoch's last batch;
+    * MMEngine: ``Runner.call_hook('before_train_iter')`` + ``call_hook('after_train_iter')``.
+
+    A second pass per round also times every hook's ``before/after_train_iter`` on both sides;
+    the bridge's glue is its method time less the hooks' time. The line cost of LoggerHook
+    (its ``after_train_iter`` on an iteration that writes a line, which for MMEngine includes
+    its LogProcessor and Visualizer) is reported per line.
+
+``fit`` (whole fits, wall time per iteration, paired against a plain Trainer of the same round):
+    * plain Trainer (no logger, no checkpointing);
+    * + a no-op Callback (empty ``on_train_batch_start/end``): Lightning's floor for any callback;
+    * Lightning's ``ModelCheckpoint`` (every epoch, all kept) + ``LearningRateMonitor('step')`` +
+      ``self.log('loss')`` + a Lightning logger that every 10 steps does LoggerHook's work (a line
+      through Python logging to the terminal and a log file, one JSON line to each of two files);
+    * HookBridge with the default hooks (as above).
+    The saves differ in one way, against us: CheckpointHook's are atomic and fsynced.
+
+``dispatch``: the cost of one mount point with 10 registered hooks against MMEngine's
+    ``call_hook`` loop (``hasattr`` + ``getattr`` on every hook at every call).
+
+Every mode runs its configurations interleaved in paired rounds, prints median [min-max] over
+the rounds and the machine's load average (``os.getloadavg()``) before and after.
+
+Run: ``python benchmarks/bench_bridge.py`` (all modes, a few minutes) or ``--mode attribution``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import logging
+import os
 import statistics
 import tempfile
 import time
 import timeit
 import warnings
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from lightning_hooks import Hook, HookBridge
 from lightning_hooks.dispatch import HookList
 
 warnings.filterwarnings("ignore")
+logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+
+FEATURES, BATCH = 32, 4
+#: The clock of the in-process timings: the thread's CPU time by default, so that time spent
+#: descheduled on a loaded machine is not counted (``--clock wall`` for ``time.perf_counter``).
+CLOCK: list[Callable[[], float]] = [time.thread_time]
+#: Lightning events that run once per training iteration (automatic optimisation).
+PER_ITER_EVENTS = (
+    "on_train_batch_start",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+    "on_train_batch_end",
+)
 
 
-class Boring(pl.LightningModule):
-    def __init__(self) -> None:
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def med(values: list[float], fmt: str = "{:.1f}") -> str:
+    """``median [min-max]``."""
+    return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+
+
+class Data(Dataset):
+    def __init__(self, n: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, FEATURES, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"inputs": self.x[i]}
+
+
+class Module(pl.LightningModule):
+    def __init__(self, self_log: bool = False) -> None:
         super().__init__()
-        self.layer = nn.Linear(32, 2)
+        torch.manual_seed(0)
+        self.layer = nn.Linear(FEATURES, 2)
+        self.self_log = self_log
 
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch[0]).pow(2).mean()
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.layer(batch["inputs"]).pow(2).mean()
+        if self.self_log:
+            self.log("loss", loss)
+        return loss
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> Any:
         opt = torch.optim.SGD(self.parameters(), lr=0.01)
         return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(opt, 1)}
 
 
-def seconds_per_iter(callbacks_factory, iters: int, epochs: int, repeats: int) -> float:
-    """Median wall seconds per training iteration over ``repeats`` fits (each fit: ``epochs`` x ``iters // epochs``)."""
-    data = DataLoader(TensorDataset(torch.randn(iters // epochs, 32)), batch_size=1)
-    samples = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            callbacks, extra = callbacks_factory(tmp)
-            trainer = pl.Trainer(
-                max_epochs=epochs,
-                accelerator="cpu",
-                devices=1,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                default_root_dir=tmp,
-                callbacks=callbacks,
-                **extra,
-            )
-            model = Boring()
-            start = time.perf_counter()
-            trainer.fit(model, data)
-            samples.append((time.perf_counter() - start) / iters)
-    return statistics.median(samples)
+def loader(iters_per_epoch: int) -> DataLoader:
+    return DataLoader(Data(iters_per_epoch * BATCH), batch_size=BATCH)
 
 
-def plain(tmp):
-    return [], dict(logger=False, enable_checkpointing=False)
+def trainer(tmp: str, epochs: int, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
+    settings: dict[str, Any] = dict(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp,
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=callbacks,
+    )
+    settings.update(kwargs)
+    return pl.Trainer(**settings)
 
 
-def builtins(tmp):
-    return [ModelCheckpoint(dirpath=tmp, every_n_epochs=1, save_top_k=-1), LearningRateMonitor("step")], dict(
-        logger=CSVLogger(tmp), enable_checkpointing=True
+def default_bridge(tmp: str) -> HookBridge:
+    """MMEngine's default hooks, LoggerHook every 10 iterations, lines at INFO."""
+    return HookBridge(work_dir=tmp, print_hooks_table=False, log_level="INFO")
+
+
+# ----------------------------------------------------------------------------- timing helpers
+class Clock:
+    """Accumulates seconds per named bucket, and per-call samples for the buckets asked for."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, float] = defaultdict(float)
+        self.samples: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self.iteration = 0
+
+    def wrap(self, fn: Callable[..., Any], bucket: str, keep: bool = False) -> Callable[..., Any]:
+        total, samples, clock = self.total, self.samples[bucket], CLOCK[0]
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = clock() - start
+                total[bucket] += spent
+                if keep:
+                    samples.append((self.iteration, spent))
+
+        return timed
+
+
+def line_cost(samples: list[tuple[int, float]], interval: int = 10) -> float:
+    """Mean seconds of the calls made on iterations that write a line (``(i + 1) % interval == 0``)."""
+    due = [s for i, s in samples if (i + 1) % interval == 0]
+    return sum(due) / len(due) if due else float("nan")
+
+
+def run_ours(iters: int, epochs: int, per_hook: bool) -> dict[str, float]:
+    """One fit with the default hooks; µs per iteration of the bridge's methods (and of each hook)."""
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as tmp:
+        bridge = default_bridge(tmp)
+        for name in PER_ITER_EVENTS:
+            method = getattr(bridge, name)
+            if callable(method):
+                setattr(bridge, name, clock.wrap(method, "bridge"))
+        bridge._close_train_epoch = clock.wrap(bridge._close_train_epoch, "per_epoch")  # type: ignore[method-assign]
+        start = bridge.on_train_batch_start
+
+        def count(*args: Any, **kwargs: Any) -> Any:
+            clock.iteration = args[3] if len(args) > 3 else kwargs["batch_idx"]
+            return start(*args, **kwargs)
+
+        bridge.on_train_batch_start = count  # type: ignore[method-assign]
+        if per_hook:
+            tables = bridge.hook_list._tables
+            for stage in ("before_train_iter", "after_train_iter"):
+                tables[stage] = tuple(
+                    clock.wrap(m, type(m.__self__).__name__, keep=type(m.__self__).__name__ == "LoggerHook")
+                    for m in bridge.hook_list.table(stage)
+                )
+        fit = trainer(tmp, epochs, [bridge])
+        fit.fit(Module(), loader(iters // epochs))
+    result = {"total": (clock.total["bridge"] - clock.total["per_epoch"]) / iters * 1e6}
+    if per_hook:
+        hooks = {k: v for k, v in clock.total.items() if k not in ("bridge", "per_epoch")}
+        for name, seconds in hooks.items():
+            result[name] = seconds / iters * 1e6
+        result["glue"] = result["total"] - sum(result[name] for name in hooks)
+        result["line"] = line_cost(clock.samples["LoggerHook"]) * 1e6
+    return result
+
+
+def run_mmengine(iters: int, epochs: int, per_hook: bool) -> dict[str, float]:
+    """One MMEngine Runner.train() with its default hooks; µs per iteration of call_hook (and of each hook)."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class MMModule(BaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.layer = nn.Linear(FEATURES, 2)
+
+        def forward(self, inputs: torch.Tensor, mode: str = "tensor") -> Any:
+            return {"loss": self.layer(inputs).pow(2).mean()}
+
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = Runner(
+            model=MMModule(),
+            work_dir=tmp,
+            experiment_name=f"bench_{time.time_ns()}",
+            train_dataloader=dict(
+                dataset=Data(iters // epochs * BATCH),
+                batch_size=BATCH,
+                sampler=dict(type="DefaultSampler", shuffle=False),
+                collate_fn=dict(type="default_collate"),
+            ),
+            train_cfg=dict(by_epoch=True, max_epochs=epochs),
+            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
+            param_scheduler=dict(type="StepLR", step_size=1, by_epoch=True),
+            default_hooks=dict(logger=dict(type="LoggerHook", interval=10)),
+            log_level="INFO",
+        )
+        call_hook = runner.call_hook
+
+        def timed_call_hook(fn_name: str, **kwargs: Any) -> None:
+            if fn_name not in ("before_train_iter", "after_train_iter"):
+                return call_hook(fn_name, **kwargs)
+            if fn_name == "before_train_iter":
+                clock.iteration = kwargs["batch_idx"]
+            read = CLOCK[0]
+            start = read()
+            call_hook(fn_name, **kwargs)
+            clock.total["call_hook"] += read() - start
+
+        runner.call_hook = timed_call_hook  # type: ignore[method-assign]
+        if per_hook:
+            from mmengine.hooks import Hook as MMHook
+
+            for hook in runner.hooks:
+                name = type(hook).__name__
+                for stage, generic in (("before_train_iter", "_before_iter"), ("after_train_iter", "_after_iter")):
+                    # MMEngine calls every hook's method; a hook does work where it overrides it or its generic one.
+                    own = getattr(type(hook), stage) is not getattr(MMHook, stage)
+                    if own or getattr(type(hook), generic) is not getattr(MMHook, generic):
+                        setattr(hook, stage, clock.wrap(getattr(hook, stage), name, keep=name == "LoggerHook"))
+        runner.train()
+    result = {"total": clock.total["call_hook"] / iters * 1e6}
+    if per_hook:
+        hooks = {k: v for k, v in clock.total.items() if k != "call_hook"}
+        for name, seconds in hooks.items():
+            result[name] = seconds / iters * 1e6
+        result["glue"] = result["total"] - sum(result[name] for name in hooks)
+        result["line"] = line_cost(clock.samples["LoggerHook"]) * 1e6
+    return result
+
+
+def attribution(iters: int, epochs: int, rounds: int) -> None:
+    print(
+        f"## Per-iteration hook time, in-process ({iters} iterations, {epochs} epochs, "
+        f"Linear({FEATURES}, 2), batch {BATCH}, CPU, 1 torch thread)\n"
+    )
+    clock = "thread CPU time (time.thread_time)" if CLOCK[0] is time.thread_time else "wall time (time.perf_counter)"
+    print(f"clock: {clock}; each timed call adds two clock reads to both sides")
+    print(f"before: {load()}")
+    devnull = open(os.devnull, "w")
+    samples: dict[str, list[dict[str, float]]] = defaultdict(list)
+    with contextlib.redirect_stdout(devnull), contextlib.redirect_stderr(devnull):
+        run_ours(iters // 4, epochs, False)  # warm-up both sides
+        run_mmengine(iters // 4, epochs, False)
+        for _ in range(rounds):  # interleaved, paired
+            samples["ours"].append(run_ours(iters, epochs, False))
+            samples["mmengine"].append(run_mmengine(iters, epochs, False))
+            samples["ours_hooks"].append(run_ours(iters, epochs, True))
+            samples["mm_hooks"].append(run_mmengine(iters, epochs, True))
+    devnull.close()
+    print(f"after:  {load()}\n")
+    ours = [r["total"] for r in samples["ours"]]
+    theirs = [r["total"] for r in samples["mmengine"]]
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    print(f"{rounds} paired rounds; µs per iteration, median [min-max] over rounds\n")
+    print("| | µs / iteration |")
+    print("|---|---:|")
+    print(f"| HookBridge: its per-iteration callback methods (default hooks) | {med(ours)} |")
+    print(f"| MMEngine: Runner.call_hook before/after_train_iter (default hooks) | {med(theirs)} |")
+    print(f"| ratio ours / MMEngine (same round) | {med(ratios, '{:.2f}')} |")
+    print("\nWhere the time goes (second pass, every hook timed too; the timers add to the totals):\n")
+    names = sorted({k for r in samples["ours_hooks"] + samples["mm_hooks"] for k in r} - {"total", "glue", "line"})
+    print("| part | HookBridge µs / iteration | MMEngine µs / iteration |")
+    print("|---|---:|---:|")
+
+    def cell(key: str, runs: list[dict[str, float]]) -> str:
+        values = [r[key] for r in runs if key in r]
+        return med(values) if values else "-"
+
+    for name in names:
+        print(f"| {name} | {cell(name, samples['ours_hooks'])} | {cell(name, samples['mm_hooks'])} |")
+    print(
+        f"| glue (bridge / call_hook loop) | {cell('glue', samples['ours_hooks'])} | "
+        f"{cell('glue', samples['mm_hooks'])} |"
+    )
+    print(f"| total | {cell('total', samples['ours_hooks'])} | {cell('total', samples['mm_hooks'])} |")
+    line_ratio = [a["line"] / b["line"] for a, b in zip(samples["ours_hooks"], samples["mm_hooks"], strict=True)]
+    print(
+        f"\nOne LoggerHook line (its after_train_iter on a line iteration; MMEngine's includes LogProcessor"
+        f" and Visualizer): ours {cell('line', samples['ours_hooks'])} µs, MMEngine "
+        f"{cell('line', samples['mm_hooks'])} µs, ratio {med(line_ratio, '{:.2f}')}"
     )
 
 
-def bridge(tmp):
-    return [HookBridge(work_dir=tmp, print_hooks_table=False, log_level="WARNING")], dict(
-        logger=False, enable_checkpointing=False
-    )
+# ----------------------------------------------------------------------------- whole fits
+class NoopCallback(Callback):
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        pass
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        pass
 
 
-def bridge_without_log_lines(tmp):
-    """The default hooks minus LoggerHook: the built-ins above print no terminal lines either."""
-    bridge = HookBridge(work_dir=tmp, print_hooks_table=False, log_level="WARNING", default_hooks={"logger": None})
-    return [bridge], dict(logger=False, enable_checkpointing=False)
+class LineAndJsonLogger(Logger):
+    """LoggerHook's work for a Lightning logger: a line to the terminal and a log file, JSON to two files."""
+
+    def __init__(self, save_dir: str) -> None:
+        super().__init__()
+        self._dir = save_dir
+        self._log = logging.getLogger(f"bench_equal_work_{id(self)}")
+        self._log.propagate = False
+        self._log.setLevel(logging.INFO)
+        fmt = logging.Formatter("%(asctime)s - bench - %(levelname)s - %(message)s", "%m/%d %H:%M:%S")
+        self._handlers: list[logging.Handler] = [
+            logging.StreamHandler(),
+            logging.FileHandler(os.path.join(save_dir, "run.log")),
+        ]
+        for handler in self._handlers:
+            handler.setFormatter(fmt)
+            self._log.addHandler(handler)
+        self._files = [open(os.path.join(save_dir, n), "a") for n in ("scalars.json", "run.json")]
+
+    @property
+    def name(self) -> str:
+        return "equal_work"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._log.info(f"Step [{step}]  " + "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
+        line = json.dumps({**metrics, "step": step}) + "\n"
+        for handle in self._files:
+            handle.write(line)
+            handle.flush()
+
+    def finalize(self, status: str) -> None:
+        for handle in self._files:
+            handle.close()
+        for handler in self._handlers:
+            self._log.removeHandler(handler)
+            handler.close()
 
 
+def fit_seconds(setup: str, iters: int, epochs: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        self_log = False
+        callbacks: list[Any] = []
+        extra: dict[str, Any] = {}
+        if setup == "noop":
+            callbacks = [NoopCallback()]
+        elif setup == "builtins":
+            callbacks = [ModelCheckpoint(dirpath=tmp, every_n_epochs=1, save_top_k=-1), LearningRateMonitor("step")]
+            extra = dict(logger=LineAndJsonLogger(tmp), log_every_n_steps=10, enable_checkpointing=True)
+            self_log = True
+        elif setup == "bridge":
+            callbacks = [default_bridge(tmp)]
+        fit = trainer(tmp, epochs, callbacks, **extra)
+        model, data = Module(self_log), loader(iters // epochs)
+        start = time.perf_counter()
+        fit.fit(model, data)
+        return time.perf_counter() - start
+
+
+def whole_fit(iters: int, epochs: int, rounds: int) -> None:
+    setups = {
+        "plain": "plain Trainer",
+        "noop": "+ no-op Callback (Lightning's floor for a callback)",
+        "builtins": "ModelCheckpoint + LearningRateMonitor + self.log + logger (equal work)",
+        "bridge": "HookBridge (default hooks, LoggerHook every 10 at INFO)",
+    }
+    print(f"## Whole fit ({iters} iterations, {epochs} epochs, Linear({FEATURES}, 2), batch {BATCH}, CPU)\n")
+    print(f"before: {load()}")
+    per_iter: dict[str, list[float]] = defaultdict(list)
+    devnull = open(os.devnull, "w")
+    with contextlib.redirect_stdout(devnull), contextlib.redirect_stderr(devnull):
+        for setup in setups:
+            fit_seconds(setup, iters // 5, 1)  # warm-up
+        for _ in range(rounds):
+            for setup in setups:
+                per_iter[setup].append(fit_seconds(setup, iters, epochs) / iters * 1e6)
+    devnull.close()
+    print(f"after:  {load()}\n")
+    print(f"{rounds} interleaved rounds; added = this setup minus the plain Trainer of the same round\n")
+    print("| setup | µs / iteration | added over plain Trainer (µs) |")
+    print("|---|---:|---:|")
+    added = {s: [a - b for a, b in zip(per_iter[s], per_iter["plain"], strict=True)] for s in setups}
+    for setup, label in setups.items():
+        shown = "" if setup == "plain" else med(added[setup])
+        print(f"| {label} | {med(per_iter[setup])} | {shown} |")
+    ratio = [a / b for a, b in zip(per_iter["bridge"], per_iter["builtins"], strict=True)]
+    print(f"\nwhole-fit time, HookBridge / built-ins (same round): {med(ratio, '{:.3f}')}")
+
+
+# ----------------------------------------------------------------------------- dispatch
 class Noop(Hook):
     pass
 
@@ -111,65 +454,53 @@ def mmengine_style_call(hooks, runner, name, kwargs):
             getattr(hook, name)(runner, **kwargs)
 
 
-def dispatch_table(number: int) -> list[tuple[str, float]]:
-    rows = []
+def dispatch(number: int, rounds: int) -> None:
+    print("## Dispatch cost of one mount point, 10 registered hooks (µs per call)\n")
+    print(f"before: {load()}")
     kwargs = {"batch_idx": 0, "data_batch": None, "outputs": None}
+    rows = []
     for label, overriding in [("0 of 10 override", 0), ("2 of 10 override", 2), ("10 of 10 override", 10)]:
         hooks = [Overrides() if i < overriding else Noop() for i in range(10)]
         table = HookList(hooks)
         table.resolve_all()
 
         def ours(table=table):
-            for method in table.table("after_train_iter"):
-                method(None, **kwargs)
+            table.call("after_train_iter", None, kwargs)
 
         def theirs(hooks=hooks):
             mmengine_style_call(hooks, None, "after_train_iter", kwargs)
 
-        t_ours = min(timeit.repeat(ours, number=number, repeat=5)) / number
-        t_mm = min(timeit.repeat(theirs, number=number, repeat=5)) / number
-        rows.append((label, t_ours * 1e6, t_mm * 1e6))
-    return rows
+        t_ours, t_mm = [], []
+        for _ in range(rounds):  # interleaved
+            t_ours.append(min(timeit.repeat(ours, number=number, repeat=3)) / number * 1e6)
+            t_mm.append(min(timeit.repeat(theirs, number=number, repeat=3)) / number * 1e6)
+        rows.append((label, t_ours, t_mm))
+    print(f"after:  {load()}\n")
+    print("| hooks overriding the mount point | HookList.call (ours) | MMEngine-style hasattr loop | speed-up |")
+    print("|---|---:|---:|---:|")
+    for label, t_ours, t_mm in rows:
+        speed = [b / a for a, b in zip(t_ours, t_mm, strict=True)]
+        print(f"| {label} | {med(t_ours, '{:.3f}')} | {med(t_mm, '{:.3f}')} | {med(speed, '{:.1f}')}x |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("all", "attribution", "fit", "dispatch"), default="all")
     parser.add_argument("--iters", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="clock of the in-process timings")
     args = parser.parse_args()
+    CLOCK[0] = time.thread_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
-
-    print(f"## Per-iteration cost ({args.iters} iterations, {args.epochs} epochs, Linear(32, 2), batch 1, CPU)\n")
-    configs = [
-        ("plain Trainer", plain),
-        ("ModelCheckpoint + LearningRateMonitor", builtins),
-        ("HookBridge (default hooks)", bridge),
-        ("HookBridge (default hooks, logger=None)", bridge_without_log_lines),
-    ]
-    for _, factory in configs:
-        seconds_per_iter(factory, args.iters // 5, 1, 1)  # warm-up
-    samples: dict[str, list[float]] = {name: [] for name, _ in configs}
-    for _ in range(args.repeats):  # interleaved, so drift in the machine's load hits every row alike
-        for name, factory in configs:
-            samples[name].append(seconds_per_iter(factory, args.iters, args.epochs, 1))
-    results = {name: statistics.median(values) for name, values in samples.items()}
-    base = results["plain Trainer"]
-    print("| setup | µs / iteration | added over plain Trainer (µs) |")
-    print("|---|---:|---:|")
-    for name, value in results.items():
-        print(f"| {name} | {value * 1e6:.1f} | {(value - base) * 1e6:+.1f} |")
-    added_builtin = results["ModelCheckpoint + LearningRateMonitor"] - base
-    if added_builtin > 0:
-        for name in ("HookBridge (default hooks)", "HookBridge (default hooks, logger=None)"):
-            print(f"\n{name} overhead / built-ins overhead: {(results[name] - base) / added_builtin:.2f}", end="")
+    if args.mode in ("all", "attribution"):
+        attribution(args.iters, args.epochs, args.rounds)
         print()
-
-    print("\n## Dispatch cost of one mount point, 10 registered hooks (µs per call)\n")
-    print("| hooks overriding the mount point | pre-resolved table (ours) | MMEngine-style hasattr loop | speed-up |")
-    print("|---|---:|---:|---:|")
-    for label, ours, theirs in dispatch_table(20000):
-        print(f"| {label} | {ours:.3f} | {theirs:.3f} | {theirs / ours:.1f}x |")
+    if args.mode in ("all", "fit"):
+        whole_fit(args.iters, args.epochs, args.rounds)
+        print()
+    if args.mode in ("all", "dispatch"):
+        dispatch(20000, args.rounds)
 
 
 if __name__ == "__main__":

@@ -42,9 +42,11 @@ __all__ = [
     "restore_trainer_attributes",
     "save_with_checkpoint_io",
     "sharded_save_kind",
+    "skip_callback_events",
     "strategy_checkpoint_io",
     "train_batches_processed",
     "train_epoch_batches_reached",
+    "train_epoch_end_check",
     "train_step_logged_values",
     "train_total_batch_idx",
     "unwrap_optimizer",
@@ -68,6 +70,38 @@ def train_batches_processed(trainer: pl.Trainer) -> int:
 def train_epoch_batches_reached(trainer: pl.Trainer) -> bool:
     """Whether the running training epoch has run its last batch (Lightning's own test for it)."""
     return bool(trainer.fit_loop.epoch_loop._num_ready_batches_reached())
+
+
+def train_epoch_end_check(trainer: pl.Trainer) -> Callable[[], bool]:
+    """:func:`train_epoch_batches_reached` bound once: Lightning's test on objects looked up now.
+
+    Valid while the epoch's data and progress objects stay (bind it again each epoch);
+    each call then reads two counters instead of walking the Trainer's loops.
+    """
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    batches = trainer.num_training_batches
+
+    def reached() -> bool:
+        return progress.current.ready == batches or bool(progress.is_last_batch)
+
+    return reached
+
+
+def skip_callback_events(callback: Any, names: tuple[str, ...]) -> list[str]:
+    """Make Lightning skip ``callback``'s events ``names`` entirely; returns the names skipped.
+
+    Lightning's dispatch calls a callback's event only when ``getattr(callback, name)``
+    is callable, so ``None`` on the instance saves the call, its profiler span and its
+    ``state_key`` on every iteration. An event the callback's class overrides is kept.
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    skipped = []
+    for name in names:
+        if getattr(type(callback), name, None) is getattr(Callback, name):
+            setattr(callback, name, None)
+            skipped.append(name)
+    return skipped
 
 
 def train_total_batch_idx(trainer: pl.Trainer) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Optional, Union
 
@@ -59,6 +59,14 @@ DEFAULT_HOOKS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 )
 
 HookCfg = Union[Hook, dict[str, Any]]
+
+#: Lightning's per-iteration callback events that the bridge does not use: Lightning is told to skip them.
+UNUSED_PER_ITERATION_EVENTS = (
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+)
 
 
 def merge_default_hooks(default_hooks: Optional[Mapping[str, Optional[HookCfg]]]) -> dict[str, HookCfg]:
@@ -156,6 +164,9 @@ class HookBridge(Callback):
         self._resuming_before_validation = False
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
+        self._epoch_end_reached: Optional[Callable[[], bool]] = None
+        # Lightning calls these every iteration; no MMEngine mount point corresponds to them.
+        _lightning.skip_callback_events(self, UNUSED_PER_ITERATION_EVENTS)
 
     @classmethod
     def from_mmengine_config(
@@ -367,6 +378,7 @@ class HookBridge(Callback):
             state.max_iters = int(trainer.max_steps) * int(trainer.accumulate_grad_batches)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_end_reached = None
         check_train_sampler(trainer.train_dataloader)
         self._sync_counters(trainer)
         if self._resuming_before_validation:
@@ -379,6 +391,7 @@ class HookBridge(Callback):
         self._call("before_train")
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_end_reached = None
         if self.state.by_epoch:
             self._epoch_closed = False
             self._call("before_train_epoch")
@@ -417,6 +430,9 @@ class HookBridge(Callback):
                 self._close_train_epoch()
         finally:
             self._batch_end_counters = None
+        self._epoch_end_reached: Optional[Callable[[], bool]] = None
+        # Lightning calls these every iteration; no MMEngine mount point corresponds to them.
+        _lightning.skip_callback_events(self, UNUSED_PER_ITERATION_EVENTS)
         if self.validate_at_end and self._training_finished():
             self._ensure_final_validation(trainer)
 

@@ -21,18 +21,27 @@ What it guarantees, and MMEngine's writer (``torch.save`` into memory, then
 * **Remote.** Any fsspec URL works (``s3://``, ``gs://``, ``memory://``...): the
   file is written to a temporary name in the target directory and moved onto its
   name when complete.
-* **Asynchronous** (``async_save=True``): the caller is blocked only while the
-  tensors are copied to host memory; one background thread writes. At most one
-  save is in flight (the next save, a removal, a load or :meth:`wait` waits for
-  it), an error in the background is raised by the next call, and the
-  ``after_write`` callback runs after the write, so rotation never races a save.
+* **Asynchronous** (``async_save=True``): one background thread copies the
+  tensors to host memory and writes. The caller copies only what training could
+  change before its next optimizer step (buffers, which the forward pass updates,
+  and anything not owned by an optimizer); the parameters and optimizer state of
+  the optimizers given to :meth:`AtomicCheckpointIO.bind_optimizers` are copied in
+  the background while the next forward and backward run (on a side CUDA stream
+  for GPU tensors), and each of those optimizers' ``step`` waits, through a step
+  pre-hook, only while that copy is unfinished. The snapshot therefore holds the
+  values at save time. At most one save is in flight (the next save, a removal,
+  a load or :meth:`~AtomicCheckpointIO.wait` waits for it), an error in the
+  background is raised by the next call, and the ``after_write`` callback runs
+  after the write, so rotation never races a save.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
 
@@ -74,19 +83,85 @@ __all__ = [
 AFTER_WRITE = "after_write"
 
 
-def _to_host(obj: Any) -> Any:
-    """A copy of ``obj`` whose tensors are detached host copies (the only blocking part of an async save)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, OrderedDict):
-        return OrderedDict((k, _to_host(v)) for k, v in obj.items())
-    if isinstance(obj, dict):
-        return {k: _to_host(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_host(v) for v in obj]
-    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
-        return tuple(_to_host(v) for v in obj)
-    return obj
+class _Snapshot:
+    """The tensors of one async save that are copied in the background, and when that copy is done.
+
+    ``slots`` are ``(container, key, tensor)``: the copy of ``tensor`` goes to ``container[key]``.
+    """
+
+    def __init__(self) -> None:
+        self.slots: list[tuple[Any, Any, torch.Tensor]] = []
+        self.copied = threading.Event()
+        self.ready_event: Optional[Any] = None  # a CUDA event recorded on the saving stream, if any
+
+    def take(self, obj: Any, deferred: frozenset[int]) -> Any:
+        """A copy of ``obj`` with host copies of its tensors; those in ``deferred`` are left for :meth:`copy`."""
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().to("cpu", copy=True)
+        if isinstance(obj, (dict, list)):
+            copied: Any = (
+                OrderedDict() if isinstance(obj, OrderedDict) else {} if isinstance(obj, dict) else [None] * len(obj)
+            )
+            if isinstance(obj, OrderedDict) and getattr(obj, "__dict__", None):
+                copied.__dict__.update(obj.__dict__)  # a state_dict's _metadata (module versions) is kept
+            items = obj.items() if isinstance(obj, dict) else enumerate(obj)
+            for key, value in items:
+                if deferred and isinstance(value, torch.Tensor) and _data_ptr(value) in deferred:
+                    copied[key] = None
+                    self.slots.append((copied, key, value))
+                else:
+                    copied[key] = self.take(value, deferred)
+            return copied
+        if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
+            return tuple(self.take(v, frozenset()) for v in obj)
+        return obj
+
+    def copy(self) -> None:
+        """Copy the deferred tensors to host memory (runs in the writer thread), then signal ``copied``."""
+        try:
+            on_gpu = [t for _, _, t in self.slots if t.is_cuda]
+            stream = torch.cuda.Stream(device=on_gpu[0].device) if on_gpu else None
+            if stream is not None and self.ready_event is not None:
+                stream.wait_event(self.ready_event)
+            with torch.cuda.stream(stream) if stream is not None else _no_context():
+                for container, key, tensor in self.slots:
+                    if tensor.is_cuda:
+                        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+                        container[key] = host.copy_(tensor.detach(), non_blocking=True)
+                    else:
+                        container[key] = tensor.detach().clone()
+            if stream is not None:
+                stream.synchronize()
+        finally:
+            self.slots = []
+            self.copied.set()
+
+
+class _no_context:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _data_ptr(tensor: torch.Tensor) -> Optional[int]:
+    """The address of a plain tensor's data; None when empty or without storage (DTensor, meta)."""
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or not tensor.numel() or tensor.is_meta:
+        return None
+    return int(tensor.data_ptr())
+
+
+def _optimizer_tensor_ptrs(optimizers: Iterable[torch.optim.Optimizer]) -> frozenset[int]:
+    """Data pointers of what an optimizer step overwrites: the parameters and the optimizer state."""
+    ptrs: set[Optional[int]] = set()
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            ptrs.update(_data_ptr(p) for p in group["params"])
+        for state in optimizer.state.values():
+            ptrs.update(_data_ptr(v) for v in state.values() if isinstance(v, torch.Tensor))
+    ptrs.discard(None)
+    return frozenset(ptrs)  # type: ignore[arg-type]
 
 
 class AtomicCheckpointIO(CheckpointIO):
@@ -107,8 +182,30 @@ class AtomicCheckpointIO(CheckpointIO):
         self.async_save = bool(async_save)
         self._executor: Optional[ThreadPoolExecutor] = None
         self._pending: Optional[Future] = None
+        self._snapshot: Optional[_Snapshot] = None
+        self._step_guards: dict[int, tuple[torch.optim.Optimizer, Any]] = {}
         self.files_written = 0  # by this process: 0 on every rank but global rank 0
         self.save_calls = 0
+        #: Seconds optimizer steps waited for an async save's background copy (see :meth:`bind_optimizers`).
+        self.step_wait_seconds = 0.0
+
+    def bind_optimizers(self, optimizers: Iterable[torch.optim.Optimizer]) -> None:
+        """Copy these optimizers' parameters and state in the background during async saves.
+
+        Each optimizer gets a step pre-hook that waits while such a copy is unfinished,
+        so a step never changes a tensor before the snapshot has it.
+        """
+        for optimizer in optimizers:
+            if id(optimizer) not in self._step_guards:
+                handle = optimizer.register_step_pre_hook(self._before_step)
+                self._step_guards[id(optimizer)] = (optimizer, handle)
+
+    def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        snapshot = self._snapshot
+        if snapshot is not None and not snapshot.copied.is_set():
+            start = time.perf_counter()
+            snapshot.copied.wait()
+            self.step_wait_seconds += time.perf_counter() - start
 
     # -- saving --------------------------------------------------------------------
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
@@ -119,10 +216,26 @@ class AtomicCheckpointIO(CheckpointIO):
         if not self.async_save:
             self._write(checkpoint, str(path), after_write)
             return
-        host_copy = _to_host(checkpoint)
+        snapshot = _Snapshot()
+        deferred = _optimizer_tensor_ptrs(optimizer for optimizer, _ in self._step_guards.values())
+        host_copy = snapshot.take(checkpoint, deferred)
+        if any(t.is_cuda for _, _, t in snapshot.slots):
+            snapshot.ready_event = torch.cuda.Event()
+            snapshot.ready_event.record()  # the values as the saving stream has them now
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightning_hooks_ckpt")
-        self._pending = self._executor.submit(self._write, host_copy, str(path), after_write)
+        self._snapshot = snapshot
+        try:
+            self._pending = self._executor.submit(self._copy_and_write, snapshot, host_copy, str(path), after_write)
+        except BaseException:
+            snapshot.copied.set()
+            raise
+
+    def _copy_and_write(
+        self, snapshot: _Snapshot, checkpoint: dict[str, Any], path: str, after_write: Optional[Callable[[], None]]
+    ) -> None:
+        snapshot.copy()
+        self._write(checkpoint, path, after_write)
 
     @staticmethod
     def _after_write(storage_options: Optional[Any]) -> Optional[Callable[[], None]]:
@@ -181,10 +294,13 @@ class AtomicCheckpointIO(CheckpointIO):
         remove_path(str(path))
 
     def teardown(self) -> None:
-        """Wait for the last save and stop the writer thread."""
+        """Wait for the last save, stop the writer thread and remove the optimizers' step pre-hooks."""
         try:
             self.wait()
         finally:
+            guards, self._step_guards = self._step_guards, {}
+            for _, handle in guards.values():
+                handle.remove()
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
                 self._executor = None
@@ -236,6 +352,9 @@ def save_through_trainer(
             after_write()
         return
     options = {AFTER_WRITE: after_write} if after_write is not None else None
+    if checkpoint_io.async_save and trainer.is_global_zero:
+        # What the next optimizer step overwrites is copied in the background; the step waits for it.
+        checkpoint_io.bind_optimizers(_lightning.unwrap_optimizer(o) for o in trainer.optimizers)
     calls_before = checkpoint_io.save_calls
     _lightning.save_with_checkpoint_io(trainer, filepath, checkpoint_io, options)
     if after_write is not None and trainer.is_global_zero and checkpoint_io.save_calls == calls_before:

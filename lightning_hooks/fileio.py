@@ -139,9 +139,17 @@ def _atomic_remote(path: str, write: Callable[[IO[bytes]], None]) -> None:
 def atomic_torch_save(obj: Any, path: str, fsync: bool = True) -> None:
     """``torch.save(obj)`` to ``path`` atomically (and durably for local files with ``fsync``)."""
     if is_local_path(path):
-        _atomic_local(_local(path), lambda tmp: torch.save(obj, tmp), fsync)
+        _atomic_local(_local(path), lambda tmp: _torch_save_to_file(obj, tmp), fsync)
     else:
         _atomic_remote(path, lambda f: torch.save(obj, f))
+
+
+def _torch_save_to_file(obj: Any, path: str) -> None:
+    """``torch.save`` through a file object: the archive inside is named ``archive``, as for remote
+    files and MMEngine's in-memory writer, not after the random temp file, so that equal
+    checkpoints give equal bytes."""
+    with open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def atomic_write_text(path: str, text: str, fsync: bool = True) -> None:

@@ -67,6 +67,40 @@ def _to_number(value: Any) -> Number:
     return value
 
 
+#: numpy sums blocks of up to this many float64 values with 8 running partial sums.
+_PAIRWISE_BLOCK = 128
+
+
+def _numpy_float_sum(values: list[float]) -> float:
+    """``np.array(values).sum()`` for 1 to 128 Python floats, bit for bit, without numpy.
+
+    numpy's add-reduction starts from 0.0 and adds the pairwise sum of the data: a plain
+    loop below 8 values, else 8 interleaved partial sums combined as
+    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`` and then the remainder.
+    """
+    n = len(values)
+    if n < 8:
+        res = 0.0
+        for value in values:
+            res += value
+        return 0.0 + res
+    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
+    end = n - n % 8
+    for i in range(8, end, 8):
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(end, n):
+        res += values[i]
+    return 0.0 + res
+
+
 class HistoryBuffer:
     """The history of one scalar: its values and counts, with windowed statistics.
 
@@ -92,6 +126,8 @@ class HistoryBuffer:
                 f"and {len(count_history)}"
             )
         self._values: list[Number] = _as_numbers(log_history)
+        #: Whether an int was ever stored (then means take numpy's path; floats take a Python shortcut).
+        self._has_int = any(type(v) is not float for v in self._values)
         self._counts: list[Number] = _as_numbers(count_history)
         if len(self._values) > max_length:
             warnings.warn(
@@ -113,21 +149,24 @@ class HistoryBuffer:
         """
         kind = type(log_val)
         if (kind is float or kind is int) and type(count) is int and not self._pending:
+            if kind is int:
+                self._has_int = True
             self._values.append(log_val)  # the common host-side case, kept cheap
             self._counts.append(count)
             if len(self._values) > self.max_length:
                 self._trim()
             return
-        if isinstance(count, (np.ndarray, torch.Tensor)) or not isinstance(count, (int, float, np.number)):
-            raise ScalarTypeError(f"count must be an int or a float, got {count!r}")
-        count = _to_number(count)
+        if type(count) is not int:
+            if isinstance(count, (np.ndarray, torch.Tensor)) or not isinstance(count, (int, float, np.number)):
+                raise ScalarTypeError(f"count must be an int or a float, got {count!r}")
+            count = _to_number(count)
         if isinstance(log_val, torch.Tensor):
             if log_val.numel() != 1:
                 raise ScalarTypeError(
                     f"log_val must be a single number: a scalar tensor must have one element, got shape "
                     f"{tuple(log_val.shape)}"
                 )
-            self._pending.append((log_val.detach(), count))
+            self._pending.append((log_val.detach() if log_val.requires_grad else log_val, count))
         elif _is_scalar_like(log_val):
             if not self._pending:
                 self._append(log_val, count)
@@ -138,8 +177,18 @@ class HistoryBuffer:
         if len(self._pending) >= 4096:
             self._flush()
 
+    def _push_tensor(self, log_val: torch.Tensor, count: Number) -> None:
+        """Queue a one-element tensor already checked by the caller; it stays on its device until read."""
+        pending = self._pending
+        pending.append((log_val.detach() if log_val.requires_grad else log_val, count))
+        if len(pending) >= 4096:
+            self._flush()
+
     def _append(self, log_val: Any, count: Number) -> None:
-        self._values.append(_to_number(log_val))
+        number = _to_number(log_val)
+        if type(number) is not float:
+            self._has_int = True
+        self._values.append(number)
         self._counts.append(count)
         if len(self._values) > self.max_length:
             self._trim()
@@ -148,10 +197,19 @@ class HistoryBuffer:
         """Bring pending tensors to the host with a single synchronisation, keeping the update order."""
         if not self._pending:
             return
-        tensors = [v.reshape(()).float() for v, _ in self._pending if isinstance(v, torch.Tensor)]
-        # One device->host copy for the whole batch of pending tensors.
-        host = iter(torch.stack(tensors).cpu().tolist() if len(tensors) > 1 else [t.item() for t in tensors])
-        self._values.extend(next(host) if isinstance(v, torch.Tensor) else v for v, _ in self._pending)
+        tensors = [v for v, _ in self._pending if isinstance(v, torch.Tensor)]
+        if len(tensors) < 2:
+            numbers = [t.reshape(()).float().item() for t in tensors]
+        elif all(t.is_cpu and t.dtype is torch.float32 and t.dim() == 0 for t in tensors):
+            numbers = torch.stack(tensors).tolist()  # the usual CPU case: no conversions to run first
+        else:
+            # One device->host copy for the whole batch of pending tensors.
+            numbers = torch.stack([t.reshape(()).float() for t in tensors]).cpu().tolist()
+        host = iter(numbers)
+        flushed = [next(host) if isinstance(v, torch.Tensor) else v for v, _ in self._pending]
+        if any(type(v) is not float for v in flushed):
+            self._has_int = True
+        self._values.extend(flushed)
         self._counts.extend(c for _, c in self._pending)
         self._pending.clear()
         self._trim()
@@ -183,9 +241,14 @@ class HistoryBuffer:
     def mean(self, window_size: Optional[int] = None) -> float:
         """Sum of the last ``window_size`` values over the sum of their counts.
 
-        The sums are numpy's (pairwise summation), so the result is MMEngine's to the last bit.
+        The sums are numpy's (pairwise summation), so the result is MMEngine's to the last bit;
+        a short window of floats with int counts (a log line's usual case) is summed in Python
+        in numpy's exact order, without building arrays.
         """
         values, counts = self._window(window_size)
+        n = len(values)
+        if 0 < n <= _PAIRWISE_BLOCK and not self._has_int and counts.count(1) == n:
+            return _numpy_float_sum(values) / float(n)  # every count is 1: their sum is exactly n
         return float(_as_array(values).sum() / _as_array(counts).sum())
 
     def max(self, window_size: Optional[int] = None) -> Number:
@@ -310,7 +373,13 @@ class MessageHub:
         """Append ``value`` to the history of ``key``; tensors are not synchronised until read."""
         if type(count) is not int and (isinstance(count, bool) or not isinstance(count, int)):
             raise ScalarTypeError(f"The type of count must be int, but got {type(count).__name__}: {count!r}")
-        if type(value) not in (int, float) and not _is_scalar_like(value):
+        kind = type(value)
+        if kind is torch.Tensor:  # a loss, every iteration: one element check, no second one in the buffer
+            if value.numel() != 1:
+                raise ScalarTypeError(
+                    f"update_scalar({key!r}): the value must be a number or a one-element array/tensor, got {value!r}"
+                )
+        elif kind is not float and kind is not int and not _is_scalar_like(value):
             raise ScalarTypeError(
                 f"update_scalar({key!r}): the value must be a number or a one-element array/tensor, got {value!r}"
             )
@@ -319,7 +388,10 @@ class MessageHub:
             self._set_resumed(key, resumed)
             if buffer is None:
                 buffer = self._log_scalars[key] = HistoryBuffer()
-        buffer.update(value, count)
+        if kind is torch.Tensor:
+            buffer._push_tensor(value, count)
+        else:
+            buffer.update(value, count)
 
     def update_scalars(self, log_dict: dict[str, Any], resumed: bool = True) -> None:
         """Update several scalars; a value may be ``dict(value=..., count=...)``."""
@@ -350,7 +422,8 @@ class MessageHub:
     # -- runtime info -----------------------------------------------------------------
     def update_info(self, key: str, value: Any, resumed: bool = True) -> None:
         """Set runtime information ``key`` (overwrites)."""
-        self._set_resumed(key, resumed)
+        if self._resumed_keys.get(key) is not resumed:
+            self._set_resumed(key, resumed)
         self._runtime_info[key] = value
 
     def update_info_dict(self, info_dict: dict[str, Any], resumed: bool = True) -> None:

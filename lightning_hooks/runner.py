@@ -46,6 +46,39 @@ _FORMAT = "%(asctime)s - lightning_hooks - %(levelname)s - %(message)s"
 _DATEFMT = "%m/%d %H:%M:%S"
 
 
+class _RunFormatter(logging.Formatter):
+    """MMEngine's line format, shared by the terminal and the log file: a record is formatted once.
+
+    The text is kept on the record for the next handler, and the date string is reused
+    within one second (the format shows no finer time), so a line costs one format.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(_FORMAT, _DATEFMT)
+        self._date: tuple[int, str] = (-1, "")  # (second, its date string), replaced as one object
+
+    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
+        second = int(record.created)
+        cached = self._date
+        if cached[0] == second and datefmt == _DATEFMT:
+            return cached[1]
+        date = super().formatTime(record, datefmt)
+        if datefmt == _DATEFMT:
+            self._date = (second, date)
+        return date
+
+    def format(self, record: logging.LogRecord) -> str:
+        cached = record.__dict__.get("_lh_text")
+        if cached is not None and record.__dict__.get("_lh_formatter") is self:
+            return cached
+        text = super().format(record)
+        record._lh_text, record._lh_formatter = text, self  # type: ignore[attr-defined]
+        return text
+
+
+_LINE_FORMATTER = _RunFormatter()
+
+
 class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is at the time (pytest capture, notebooks)."""
 
@@ -73,7 +106,7 @@ def get_logger(rank: int = 0, log_file: Optional[str] = None, log_level: str = "
     if stream is None:
         stream = _StdoutHandler()
         stream._lh_stream = True  # type: ignore[attr-defined]
-        stream.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+        stream.setFormatter(_LINE_FORMATTER)
         logger.addHandler(stream)
     level = logging.getLevelName(log_level) if isinstance(log_level, str) else log_level
     stream.setLevel(level if rank == 0 else logging.WARNING)
@@ -82,7 +115,7 @@ def get_logger(rank: int = 0, log_file: Optional[str] = None, log_level: str = "
         os.makedirs(osp.dirname(log_file), exist_ok=True)
         handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
         handler._lh_file = log_file  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+        handler.setFormatter(_LINE_FORMATTER)
         handler.setLevel(level)
         logger.addHandler(handler)
     return logger

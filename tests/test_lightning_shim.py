@@ -340,3 +340,19 @@ def test_default_outputs_move_or_vanish_before_anything_else_is_written(tmp_path
     _ = other.logger.experiment
     _lightning.discard_default_outputs(other)
     assert os.listdir(tmp_path) == ["root"]
+
+
+def test_bound_epoch_end_check_agrees_with_lightning_every_batch(tmp_path):
+    """The once-per-epoch binding gives Lightning's own answer at every batch, across epochs."""
+    checks: dict[int, Any] = {}
+
+    def both(trainer, batch_idx):
+        epoch = trainer.current_epoch
+        if epoch not in checks:
+            checks[epoch] = _lightning.train_epoch_end_check(trainer)
+        return checks[epoch](), _lightning.train_epoch_batches_reached(trainer)
+
+    recorder = Recorder(both)
+    fit(tmp_path, recorder, max_epochs=2, limit_train_batches=3)
+    assert [bound for bound, _ in recorder.seen] == [lightning for _, lightning in recorder.seen]
+    assert [lightning for _, lightning in recorder.seen] == [False, False, True] * 2

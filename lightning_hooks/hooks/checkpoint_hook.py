@@ -16,8 +16,9 @@ Deliberate differences, each a fix (see docs/hooks/checkpoint_hook.md):
 * ``save_best`` during a standalone ``trainer.validate`` is skipped instead of
   crashing; a ``save_best`` metric that validation does not report raises a
   ``KeyError`` naming the metrics it does report;
-* ``out_dir`` may be any fsspec URL; ``async_save=True`` writes in the
-  background, blocking training only for the copy of the tensors to host memory;
+* ``out_dir`` may be any fsspec URL; ``async_save=True`` copies and writes in the
+  background, blocking training only for what its next optimizer step would change
+  before the copy has it;
 * publishing hashes the pickle while streaming it (no second in-memory copy).
 """
 
@@ -129,7 +130,9 @@ class CheckpointHook(Hook):
             best checkpoints holding only these top-level keys.
         save_begin: first epoch or iteration to save (then every ``interval``).
         async_save: write checkpoints in a background thread (also turned on by Lightning's
-            ``AsyncCheckpointIO`` plugin); training waits only for the copy to host memory.
+            ``AsyncCheckpointIO`` plugin); the parameters and optimizer state are copied while
+            the next forward and backward run, and the optimizer's step waits only for what is
+            not copied yet.
         fsync: flush files and directories to disk before a save counts as done.
         keep_resumed: keep the checkpoint this ``fit`` resumed from until a newer regular
             checkpoint is durable; then it is rotated as usual. False: no extra protection.

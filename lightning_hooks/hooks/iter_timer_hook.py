@@ -31,6 +31,18 @@ class IterTimerHook(Hook):
         self.start_iter = 0
         self.t = time.time()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The training methods below bypass the generic _before_iter/_after_iter for speed; a
+        # subclass that customises the generic ones gets them called for training too, as in MMEngine.
+        super().__init_subclass__(**kwargs)
+        if (
+            cls._before_iter is not IterTimerHook._before_iter
+            and cls.before_train_iter is IterTimerHook.before_train_iter
+        ):
+            cls.before_train_iter = Hook.before_train_iter  # type: ignore[method-assign]
+        if cls._after_iter is not IterTimerHook._after_iter and cls.after_train_iter is IterTimerHook.after_train_iter:
+            cls.after_train_iter = Hook.after_train_iter  # type: ignore[method-assign]
+
     def before_train(self, runner: RunnerView) -> None:
         self.start_iter = runner.iter
 
@@ -39,6 +51,25 @@ class IterTimerHook(Hook):
 
     def _after_epoch(self, runner: RunnerView, mode: str = "train") -> None:
         self.time_sec_test_val = 0.0
+
+    def before_train_iter(self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
+        """``train/data_time``: the time since the previous iteration ended (the train case of ``_before_iter``)."""
+        runner.message_hub.update_scalar("train/data_time", time.time() - self.t)
+
+    def after_train_iter(
+        self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
+    ) -> None:
+        """``train/time`` and the ETA (the train case of ``_after_iter``, without its generic dispatch)."""
+        now = time.time()
+        iter_time = now - self.t
+        hub = runner.message_hub
+        hub.update_scalar("train/time", iter_time)
+        self.t = now
+        self.time_sec_tot += iter_time
+        iteration = runner.iter
+        hub.update_info(
+            "eta", self.time_sec_tot / (iteration - self.start_iter + 1) * (runner.max_iters - iteration - 1)
+        )
 
     def _before_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, mode: str = "train"

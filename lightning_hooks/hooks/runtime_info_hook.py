@@ -17,6 +17,8 @@ __all__ = ["RuntimeInfoHook"]
 
 
 def _is_scalar(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):  # the usual case first: a loss
+        return value.numel() == 1
     if isinstance(value, np.ndarray):
         return value.size == 1
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
@@ -39,6 +41,10 @@ class RuntimeInfoHook(Hook):
 
     priority = "VERY_HIGH"
 
+    def __init__(self) -> None:
+        #: ``name`` -> ``'train/<name>'``, built once per name rather than every iteration.
+        self._train_keys: dict[str, str] = {}
+
     def before_run(self, runner: RunnerView) -> None:
         from .._version import __version__
 
@@ -51,6 +57,7 @@ class RuntimeInfoHook(Hook):
             )
         )
         self.last_loop_stage: Optional[str] = None
+        self._train_keys = {}
 
     def before_train(self, runner: RunnerView) -> None:
         hub = runner.message_hub
@@ -76,9 +83,13 @@ class RuntimeInfoHook(Hook):
         lr_dict = runner.optim_wrapper.get_lr()
         if not isinstance(lr_dict, dict):
             raise AssertionError(f"runner.optim_wrapper.get_lr() should return a dict, got {type(lr_dict)}")
+        keys = self._train_keys
         for name, lrs in lr_dict.items():
             if lrs:
-                hub.update_scalar(f"train/{name}", lrs[0])
+                key = keys.get(name)
+                if key is None:
+                    key = keys[name] = f"train/{name}"
+                hub.update_scalar(key, lrs[0])
 
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
@@ -86,9 +97,13 @@ class RuntimeInfoHook(Hook):
         if not outputs:
             return
         hub = runner.message_hub
-        for key, value in outputs.items():
+        keys = self._train_keys
+        for name, value in outputs.items():
             if _is_scalar(value):
-                hub.update_scalar(f"train/{key}", value)
+                key = keys.get(name)
+                if key is None:
+                    key = keys[name] = f"train/{name}"
+                hub.update_scalar(key, value)
 
     def before_val(self, runner: RunnerView) -> None:
         self.last_loop_stage = runner.message_hub.get_info("loop_stage")

@@ -124,7 +124,10 @@ class LogProcessor:
         self, runner: Any, batch_idx: int, custom_cfg: Optional[list[dict[str, Any]]] = None
     ) -> list[dict[str, Any]]:
         """``custom_cfg`` with ``'epoch'``/``'global'`` windows resolved to iteration counts."""
-        parsed = copy.deepcopy(self.custom_cfg if custom_cfg is None else custom_cfg)
+        source = self.custom_cfg if custom_cfg is None else custom_cfg
+        if not source:
+            return []
+        parsed = copy.deepcopy(source)
         for entry in parsed:
             window = entry.get("window_size")
             if window == "epoch":
@@ -151,11 +154,12 @@ class LogProcessor:
         """Smoothed or latest value of every scalar of ``mode``, then the custom statistics."""
         buffers = self._mode_scalars(runner, mode, reserve_prefix)
         tag: OrderedDict[str, Any] = OrderedDict()
+        averaged = self._averaged_keys()
         for key, buffer in buffers.items():
-            if self.mean_pattern.search(key) is not None:
-                tag[key] = buffer.mean(self.window_size)
-            else:
-                tag[key] = buffer.current()
+            smoothed = averaged.get(key)
+            if smoothed is None:
+                smoothed = averaged[key] = self.mean_pattern.search(key) is not None
+            tag[key] = buffer.mean(self.window_size) if smoothed else buffer.current()
         for entry in custom_cfg:
             statistic = dict(entry)
             data_src = statistic.pop("data_src")
@@ -165,6 +169,13 @@ class LogProcessor:
             if data_src in buffers:
                 tag[log_name] = buffers[data_src].statistics(**statistic)
         return tag
+
+    def _averaged_keys(self) -> dict[str, bool]:
+        """Whether each key matches ``mean_pattern``, remembered per pattern (a line asks for every key)."""
+        cache: Optional[tuple[Any, dict[str, bool]]] = self.__dict__.get("_averaged_cache")
+        if cache is None or cache[0] is not self.mean_pattern:
+            cache = self.__dict__["_averaged_cache"] = (self.mean_pattern, {})
+        return cache[1]
 
     def _collect_non_scalars(self, runner: Any, mode: str) -> OrderedDict[str, Any]:
         """Runtime information of ``mode`` (metrics that are not scalars: dicts, arrays)."""

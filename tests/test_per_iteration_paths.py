@@ -1,0 +1,162 @@
+"""The per-iteration fast paths give what the general code gives.
+
+RuntimeInfoHook, IterTimerHook, LoggerHook's line and the bridge's glue run every
+iteration, so they take shortcuts: a numpy-exact mean in Python, a log record formatted
+once for all handlers, IterTimerHook's training methods without the generic dispatch,
+Lightning's per-iteration events the bridge does not use switched off. Each is checked
+here against the general path it replaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from toy import ToyModule, loaders, make_trainer
+
+from lightning_hooks import HookBridge
+from lightning_hooks.bridge import UNUSED_PER_ITERATION_EVENTS
+from lightning_hooks.hooks import IterTimerHook
+from lightning_hooks.message_hub import HistoryBuffer, _numpy_float_sum
+from lightning_hooks.runner import get_logger
+
+
+def _numpy_sum(values: list[float]) -> float:
+    return float(np.array(values, dtype=np.float64).sum())
+
+
+def test_python_sum_is_numpys_to_the_last_bit():
+    rng = random.Random(0)
+    draws = [
+        lambda: rng.random(),
+        lambda: rng.gauss(0, 1e3),
+        lambda: rng.random() * 1e-7,
+        lambda: float(rng.randint(-3, 3)),
+        lambda: rng.choice([1e16, -1e16, 1.0, 3.0]),
+    ]
+    for _ in range(5000):
+        n = rng.randint(1, 128)
+        values = [rng.choice(draws)() for _ in range(n)]
+        assert _numpy_float_sum(values) == _numpy_sum(values), values
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[-0.0], [-0.0] * 9, [math.inf, -math.inf], [math.nan, 1.0], [1e308, 1e308, -1e308], [0.1] * 128],
+)
+def test_python_sum_special_values(values):
+    expected, got = _numpy_sum(values), _numpy_float_sum(values)
+    assert (math.isnan(expected) and math.isnan(got)) or (
+        got == expected and math.copysign(1, got) == math.copysign(1, expected)
+    )
+
+
+def test_history_buffer_mean_matches_numpy_on_every_path():
+    rng = random.Random(1)
+    for _ in range(300):
+        buffer = HistoryBuffer()
+        values = [rng.gauss(0, 10) for _ in range(rng.randint(1, 300))]
+        for value in values:
+            buffer.update(value, rng.choice([1, 1, 2]))
+        for window in (1, 7, 10, 128, 129, None):
+            data, counts = buffer.data
+            tail = slice(-window, None) if window else slice(None)
+            assert buffer.mean(window) == float(data[tail].sum() / counts[tail].sum())
+    mixed = HistoryBuffer([1, 2.5, 3], [1, 1, 1])  # an int among the floats: numpy's path
+    assert mixed.mean() == float(np.array([1, 2.5, 3]).sum() / 3)
+
+
+def test_pending_cpu_tensors_read_as_float32_values():
+    buffer = HistoryBuffer()
+    values = [torch.tensor(0.1), torch.tensor([0.2]), torch.tensor(0.3, dtype=torch.float64), torch.tensor(4)]
+    for value in values:
+        buffer.update(value)
+    buffer.update(5.0)
+    expected = [v.reshape(()).float().item() for v in values] + [5.0]
+    assert buffer.data[0].tolist() == expected
+    stacked = HistoryBuffer()
+    for i in range(5):
+        stacked.update(torch.tensor(i / 3))
+    assert stacked.data[0].tolist() == [torch.tensor(i / 3).item() for i in range(5)]
+
+
+def test_one_record_formatted_once_for_terminal_and_file(tmp_path, capsys):
+    log_file = tmp_path / "run.log"
+    logger = get_logger(0, str(log_file), "INFO")
+    calls = []
+    formatter = logger.handlers[0].formatter
+    original = logging.Formatter.format
+
+    def counting(self: Any, record: logging.LogRecord) -> str:
+        if self is formatter:
+            calls.append(record)
+        return original(self, record)
+
+    logging.Formatter.format = counting  # type: ignore[method-assign]
+    try:
+        logger.info("one line")
+    finally:
+        logging.Formatter.format = original  # type: ignore[method-assign]
+        from lightning_hooks.runner import close_log_file
+
+        close_log_file(str(log_file))
+    assert len(calls) == 1
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert log_file.read_text().strip() == printed
+    assert printed.endswith(" - lightning_hooks - INFO - one line")
+    ours = [h for h in logger.handlers if getattr(h, "_lh_stream", False) or getattr(h, "_lh_file", None)]
+    assert all(h.formatter is formatter for h in ours)
+
+
+def test_iter_timer_subclass_with_generic_methods_still_times_training(tmp_path):
+    seen: list[tuple[str, str]] = []
+
+    class Custom(IterTimerHook):
+        def _before_iter(self, runner, batch_idx, data_batch=None, mode="train"):
+            seen.append(("before", mode))
+            super()._before_iter(runner, batch_idx, data_batch, mode)
+
+        def _after_iter(self, runner, batch_idx, data_batch=None, outputs=None, mode="train"):
+            seen.append(("after", mode))
+            super()._after_iter(runner, batch_idx, data_batch, outputs, mode)
+
+    bridge = HookBridge(default_hooks={"timer": Custom(), "checkpoint": None}, print_hooks_table=False)
+    trainer = make_trainer(tmp_path, bridge, max_epochs=1, limit_val_batches=0)
+    train, _ = loaders()
+    trainer.fit(ToyModule(), train)
+    assert seen.count(("before", "train")) == 4 and seen.count(("after", "train")) == 4
+    assert "train/time" in bridge.message_hub.log_scalars
+
+
+def test_lightning_skips_the_per_iteration_events_the_bridge_does_not_use(tmp_path):
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    bridge = HookBridge(default_hooks={"checkpoint": None}, print_hooks_table=False)
+    profiler = SimpleProfiler(dirpath=str(tmp_path), filename="profile")
+    trainer = make_trainer(tmp_path, bridge, max_epochs=1, profiler=profiler, limit_val_batches=0)
+    train, _ = loaders()
+    trainer.fit(ToyModule(), train)
+    actions = set(profiler.recorded_durations)
+    assert "[Callback]HookBridge.on_train_batch_end" in actions  # Lightning profiles the events it calls
+    for event in UNUSED_PER_ITERATION_EVENTS:
+        assert getattr(bridge, event) is None
+        assert f"[Callback]HookBridge.{event}" not in actions
+
+
+def test_a_subclass_keeps_a_per_iteration_event_it_defines(tmp_path):
+    calls: list[int] = []
+
+    class Counting(HookBridge):
+        def on_before_backward(self, trainer, pl_module, loss):
+            calls.append(1)
+
+    bridge = Counting(default_hooks={"checkpoint": None}, print_hooks_table=False)
+    trainer = make_trainer(tmp_path, bridge, max_epochs=1, limit_val_batches=0)
+    train, _ = loaders()
+    trainer.fit(ToyModule(), train)
+    assert len(calls) == 4
