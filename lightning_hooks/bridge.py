@@ -410,7 +410,8 @@ class HookBridge(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._batch_end_counters = (self.state.epoch, self.state.iter)  # for a save in the hooks below
+        state = self.state
+        self._batch_end_counters = (state.epoch, state.iter)  # for a save in the hooks below
         try:
             if self.hook_list.table("after_train_iter"):
                 step_outputs = self._train_outputs(trainer, pl_module, outputs)
@@ -421,18 +422,19 @@ class HookBridge(Callback):
                     step_outputs = self._with_logged_values(step_outputs, logged)
                 self._call(
                     "after_train_iter",
-                    batch_idx=self._train_batch_idx(batch_idx),
+                    batch_idx=batch_idx if state.by_epoch else state.iter,
                     data_batch=batch,
                     outputs=step_outputs,
                 )
-            self.state.iter += 1
-            if self.state.by_epoch and _lightning.train_epoch_batches_reached(trainer):
-                self._close_train_epoch()
+            state.iter += 1
+            if state.by_epoch:
+                reached = self._epoch_end_reached
+                if reached is None:  # bound at the epoch's first batch, once its data is set up
+                    reached = self._epoch_end_reached = _lightning.train_epoch_end_check(trainer)
+                if reached():
+                    self._close_train_epoch()
         finally:
             self._batch_end_counters = None
-        self._epoch_end_reached: Optional[Callable[[], bool]] = None
-        # Lightning calls these every iteration; no MMEngine mount point corresponds to them.
-        _lightning.skip_callback_events(self, UNUSED_PER_ITERATION_EVENTS)
         if self.validate_at_end and self._training_finished():
             self._ensure_final_validation(trainer)
 
