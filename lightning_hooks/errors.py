@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointConfigError",
     "CheckpointWriteError",
     "LightningHooksError",
+    "LogProcessorConfigError",
     "MessageHubError",
     "ResumeError",
     "ScalarTypeError",
@@ -47,6 +48,10 @@ class AveragingConfigError(LightningHooksError, ValueError, AssertionError):
     It is a ``ValueError`` and, for code written against MMEngine (which uses
     bare ``assert`` statements), also an ``AssertionError``.
     """
+
+
+class LogProcessorConfigError(LightningHooksError, ValueError, AssertionError):
+    """A bad ``LogProcessor`` setting, e.g. a ``custom_cfg`` entry (MMEngine raises ``AssertionError``)."""
 
 
 class MessageHubError(LightningHooksError, ValueError, AssertionError):

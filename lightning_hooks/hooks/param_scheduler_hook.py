@@ -145,6 +145,8 @@ class ParamSchedulerHook(Hook):
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         """Step the iteration-based schedulers (every batch, as MMEngine's iterations)."""
+        if not self._scheduled:
+            return
         count = runner.iter + 1
         for entry in self._scheduled:
             if not entry.by_epoch and count % entry.frequency == 0:
@@ -152,6 +154,8 @@ class ParamSchedulerHook(Hook):
 
     def after_train_epoch(self, runner: RunnerView) -> None:
         """Step the epoch-based schedulers (plateau ones from MMEngine only count the epoch)."""
+        if not self._scheduled:
+            return
         count = runner.epoch + 1
         for entry in self._scheduled:
             if entry.by_epoch and entry.plateau != "torch" and count % entry.frequency == 0:

@@ -28,6 +28,8 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
+from ..errors import LogProcessorConfigError
+
 __all__ = ["LogProcessor", "build_log_processor"]
 
 MODES = ("train", "val", "test")
@@ -98,20 +100,20 @@ class LogProcessor:
         seen: dict[str, str] = {}
         for index, entry in enumerate(self.custom_cfg):
             if not isinstance(entry, Mapping) or "data_src" not in entry:
-                raise ValueError(
+                raise LogProcessorConfigError(
                     f"custom_cfg[{index}] = {entry!r} needs a 'data_src' key, "
                     "e.g. dict(data_src='loss', method_name='mean', window_size=100)"
                 )
             log_name = entry.get("log_name", entry["data_src"])
             if log_name in seen:
-                raise ValueError(
+                raise LogProcessorConfigError(
                     f"custom_cfg[{index}] writes log_name {log_name!r}, which custom_cfg already writes "
                     f"(from data_src {seen[log_name]!r}); give each entry a distinct log_name"
                 )
             seen[log_name] = entry["data_src"]
             window = entry.get("window_size")
             if window == "epoch" and not self.by_epoch:
-                raise ValueError(
+                raise LogProcessorConfigError(
                     f"custom_cfg[{index}] uses window_size='epoch', which needs by_epoch=True; "
                     "with by_epoch=False use an int or 'global'"
                 )
@@ -208,14 +210,25 @@ class LogProcessor:
         return len(getattr(runner, f"{mode}_dataloader"))
 
     @staticmethod
-    def _get_max_memory(runner: Any) -> Optional[int]:
-        """Peak CUDA memory (MB) since the previous line, or None when the model is not on CUDA."""
+    def _cuda_device(runner: Any) -> Optional[torch.device]:
+        """The CUDA device the model is on, or None (then no ``memory:`` is shown)."""
+        device = getattr(getattr(runner, "model", None), "device", None)
+        if isinstance(device, torch.device) and device.type == "cuda" and torch.cuda.is_available():
+            return device
+        return None
+
+    @staticmethod
+    def _get_max_memory(runner: Any) -> int:
+        """Peak CUDA memory (MB) since the previous call, then the peak is reset (MMEngine's helper).
+
+        Callers check :meth:`_cuda_device` first.
+        """
         model = getattr(runner, "model", None)
         device = getattr(model, "device", None)
-        if not isinstance(device, torch.device) or device.type != "cuda" or not torch.cuda.is_available():
-            return None
-        peak = torch.cuda.max_memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        if not (isinstance(device, torch.device) and device.type == "cuda"):
+            device = getattr(model, "output_device", None)  # MMEngine's choice for a DDP-wrapped model
+        peak = torch.cuda.max_memory_allocated(device=device)
+        torch.cuda.reset_peak_memory_stats(device=device)
         return int(peak // (1024 * 1024))
 
     # ------------------------------------------------------------------ headers
@@ -267,7 +280,7 @@ class LogProcessor:
             tag["epoch"] = epoch
         tag["iter"] = runner.iter + 1 if self._has_train_loop(runner) else 0
         line = header + " ".join(lr_parts) + "  " + self._timing_str(runner, values)
-        memory = self._get_max_memory(runner)
+        memory = self._get_max_memory(runner) if self._cuda_device(runner) is not None else None
         if memory is not None:
             line += f"memory: {memory}  "
             tag["memory"] = memory

@@ -21,7 +21,7 @@ import torch
 
 from lightning_hooks.hooks import LoggerHook
 
-from .suite_helpers import epoch_based, run
+from .suite_helpers import documented_behaviour, epoch_based, run
 
 FILE_CLIENT_DOC = "docs/comparison.md#loggerhook-takes-backend_args-not-file_client_args"
 
@@ -65,9 +65,11 @@ def test_init_checks_every_flag_type():
 
 @pytest.mark.xfail(strict=True, raises=ValueError, reason=f"deliberate: {FILE_CLIENT_DOC}")
 def test_init_file_client_args_deprecated(tmp_path):
-    # What the documentation says: storage options go to backend_args (fsspec).
-    hook = LoggerHook(out_dir=str(tmp_path), backend_args=dict(auto_mkdir=True))
-    assert hook.backend_args == dict(auto_mkdir=True)
+    with documented_behaviour(FILE_CLIENT_DOC):  # storage options go to backend_args; file_client_args is refused
+        hook = LoggerHook(out_dir=str(tmp_path), backend_args=dict(auto_mkdir=True))
+        assert hook.backend_args == dict(auto_mkdir=True)
+        with pytest.raises(ValueError, match="backend_args"):
+            LoggerHook(out_dir=str(tmp_path), file_client_args=dict(backend="disk"))
     # MMEngine: the hook is built, with a logged deprecation warning.
     LoggerHook(out_dir=str(tmp_path), file_client_args=dict(backend="disk"))
 

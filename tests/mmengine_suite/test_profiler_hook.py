@@ -15,7 +15,7 @@ import torch
 
 from lightning_hooks.hooks import ProfilerHook
 
-from .suite_helpers import epoch_based, run
+from .suite_helpers import documented_behaviour, epoch_based, run
 
 PROFILE_TIMES_DOC = "docs/comparison.md#profilerhook-checks-profile_times-in-before_train"
 
@@ -103,12 +103,12 @@ def test_before_run():
 @pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=f"deliberate: {PROFILE_TIMES_DOC}")
 def test_before_run_checks_profile_times_by_iter():
     runner = mock_runner(max_epochs=1000, max_iters=10000)
-    # What the documentation says: before_train raises, once the Trainer knows the run's length.
-    hook = ProfilerHook(by_epoch=False, profile_times=10001)
-    hook.before_run(runner)
-    with pytest.raises(ValueError, match="profile_times"):
-        hook.before_train(runner)
-    hook.profiler.__exit__(None, None, None)
+    with documented_behaviour(PROFILE_TIMES_DOC):  # before_train raises, once the run's length is known
+        hook = ProfilerHook(by_epoch=False, profile_times=10001)
+        hook.before_run(runner)
+        with pytest.raises(ValueError, match="profile_times"):
+            hook.before_train(runner)
+        hook.profiler.__exit__(None, None, None)
     # MMEngine: before_run raises already.
     with pytest.raises(ValueError):
         hook = ProfilerHook(by_epoch=False, profile_times=10001)
