@@ -14,6 +14,8 @@ from torch import nn
 
 from lightning_hooks.averaging import ExponentialMovingAverage, MomentumAnnealingEMA, StochasticWeightAverage
 
+from .suite_helpers import documented_behaviour
+
 STEPS_DOC = "docs/comparison.md#averaged-models-count-steps-on-the-host"
 
 CUDA = torch.cuda.is_available()
@@ -55,6 +57,17 @@ def test_averaged_model_all_devices():
         _swa_model(cuda, cpu)
         _swa_model(cpu, cuda)
         _swa_model(cuda, cuda)
+
+
+@pytest.mark.xfail(strict=True, raises=AttributeError, reason=f"deliberate: {STEPS_DOC}")
+def test_averaged_model_steps_device():
+    cpu = torch.device("cpu")
+    averaged_model = _swa_model(cpu, cpu)
+    with documented_behaviour(STEPS_DOC):  # an int on the host; a 0-d long tensor in the state dict
+        assert averaged_model.steps == 2 and isinstance(averaged_model.steps, int)
+        steps = averaged_model.state_dict()["steps"]
+        assert steps.dtype == torch.long and steps.shape == () and int(steps) == 2
+    assert averaged_model.steps.device == cpu  # MMEngine: a tensor buffer on the average's device
 
 
 @pytest.mark.skipif(
