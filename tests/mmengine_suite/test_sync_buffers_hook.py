@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,17 +24,29 @@ _LAUNCHER_VARS = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "GLOBAL_RANK", "MASTE
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEADLINE_S + 60)]
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory) -> list[dict]:
-    out = tmp_path_factory.mktemp("sync_buffers")
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _launch(out: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_VARS}
-    env["PYTHONWARNINGS"] = "ignore"
+    env.update(PYTHONWARNINGS="ignore", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             [sys.executable, str(SCRIPT), str(out)], env=env, capture_output=True, text=True, timeout=DEADLINE_S
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the 2-process run did not finish within {DEADLINE_S} s:\n{exc.stdout}")
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("sync_buffers")
+    proc = _launch(out)
+    if proc.returncode != 0 and "address already in use" in (proc.stdout + proc.stderr).lower():
+        proc = _launch(out)  # another process took the port between choosing and binding it
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
