@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import re
+from typing import Optional
 
 import pytest
 import torch
@@ -25,6 +26,7 @@ from lightning_hooks.optim import mmengine_optimizers
 from .suite_helpers import documented_behaviour, epoch_based, iter_based, run
 
 LAYOUT_DOC = "docs/comparison.md#checkpoints-are-lightning-checkpoints"
+TRUST_DOC = "docs/comparison.md#checkpointhook-acts-only-on-its-own-files"
 
 
 def load(path) -> dict:
@@ -79,16 +81,33 @@ def test_before_train(epoch_runner, tmp_path):
     hook.before_train(runner)
     assert hook.best_ckpt_path_dict == dict(acc=None, mIoU=None)
     assert not hasattr(hook, "best_ckpt_path")
-    runner.message_hub.update_info("best_ckpt_acc", "best_acc")
+    # Resumed from the message hub (a path of this hook's own: see test_before_train_resumes_any_path).
+    best_acc = osp.join(hook.out_dir, "best_acc_epoch_1.pth")
+    runner.message_hub.update_info("best_ckpt_acc", best_acc)
     hook.before_train(runner)
-    assert hook.best_ckpt_path_dict == dict(acc="best_acc", mIoU=None)
+    assert hook.best_ckpt_path_dict == dict(acc=best_acc, mIoU=None)
     hook = CheckpointHook(interval=1, save_best="acc")
     hook.before_train(runner)
     assert hook.best_ckpt_path is None
     assert not hasattr(hook, "best_ckpt_path_dict")
-    runner.message_hub.update_info("best_ckpt", "best_ckpt")
+    runner.message_hub.update_info("best_ckpt", best_acc)
     hook.before_train(runner)
-    assert hook.best_ckpt_path == "best_ckpt"
+    assert hook.best_ckpt_path == best_acc
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"deliberate: {TRUST_DOC}")
+def test_before_train_resumes_any_path(epoch_runner):
+    runner = epoch_runner
+    with documented_behaviour(TRUST_DOC):  # a hub path that is not one of the hook's files is dropped
+        outside = CheckpointHook(interval=1, save_best=["acc", "mIoU"])
+        runner.message_hub.update_info("best_ckpt_acc", "/elsewhere/best_acc_epoch_1.pth")
+        with pytest.warns(UserWarning, match="best_ckpt_acc"):
+            outside.before_train(runner)
+        assert outside.best_ckpt_path_dict == dict(acc=None, mIoU=None)
+    hook = CheckpointHook(interval=1, save_best=["acc", "mIoU"])
+    runner.message_hub.update_info("best_ckpt_acc", "best_acc")  # upstream's value
+    hook.before_train(runner)
+    assert hook.best_ckpt_path_dict == dict(acc="best_acc", mIoU=None)
 
 
 def test_after_val_epoch(epoch_runner, caplog):
@@ -255,8 +274,14 @@ class ScheduledModule(ToyModule):
         )
 
 
-def runner_cfg(tmp_path, training_type: str, val_interval: int = 1000, **checkpoint) -> dict:
-    """``{training_type}_based_cfg`` with ``max_{training_type}s = 11`` and ``default_hooks = dict(checkpoint=...)``."""
+def runner_cfg(tmp_path, training_type: str, val_interval: Optional[int] = None, **checkpoint) -> dict:
+    """``{training_type}_based_cfg`` with ``max_{training_type}s = 11`` and ``default_hooks = dict(checkpoint=...)``.
+
+    Validation as in those configs unless ``val_interval`` is given: every epoch, or every 1000
+    iterations (IterBasedTrainLoop's default, so only at the end).
+    """
+    if val_interval is None:
+        val_interval = 1 if training_type == "epoch" else 1000
     hook = dict(type="CheckpointHook", interval=1, by_epoch=training_type == "epoch")
     hook.update(checkpoint)
     if training_type == "epoch":
