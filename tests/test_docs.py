@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from docs_prelude import make_placeholders, write_placeholder_files
+from docs_prelude import MY_CFG, make_placeholders, write_placeholder_files
 
 import lightning_hooks
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", ROOT / "examples" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 SKIP_MARK = re.compile(r"<!--\s*skip-test:\s*(?P<why>.*?)\s*-->")
+#: What write_placeholder_files puts into the working directory before a block runs.
+PLACEHOLDER_FILES = {"configs", "mmengine_run"}
 #: At most this many blocks may be skipped: the marker is for what truly cannot run on a CPU test machine.
 MAX_SKIPPED = 2
 
@@ -103,6 +105,10 @@ def test_code_block_runs_as_written(block, tmp_path, monkeypatch, clean_registri
         package_logger.removeHandler(warnings_seen)
     # The package warns when a setting works against it (e.g. two checkpoint savers): the docs must not.
     assert not warnings_seen.messages, f"{block.where} makes lightning_hooks warn: {warnings_seen.messages}"
+    # Nothing lands in the current directory that the block (or the config it reads) did not name.
+    named = block.code + MY_CFG
+    unnamed = [p.name for p in tmp_path.iterdir() if p.name not in PLACEHOLDER_FILES and p.name not in named]
+    assert not unnamed, f"{block.where} wrote {unnamed} into the current directory without naming it"
 
 
 def test_skipped_blocks_are_few_say_why_and_compile():
