@@ -356,3 +356,25 @@ def test_bound_epoch_end_check_agrees_with_lightning_every_batch(tmp_path):
     fit(tmp_path, recorder, max_epochs=2, limit_train_batches=3)
     assert [bound for bound, _ in recorder.seen] == [lightning for _, lightning in recorder.seen]
     assert [lightning for _, lightning in recorder.seen] == [False, False, True] * 2
+
+
+class StepLRModule(ToyModule):
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1)}
+
+
+class RenamesInterval(pl.Callback):
+    def __init__(self, interval: str) -> None:
+        self.interval = interval
+
+    def on_train_start(self, trainer, pl_module):
+        trainer.lr_scheduler_configs[0].interval = self.interval
+
+
+@pytest.mark.parametrize("interval, steps", [("epoch", 2), ("lightning_hooks.ParamSchedulerHook", 0)])
+def test_lightning_steps_only_schedulers_whose_interval_it_knows(tmp_path, interval, steps):
+    """ParamSchedulerHook takes a scheduler over by giving its config an interval Lightning does not know."""
+    model = StepLRModule()
+    fit(tmp_path, RenamesInterval(interval), model=model, max_epochs=2)
+    assert model.lr_schedulers().last_epoch == steps
