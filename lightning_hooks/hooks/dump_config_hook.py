@@ -11,10 +11,13 @@ import os
 import os.path as osp
 import pprint
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..registry import HOOKS
 from .hook import Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["DumpConfigHook", "config_as_python"]
 
@@ -44,7 +47,7 @@ class DumpConfigHook(Hook):
         self.cfg = dict(cfg)
         self.filename = filename
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         """Write the file once per run, on rank 0."""
         if runner.rank != 0:
             return

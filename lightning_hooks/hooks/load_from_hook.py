@@ -14,12 +14,15 @@ from __future__ import annotations
 import pickle
 import re
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
 from ..registry import HOOKS
 from .hook import Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["LoadFromHook", "load_weights"]
 
@@ -98,7 +101,7 @@ class LoadFromHook(Hook):
         self.state_dict_key = state_dict_key
         self.loaded: Optional[tuple[list[str], list[str]]] = None
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerView) -> None:
         """Load the weights, unless this ``fit`` resumes from a checkpoint."""
         if getattr(runner.trainer, "ckpt_path", None) is not None:
             runner.logger.info(f"load_from={self.filename} skipped: resuming from {runner.trainer.ckpt_path}")

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
+
+if TYPE_CHECKING:
+    from ..runner import RunnerView
 
 __all__ = ["ValIntervalHook"]
 
@@ -63,7 +66,7 @@ class ValIntervalHook(Hook):
         """Whether MMEngine validates after epoch (iteration) ``step`` of ``last``."""
         return step >= self.val_begin and (step % self.interval_at(step) == 0 or step == last)
 
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: RunnerView) -> None:
         """Epoch-based: validate after this epoch or not (``check_val_every_n_epoch``)."""
         if not runner.by_epoch:
             return
@@ -71,7 +74,7 @@ class ValIntervalHook(Hook):
         trainer = runner.trainer
         trainer.check_val_every_n_epoch = 1 if self.validates_after(step, runner.max_epochs) else step + 1
 
-    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
+    def before_train_iter(self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
         """Iteration-based: validate after this iteration or not (``val_check_batch``)."""
         if runner.by_epoch:
             return

@@ -121,7 +121,7 @@ def _clip_settings(clip_grad: Any) -> tuple[Optional[float], Optional[str]]:
 
 
 def _as_dict(cfg: Any) -> dict[str, Any]:
-    if not isinstance(cfg, Mapping) and type(cfg).__name__ not in ("ConfigDict", "DictConfig"):
+    if not isinstance(cfg, Mapping):  # mmengine's ConfigDict and OmegaConf's DictConfig are Mappings
         raise TypeError(f"optim_wrapper must be a dict, got {type(cfg).__name__}")
     plain = dict(to_plain(dict(cfg.items())))
     plain.pop("_delete_", None)  # merge syntax left over from a config file's _base_ chain

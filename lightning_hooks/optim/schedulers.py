@@ -899,7 +899,7 @@ def build_param_scheduler(
         max_epochs: the default ``end`` of epoch-based schedulers.
         max_iters: the default ``end`` of iteration-based schedulers.
     """
-    if not isinstance(cfg, Mapping) and type(cfg).__name__ not in ("ConfigDict", "DictConfig"):
+    if not isinstance(cfg, Mapping):  # mmengine's ConfigDict and OmegaConf's DictConfig are Mappings
         raise TypeError(f"a param_scheduler entry must be a dict, got {type(cfg).__name__}: {cfg!r}")
     args = to_plain(dict(cfg.items()))
     args.pop("_scope_", None)
