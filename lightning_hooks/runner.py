@@ -356,7 +356,7 @@ class TrainLoopView:
 
     @property
     def val_begin(self) -> int:
-        return 1
+        return self._runner.val_begin
 
 
 class RunnerView:
@@ -421,7 +421,15 @@ class RunnerView:
 
     @property
     def val_interval(self) -> Any:
-        """Epochs (epoch-based) or iterations (iteration-based) between validations."""
+        """Epochs (epoch-based) or iterations (iteration-based) between validations.
+
+        With a ``ValIntervalHook`` (``train_cfg.val_begin``/``dynamic_intervals``) it is
+        MMEngine's interval in force for the current epoch or iteration.
+        """
+        schedule = self._val_schedule()
+        if schedule is not None:
+            step = (self._state.epoch if self._state.by_epoch else self._state.iter) + 1
+            return schedule.interval_at(step)
         trainer = self.trainer
         if self._state.by_epoch:
             return trainer.check_val_every_n_epoch or 1
@@ -429,8 +437,15 @@ class RunnerView:
 
     @property
     def val_begin(self) -> int:
-        """First epoch or iteration that validates (always 1 under Lightning)."""
-        return 1
+        """First epoch or iteration that validates: a ``ValIntervalHook``'s ``val_begin``, else 1."""
+        schedule = self._val_schedule()
+        return schedule.val_begin if schedule is not None else 1
+
+    def _val_schedule(self) -> Any:
+        """The ``ValIntervalHook`` among the hooks, if any (it decides when Lightning validates)."""
+        from .hooks.val_interval_hook import ValIntervalHook
+
+        return next((hook for hook in self._hook_list.hooks if isinstance(hook, ValIntervalHook)), None)
 
     # -- run information --------------------------------------------------------------------
     @property

@@ -300,3 +300,54 @@ def test_train_dataloader_writes_reach_persistent_workers(tmp_path):
     make_trainer(tmp_path, bridge, max_epochs=3, limit_val_batches=0).fit(model, loader)
     assert hook.loaders[0] is hook.loaders[1] is hook.loaders[2]  # one stable object
     assert model.tags == {0: {False}, 1: {True}, 2: {True}}  # the workers run the new pipeline
+
+
+class IntervalHook(Hook):
+    """Upstream's TestIterDynamicIntervalHook / TestEpochDynamicIntervalHook."""
+
+    priority = 50
+
+    def __init__(self) -> None:
+        self.validated_at: list[int] = []
+        self.intervals: list[int] = []
+
+    def before_val_epoch(self, runner):
+        self.validated_at.append(runner.epoch if runner.by_epoch else runner.iter)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if not runner.by_epoch:
+            self.intervals.append(runner.train_loop.val_interval)
+
+    def before_train_epoch(self, runner):
+        if runner.by_epoch:
+            self.intervals.append(runner.train_loop.val_interval)
+
+
+def test_train_val_begin(tmp_path):
+    """Upstream's case 2 as written: ``val_begin=2`` (``ValIntervalHook``, what ``train_cfg.val_begin`` becomes)."""
+    hook = CounterHook()
+    interval = dict(type="ValIntervalHook", val_interval=1, val_begin=2)
+    bridge, _ = run(tmp_path, epoch_based(tmp_path, [hook, interval], max_epochs=3))
+    assert bridge.runner.val_begin == 2
+    assert hook.epochs == [0, 1, 2] and hook.iters == list(range(12))
+    assert hook.val_epochs == [2, 3]
+
+
+def test_train_dynamic_intervals_iter_based(tmp_path):
+    """Upstream's case 5.1: 12 iterations, interval 5, then 2 from iteration 11."""
+    hook = IntervalHook()
+    interval = dict(type="ValIntervalHook", val_interval=5, dynamic_intervals=[(11, 2)])
+    run(tmp_path, iter_based(tmp_path, [hook, interval], val_interval=5))
+    assert hook.validated_at == [5, 10, 12]
+    assert hook.intervals == [5] * 10 + [2] * 2
+
+
+def test_train_dynamic_intervals_epoch_based(tmp_path):
+    """Upstream's case 5.2: 12 epochs, interval 5, then 2 from epoch 11."""
+    hook = IntervalHook()
+    interval = dict(type="ValIntervalHook", val_interval=5, dynamic_intervals=[(11, 2)])
+    cfg = epoch_based(tmp_path, [hook, interval], max_epochs=12)
+    cfg["trainer"]["check_val_every_n_epoch"] = 5
+    run(tmp_path, cfg)
+    assert hook.validated_at == [5, 10, 12]
+    assert hook.intervals == [5] * 10 + [2] * 2
