@@ -52,7 +52,9 @@ class MetricModule(pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        return nn.functional.cross_entropy(self.net(x), y)
+        loss = nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss)  # a step value: it reaches every rank's message hub, once per iteration
+        return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x, y = batch
@@ -101,6 +103,8 @@ class MetricsRecorder(Hook):
             "early_stop_best": stopper.best_score,
             "early_stop_wait": stopper.wait_count,
             "epochs_run": runner.epoch,
+            "train_loss_steps": len(runner.message_hub.get_scalar("train/train_loss")),
+            "iters": runner.iter,
         }
         with open(os.path.join(self.out, f"rank{runner.rank}.json"), "w") as f:
             json.dump(record, f)
@@ -138,6 +142,7 @@ def run(tmp_path: Path, max_epochs: int, **trainer_kwargs: Any) -> list[dict[str
 def check_record(record: dict[str, Any], tmp_path: Path, epochs: int) -> None:
     reference = record["reference"]
     assert len(reference) == epochs == len(record["seen"])
+    assert record["train_loss_steps"] == record["iters"] > 0
     # the epoch's computed value is not the mean of batch values here, so the test tells them apart
     assert any(abs(r - m) > 1e-3 for r, m in zip(reference, record["batch_means"], strict=True))
     assert [s["acc"] for s in record["seen"]] == pytest.approx(reference, abs=1e-6)
