@@ -378,3 +378,88 @@ def test_lightning_steps_only_schedulers_whose_interval_it_knows(tmp_path, inter
     model = StepLRModule()
     fit(tmp_path, RenamesInterval(interval), model=model, max_epochs=2)
     assert model.lr_schedulers().last_epoch == steps
+
+
+class OverridesOneEvent(pl.Callback):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.calls += 1
+
+
+def test_skipped_callback_events_are_not_called_and_overridden_ones_are(tmp_path):
+    callback = OverridesOneEvent()
+    names = ("on_before_backward", "on_after_backward", "on_before_zero_grad")
+    assert _lightning.skip_callback_events(callback, names) == ["on_after_backward", "on_before_zero_grad"]
+    assert callback.on_after_backward is None  # Lightning must tolerate None (it checks callable)
+    fit(tmp_path, callback, max_epochs=1)
+    assert callback.calls == BATCHES_PER_EPOCH
+
+
+class RecordsValidationDecision(pl.Callback):
+    def __init__(self) -> None:
+        self.decided: list[int] = []
+        self.validated_after: list[int] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if _lightning.validation_follows_batch(trainer):
+            self.decided.append(_lightning.train_total_batch_idx(trainer))
+
+    def on_validation_start(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.validated_after.append(_lightning.train_total_batch_idx(trainer))
+
+
+def test_validation_follows_batch_is_lightnings_own_decision(tmp_path):
+    recorder = RecordsValidationDecision()
+    fit(tmp_path, recorder, max_epochs=2, val_check_interval=2)
+    assert recorder.decided == [1, 3, 5, 7]
+    assert recorder.validated_after == recorder.decided
+
+
+class SavesBeforeValidation(pl.Callback):
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if _lightning.train_total_batch_idx(trainer) == 1:
+            trainer.save_checkpoint(self.path)
+
+
+class RecordsOrder(pl.Callback):
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def on_validation_start(self, trainer, pl_module):
+        self.events.append("val")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.events.append(("train", batch_idx))
+
+
+def test_mark_validation_pending_makes_a_resume_run_that_validation_first(tmp_path):
+    path = str(tmp_path / "before_val.ckpt")
+    fit(tmp_path, SavesBeforeValidation(path), max_epochs=1, val_check_interval=2)
+    checkpoint = torch.load(path, weights_only=False)
+    val_progress = checkpoint["loops"]["fit_loop"]["epoch_loop.val_loop.batch_progress"]
+    assert {"ready", "started", "processed", "completed"} <= set(val_progress["current"])  # the layout it edits
+    assert "is_last_batch" in val_progress
+    _lightning.mark_validation_pending(checkpoint["loops"])
+    marked = str(tmp_path / "marked.ckpt")
+    torch.save(checkpoint, marked)
+    order = RecordsOrder()
+    fit(tmp_path, order, max_epochs=1, val_check_interval=2, ckpt_path=marked)
+    assert order.events[:2] == ["val", ("train", 2)]
+
+
+def test_sharded_save_kind_reads_model_parallel_strategys_setting():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    full_file = ModelParallelStrategy(save_distributed_checkpoint=False)
+    assert full_file._save_distributed_checkpoint is False  # the private attribute read
+    assert _lightning.sharded_save_kind(SimpleNamespace(strategy=full_file)) == "file"
+    assert _lightning.sharded_save_kind(SimpleNamespace(strategy=ModelParallelStrategy())) == "directory"
+    assert _lightning.sharded_save_kind(SimpleNamespace(strategy=object())) is None
