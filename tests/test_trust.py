@@ -370,3 +370,16 @@ def test_bad_argument_values_fail_at_construction_naming_argument_and_value(name
     with pytest.raises((TypeError, ValueError)) as error:
         cls(**required, **{argument: value})
     assert argument in str(error.value) and repr(value) in str(error.value), str(error.value)
+
+
+def test_last_checkpoint_may_name_a_complete_sharded_directory_but_not_an_incomplete_one(tmp_path):
+    from lightning_hooks.fileio import find_last_checkpoint
+
+    sharded = tmp_path / "epoch_3.pth"
+    sharded.mkdir()
+    (tmp_path / "last_checkpoint").write_text(str(sharded))
+    with pytest.raises(ResumeError, match="not a complete sharded checkpoint"):
+        find_last_checkpoint(str(tmp_path))
+    (sharded / ".metadata").write_bytes(b"index")
+    (sharded / "meta.pt").write_bytes(b"meta")
+    assert find_last_checkpoint(str(tmp_path)) == str(sharded)
