@@ -387,7 +387,8 @@ class LineAndJsonLogger(Logger):
             handler.close()
 
 
-def fit_seconds(setup: str, iters: int, epochs: int) -> float:
+def fit_seconds(setup: str, iters: int, epochs: int) -> tuple[float, float]:
+    """Wall seconds and process CPU seconds (all threads) of one ``fit``."""
     with tempfile.TemporaryDirectory() as tmp:
         self_log = False
         callbacks: list[Any] = []
@@ -402,9 +403,9 @@ def fit_seconds(setup: str, iters: int, epochs: int) -> float:
             callbacks = [default_bridge(tmp)]
         fit = trainer(tmp, epochs, callbacks, **extra)
         model, data = Module(self_log), loader(iters // epochs)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fit.fit(model, data)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 def whole_fit(iters: int, epochs: int, rounds: int) -> None:
@@ -417,24 +418,33 @@ def whole_fit(iters: int, epochs: int, rounds: int) -> None:
     print(f"## Whole fit ({iters} iterations, {epochs} epochs, Linear({FEATURES}, 2), batch {BATCH}, CPU)\n")
     print(f"before: {load()}")
     per_iter: dict[str, list[float]] = defaultdict(list)
+    cpu_per_iter: dict[str, list[float]] = defaultdict(list)
     devnull = open(os.devnull, "w")
     with contextlib.redirect_stdout(devnull), contextlib.redirect_stderr(devnull):
         for setup in setups:
             fit_seconds(setup, iters // 5, 1)  # warm-up
         for _ in range(rounds):
             for setup in setups:
-                per_iter[setup].append(fit_seconds(setup, iters, epochs) / iters * 1e6)
+                wall, cpu = fit_seconds(setup, iters, epochs)
+                per_iter[setup].append(wall / iters * 1e6)
+                cpu_per_iter[setup].append(cpu / iters * 1e6)
     devnull.close()
     print(f"after:  {load()}\n")
     print(f"{rounds} interleaved rounds; added = this setup minus the plain Trainer of the same round\n")
-    print("| setup | µs / iteration | added over plain Trainer (µs) |")
-    print("|---|---:|---:|")
+    print("| setup | wall µs / iteration | wall added (µs) | CPU µs / iteration | CPU added (µs) |")
+    print("|---|---:|---:|---:|---:|")
     added = {s: [a - b for a, b in zip(per_iter[s], per_iter["plain"], strict=True)] for s in setups}
+    cpu_added = {s: [a - b for a, b in zip(cpu_per_iter[s], cpu_per_iter["plain"], strict=True)] for s in setups}
     for setup, label in setups.items():
-        shown = "" if setup == "plain" else med(added[setup])
-        print(f"| {label} | {med(per_iter[setup])} | {shown} |")
+        shown = ("", "") if setup == "plain" else (med(added[setup]), med(cpu_added[setup]))
+        print(f"| {label} | {med(per_iter[setup])} | {shown[0]} | {med(cpu_per_iter[setup])} | {shown[1]} |")
     ratio = [a / b for a, b in zip(per_iter["bridge"], per_iter["builtins"], strict=True)]
-    print(f"\nwhole-fit time, HookBridge / built-ins (same round): {med(ratio, '{:.3f}')}")
+    cpu_ratio = [a / b for a, b in zip(cpu_per_iter["bridge"], cpu_per_iter["builtins"], strict=True)]
+    print(
+        f"\nwhole-fit time, HookBridge / built-ins (same round): wall {med(ratio, '{:.3f}')}, "
+        f"process CPU {med(cpu_ratio, '{:.3f}')}"
+    )
+    print("(CPU: time.process_time, every thread of the process; less disturbed by other jobs than wall time)")
 
 
 # ----------------------------------------------------------------------------- dispatch

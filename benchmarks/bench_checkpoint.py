@@ -359,15 +359,21 @@ def main() -> None:
         "CheckpointHook async: until on disk (ours)",
     ]
     print(
-        f"\ncheckpoint: {size:.0f} MB (model + AdamW state), {args.repeats} repeats, disk under {args.dir or tempfile.gettempdir()}"
+        f"\ncheckpoint: {size:.0f} MB (model + AdamW state), {args.repeats} interleaved rounds, disk under "
+        f"{args.dir or tempfile.gettempdir()}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs after"
     )
-    print("(wall times on a possibly shared machine: compare the ratios, which come from this one run)\n")
-    print(f"| {'save path':<55} | {'best ms':>8} | {'median ms':>9} | {'best / torch.save':>17} |")
-    print(f"|{'-' * 57}|{'-' * 10}|{'-' * 11}|{'-' * 19}|")
+    print(
+        "(wall times on a shared machine: compare the ratios; per-round ratios are paired with that round's torch.save)\n"
+    )
+    print("| save path | best ms | median [min-max] ms | best / best torch.save | per-round / torch.save |")
+    print("|---|---:|---:|---:|---:|")
+    anchors = rows["torch.save (anchor)"]
     for name in order:
         times = rows[name]
+        per_round = [t / a for t, a in zip(times, anchors, strict=True)]
         print(
-            f"| {name:<55} | {min(times) * 1e3:8.0f} | {statistics.median(times) * 1e3:9.0f} | {min(times) / anchor:17.2f} |"
+            f"| {name} | {min(times) * 1e3:.0f} | {_med(times)} | {min(times) / anchor:.2f} | "
+            f"{_med(per_round, scale=1, fmt='{:.2f}')} |"
         )
 
 

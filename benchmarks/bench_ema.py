@@ -6,7 +6,10 @@ Models:
   (b) 2,000 small tensors of 2,048 elements (4.1M parameters), where per-tensor overhead dominates.
 
 Methods (momentum 2e-4, i.e. decay 0.9998):
-  floor      one ``lerp_`` over a single flat buffer of the same number of parameters (12 bytes moved per parameter);
+  flat floor     one ``lerp_`` over a single flat buffer of the same number of parameters (12 bytes moved per
+                 parameter): a bound no per-tensor method reaches, since it needs one contiguous buffer;
+  foreach floor  ``torch._foreach_lerp_`` over the same parameter tensors plus ``torch._foreach_copy_`` of the
+                 buffers, with the lists built once: the real floor for an average kept tensor by tensor;
   ours       ``lightning_hooks.ExponentialMovingAverage.update_parameters`` (cached lists, one ``_foreach_lerp_``);
   mmengine   ``mmengine.model.ExponentialMovingAverage.update_parameters`` (per-parameter ``lerp_``);
   torch      ``torch.optim.swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn`` (foreach, per update regrouping);
@@ -44,7 +47,7 @@ from torch import nn
 
 warnings.filterwarnings("ignore")
 MOMENTUM = 2e-4
-METHODS = ("floor", "ours", "mmengine", "torch", "lightning")
+METHODS = ("flat floor", "foreach floor", "ours", "mmengine", "torch", "lightning")
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -95,9 +98,21 @@ def flat_source(model: nn.Module) -> torch.Tensor:
 
 def build(method: str, model: nn.Module, flat_src: torch.Tensor) -> tuple[Callable[[], None], nn.Module]:
     """An update closure for ``method``, and the module whose parameters it reads."""
-    if method == "floor":
+    if method == "flat floor":
         avg = flat_src.clone()
         return (lambda: avg.lerp_(flat_src, MOMENTUM)), model
+    if method == "foreach floor":
+        src_params = [p.detach() for p in model.parameters()]
+        avg_params = [p.clone() for p in src_params]
+        src_buffers = [b.detach() for b in model.buffers()]
+        avg_buffers = [b.clone() for b in src_buffers]
+
+        def foreach_update() -> None:
+            torch._foreach_lerp_(avg_params, src_params, MOMENTUM)
+            if src_buffers:
+                torch._foreach_copy_(avg_buffers, src_buffers)
+
+        return foreach_update, model
     if method == "ours":
         from lightning_hooks import ExponentialMovingAverage
 
@@ -125,8 +140,8 @@ def build(method: str, model: nn.Module, flat_src: torch.Tensor) -> tuple[Callab
     raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
 
 
-def time_updates(model_name: str, rounds: int, per_round: int) -> dict[str, float]:
-    """Milliseconds per update for every method (min over interleaved rounds of the mean per round)."""
+def time_updates(model_name: str, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Milliseconds per update for every method: the mean of each interleaved round, per round."""
     torch.manual_seed(0)
     model = MODELS[model_name]()
     flat_src = flat_source(model)
@@ -136,17 +151,17 @@ def time_updates(model_name: str, rounds: int, per_round: int) -> dict[str, floa
         update()  # the first update copies (and resolves caches)
         update()
         updates[method] = update
-    best = dict.fromkeys(METHODS, float("inf"))
+    per_round_ms: dict[str, list[float]] = {method: [] for method in METHODS}
     for _ in range(rounds):
         for method, update in updates.items():
             start = time.perf_counter()
             for _ in range(per_round):
                 update()
-            best[method] = min(best[method], (time.perf_counter() - start) / per_round * 1e3)
-    return best
+            per_round_ms[method].append((time.perf_counter() - start) / per_round * 1e3)
+    return per_round_ms
 
 
-def time_swaps(model_name: str, rounds: int, per_round: int) -> dict[str, float]:
+def time_swaps(model_name: str, rounds: int, per_round: int) -> dict[str, list[float]]:
     """Milliseconds to swap the average into the model and back (what every validation costs twice)."""
     from mmengine.hooks import EMAHook as MMEMAHook
     from mmengine.model import ExponentialMovingAverage as MMEMA
@@ -170,15 +185,28 @@ def time_swaps(model_name: str, rounds: int, per_round: int) -> dict[str, float]
         theirs._swap_ema_parameters()
         theirs._swap_ema_parameters()
 
-    best = {"ours": float("inf"), "mmengine": float("inf")}
+    per_round_ms: dict[str, list[float]] = {"ours": [], "mmengine": []}
     with torch.no_grad():
         for _ in range(rounds):
             for name, swap in (("ours", ours_swap), ("mmengine", theirs_swap)):
                 start = time.perf_counter()
                 for _ in range(per_round):
                     swap()
-                best[name] = min(best[name], (time.perf_counter() - start) / per_round * 1e3)
-    return best
+                per_round_ms[name].append((time.perf_counter() - start) / per_round * 1e3)
+    return per_round_ms
+
+
+def med(values: list[float], fmt: str = "{:.2f}") -> str:
+    """``median [min-max]``."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return f"{fmt.format(median)} [{fmt.format(ordered[0])}-{fmt.format(ordered[-1])}]"
+
+
+def paired(a: list[float], b: list[float]) -> list[float]:
+    """Per-round ratios ``a / b`` (the same round's two timings)."""
+    return [x / y for x, y in zip(a, b, strict=True)]
 
 
 def _rss_mib(key: str) -> float:
@@ -315,8 +343,11 @@ def main() -> None:
     if args.sharded:
         sharded_case(args.rounds, args.per_round)
         return
-    print(f"torch {torch.__version__}, 1 thread, min over {args.rounds} interleaved rounds of {args.per_round} updates")
-    print("machine shared with other jobs while measuring: treat absolute times as noisy, ratios as the result\n")
+    import os
+
+    print(f"torch {torch.__version__}, 1 thread, {args.rounds} interleaved rounds of {args.per_round} updates;")
+    print("times: median [min-max] of the per-round means; ratios: per round (paired), median [min-max]")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at the start\n")
     for model_name in MODELS:
         model = MODELS[model_name]()
         n_params = sum(p.numel() for p in model.parameters())
@@ -327,19 +358,22 @@ def main() -> None:
         )
         times = time_updates(model_name, args.rounds, args.per_round)
         memory = {} if args.no_memory else peak_extra_mib(model_name)
-        print("| method | ms / update | x floor | ours faster by | peak extra MiB |")
-        print("|---|---:|---:|---:|---:|")
+        print("| method | ms / update | x foreach floor | x flat floor | ours faster by | peak extra MiB |")
+        print("|---|---:|---:|---:|---:|---:|")
         for method in METHODS:
             peak = f"{memory[method]:.1f}" if memory else "-"
             print(
-                f"| {method} | {times[method]:.3f} | {times[method] / times['floor']:.2f} | "
-                f"{times[method] / times['ours']:.2f}x | {peak} |"
+                f"| {method} | {med(times[method], '{:.3f}')} | {med(paired(times[method], times['foreach floor']))} | "
+                f"{med(paired(times[method], times['flat floor']))} | {med(paired(times[method], times['ours']))}x | "
+                f"{peak} |"
             )
         swaps = time_swaps(model_name, args.rounds, args.per_round)
         print(
-            f"\nswap in + swap out (each validation): ours {swaps['ours']:.3f} ms, "
-            f"MMEngine {swaps['mmengine']:.3f} ms ({swaps['mmengine'] / swaps['ours']:.0f}x)\n"
+            f"\nswap in + swap out (each validation): ours {med(swaps['ours'], '{:.3f}')} ms, "
+            f"MMEngine {med(swaps['mmengine'], '{:.3f}')} ms; MMEngine / ours "
+            f"{med(paired(swaps['mmengine'], swaps['ours']), '{:.0f}')}x\n"
         )
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

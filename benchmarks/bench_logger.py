@@ -209,20 +209,31 @@ def main() -> None:
             rounds.append({name: fn() for name, fn in CONFIGS.items()})
     per_iter = {name: _median([r[name] for r in rounds]) for name in CONFIGS}
     # Paired: each round's cost against the same round's baseline, then the median over rounds.
-    cost = {name: _median([r[name] - r[_baseline_name(name)] for r in rounds]) for name in CONFIGS}
+    costs = {name: [r[name] - r[_baseline_name(name)] for r in rounds] for name in CONFIGS}
+    cost = {name: _median(values) for name, values in costs.items()}
     print(f"{ITERS} iterations per run, {REPEATS} interleaved rounds, process CPU time, 1 torch thread")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs after the run")
     print("(costs are paired against the same round's baseline; medians over rounds)\n")
-    print(f"{'configuration':46s} {'us/iter':>9s} {'logging cost us/iter':>21s}")
+    print(f"{'configuration':46s} {'us/iter':>9s} {'logging cost us/iter, median [min-max]':>38s}")
     for name in CONFIGS:
-        shown = "" if "baseline" in name else f"{cost[name]:21.1f}"
+        spread = f"{cost[name]:.1f} [{min(costs[name]):.1f}-{max(costs[name]):.1f}]"
+        shown = "" if "baseline" in name else f"{spread:>38s}"
         print(f"{name:46s} {per_iter[name]:9.1f} {shown}")
     print("\nratios of logging cost (lightning_hooks / anchor; below 1 is better):")
     for interval in (10, 50):
         ours = cost[f"lightning_hooks: LoggerHook interval {interval}"]
         lightning = cost[f"lightning: self.log + CSVLogger, every {interval}"]
         mmengine = cost[f"mmengine: LoggerHook interval {interval}"]
+        to_lightning = [
+            r[f"lightning_hooks: LoggerHook interval {interval}"] - r["lightning: baseline"] for r in rounds
+        ]
+        per_round = [
+            (o / (r[f"lightning: self.log + CSVLogger, every {interval}"] - r["lightning: baseline"]))
+            for o, r in zip(to_lightning, rounds, strict=True)
+        ]
         print(
-            f"  interval {interval:2d}: vs Lightning self.log {ours / lightning:5.2f}   "
+            f"  interval {interval:2d}: vs Lightning self.log {ours / lightning:5.2f} "
+            f"(per round {min(per_round):.2f}-{max(per_round):.2f})   "
             f"vs MMEngine LoggerHook {ours / mmengine:5.2f}"
         )
     print("\nLoggerHook alone (cost above RuntimeInfo+IterTimer of the same framework, paired), us/iter:")

@@ -111,7 +111,8 @@ def main() -> None:
         out = os.path.join(tmp, "rows.pt")
         mp.start_processes(worker, args=(free_port(), args.repeats, out), nprocs=2, start_method="fork")
         rows = torch.load(out)
-    print(f"SyncBuffersHook sync cost, 2 gloo processes on CPU, median of {args.repeats} (shared machine: noisy)\n")
+    print(f"SyncBuffersHook sync cost, 2 gloo processes on CPU, median of {args.repeats} (shared machine: noisy)")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs after the run\n")
     print(
         f"| {'buffers':<26} | {'tensors':>7} | {'float elems':>11} | {'method':<15} | {'ms/sync':>8} | {'vs mmengine':>11} |"
     )
