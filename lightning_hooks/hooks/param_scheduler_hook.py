@@ -24,6 +24,10 @@ them metrics, so it cannot step them meaningfully).
 
 With ``default_hooks=dict(param_scheduler=None)`` the hook is absent and
 Lightning's own stepping is untouched.
+
+Called without a Trainer (``before_train`` never took schedulers over: MMEngine's
+own Runner, or a mocked runner as in MMEngine's unit tests), the hook steps
+``runner.param_schedulers`` (a list, or a dict of lists) exactly as MMEngine's does.
 """
 
 from __future__ import annotations
@@ -40,10 +44,30 @@ from .hook import DATA_BATCH, Hook
 if TYPE_CHECKING:
     from ..runner import RunnerView
 
-__all__ = ["TAKEN_OVER", "ParamSchedulerHook"]
+__all__ = ["TAKEN_OVER", "ParamSchedulerHook", "runner_schedulers"]
 
 #: The ``interval`` given to Lightning scheduler configs while this hook steps them.
 TAKEN_OVER = "lightning_hooks.ParamSchedulerHook"
+
+_SCHEDULERS_TYPE_ERROR = (
+    "runner.param_schedulers should be list of ParamScheduler or a dict containing list of ParamScheduler"
+)
+
+
+def runner_schedulers(runner: Any) -> list[list[Any]]:
+    """MMEngine's ``runner.param_schedulers`` as groups of schedulers (``[]`` when it is None).
+
+    A list is one group; a dict gives one group per value. Anything else is
+    MMEngine's ``TypeError``.
+    """
+    schedulers = getattr(runner, "param_schedulers", None)
+    if schedulers is None:
+        return []
+    if isinstance(schedulers, list):
+        return [schedulers]
+    if isinstance(schedulers, dict) and all(isinstance(group, list) for group in schedulers.values()):
+        return list(schedulers.values())
+    raise TypeError(f"{_SCHEDULERS_TYPE_ERROR}, but got {schedulers!r}")
 
 
 @dataclass
@@ -130,6 +154,8 @@ class ParamSchedulerHook(Hook):
 
     def __init__(self) -> None:
         self._scheduled: list[_Scheduled] = []
+        #: Whether a Trainer's schedulers were taken over (else ``runner.param_schedulers`` is stepped).
+        self._with_trainer = False
 
     @property
     def scheduled(self) -> list[Any]:
@@ -139,12 +165,19 @@ class ParamSchedulerHook(Hook):
     def before_train(self, runner: RunnerView) -> None:
         """Take the schedulers over from Lightning for this ``fit``."""
         self._release()
-        self._scheduled = take_over_lightning_stepping(runner.trainer)
+        trainer = getattr(runner, "trainer", None)
+        if trainer is None:
+            return  # MMEngine's own Runner: runner.param_schedulers is stepped
+        self._with_trainer = True
+        self._scheduled = take_over_lightning_stepping(trainer)
 
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
         """Step the iteration-based schedulers (every batch, as MMEngine's iterations)."""
+        if not self._with_trainer:
+            self._step_runner_schedulers(runner, by_epoch=False)
+            return
         if not self._scheduled:
             return
         count = runner.iter + 1
@@ -154,6 +187,9 @@ class ParamSchedulerHook(Hook):
 
     def after_train_epoch(self, runner: RunnerView) -> None:
         """Step the epoch-based schedulers (plateau ones from MMEngine only count the epoch)."""
+        if not self._with_trainer:
+            self._step_runner_schedulers(runner, by_epoch=True)
+            return
         if not self._scheduled:
             return
         count = runner.epoch + 1
@@ -165,11 +201,25 @@ class ParamSchedulerHook(Hook):
         """Step the plateau schedulers with the validation metrics."""
         if metrics is None:
             return
+        if not self._with_trainer:
+            for group in runner_schedulers(runner):
+                for scheduler in group:
+                    if getattr(scheduler, "by_epoch", False) and getattr(scheduler, "need_val_args", False) is True:
+                        scheduler.step(metrics)
+            return
         for entry in self._scheduled:
             if entry.plateau == "mmengine":
                 entry.scheduler.step(metrics)
             elif entry.plateau == "torch":
                 self._step_torch_plateau(entry, metrics)
+
+    @staticmethod
+    def _step_runner_schedulers(runner: Any, by_epoch: bool) -> None:
+        """MMEngine's stepping of ``runner.param_schedulers`` (no Trainer took them over)."""
+        for group in runner_schedulers(runner):
+            for scheduler in group:
+                if bool(scheduler.by_epoch) == by_epoch:
+                    scheduler.step()
 
     @staticmethod
     def _step_torch_plateau(entry: _Scheduled, metrics: dict[str, float]) -> None:

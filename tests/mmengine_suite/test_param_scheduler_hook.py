@@ -1,12 +1,12 @@
 """MMEngine 0.10.7 ``tests/test_hooks/test_param_scheduler_hook.py`` against :class:`ParamSchedulerHook`.
 
-MMEngine's hook steps ``runner.param_schedulers`` (a list, or a dict of lists).
-This package's hook steps the schedulers the LightningModule returns from
-``configure_optimizers``, which it takes over from Lightning in ``before_train``
-(see the linked section of docs/comparison.md); upstream's mocked-runner cases,
-which hand the hook ``runner.param_schedulers`` directly, are therefore
-documented expected failures. ``test_with_runner`` trains with MMEngine's
-``ConstantLR`` schedulers through :func:`lightning_hooks.optim.mmengine_optimizers`.
+In a Lightning run the hook steps the schedulers the LightningModule returns from
+``configure_optimizers``, taken over from Lightning in ``before_train`` (see the
+linked section of docs/comparison.md). Called without a Trainer, as upstream's
+mocked-runner cases call it, it steps ``runner.param_schedulers`` as MMEngine's
+does; each of those cases first checks the Lightning behaviour.
+``test_with_runner`` trains with MMEngine's ``ConstantLR`` schedulers through
+:func:`lightning_hooks.optim.mmengine_optimizers`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def lr_history(bridge) -> list[float]:
 
 
 def check_documented_behaviour(tmp_path) -> None:
-    """The documented behaviour: the schedulers of configure_optimizers are taken over and stepped by the hook."""
+    """The documented behaviour in a Lightning run: the schedulers of configure_optimizers are taken over and stepped."""
     with documented_behaviour(DOC):
         schedulers = [dict(type="ConstantLR", factor=0.5, begin=0)]
         bridge, trainer = run(tmp_path, epoch_based(tmp_path, max_epochs=2), module=ScheduledModule(schedulers))
@@ -60,7 +60,6 @@ def mock_scheduler(by_epoch: bool, **attributes) -> Mock:
     return scheduler
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"deliberate: {DOC}")
 @pytest.mark.parametrize("stage, by_epoch", [("after_train_iter", False), ("after_train_epoch", True)])
 def test_mocked_runner_param_schedulers(tmp_path, stage, by_epoch):
     check_documented_behaviour(tmp_path)
@@ -86,7 +85,6 @@ def test_mocked_runner_param_schedulers(tmp_path, stage, by_epoch):
         call(ParamSchedulerHook(), runner)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"deliberate: {DOC}")
 def test_mocked_runner_after_val_epoch(tmp_path):
     check_documented_behaviour(tmp_path)
     metrics = dict(loss=1.0)
