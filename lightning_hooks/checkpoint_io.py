@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,6 +79,7 @@ __all__ = [
     "read_text",
     "remove_path",
     "save_through_trainer",
+    "wait_for_snapshot_copies",
 ]
 
 AFTER_WRITE = "after_write"
@@ -164,6 +166,22 @@ def _optimizer_tensor_ptrs(optimizers: Iterable[torch.optim.Optimizer]) -> froze
     return frozenset(ptrs)  # type: ignore[arg-type]
 
 
+#: Every AtomicCheckpointIO, for :func:`wait_for_snapshot_copies`.
+_ALL_IOS: weakref.WeakSet[AtomicCheckpointIO] = weakref.WeakSet()
+
+
+def wait_for_snapshot_copies() -> None:
+    """Block until the background copy of every async save in flight has all its tensors.
+
+    An async save leaves the optimizers' tensors to be copied while training goes on, and
+    only their optimizer step waits for that copy. Code that changes such a tensor in place
+    at another time (EMAHook copying an average into the model for validation) calls this
+    first, so that the change cannot leak into the snapshot. The writes are not waited for.
+    """
+    for io in list(_ALL_IOS):
+        io.wait_copied()
+
+
 class AtomicCheckpointIO(CheckpointIO):
     """Lightning ``CheckpointIO`` that writes atomically and durably, optionally in the background.
 
@@ -188,6 +206,13 @@ class AtomicCheckpointIO(CheckpointIO):
         self.save_calls = 0
         #: Seconds optimizer steps waited for an async save's background copy (see :meth:`bind_optimizers`).
         self.step_wait_seconds = 0.0
+        _ALL_IOS.add(self)
+
+    def wait_copied(self) -> None:
+        """Block until the save in flight (if any) has copied its tensors; its write may go on."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            snapshot.copied.wait()
 
     def bind_optimizers(self, optimizers: Iterable[torch.optim.Optimizer]) -> None:
         """Copy these optimizers' parameters and state in the background during async saves.

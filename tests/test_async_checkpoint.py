@@ -123,3 +123,26 @@ def test_a_failed_background_write_surfaces_at_the_end_of_fit(tmp_path: Path, mo
         run_lightning(tmp_path, cfg, RAMP_SCORES, max_epochs=1)
     assert [Path(a).name for a in attempts] == ["epoch_1.pth"]
     assert files_in(tmp_path) == []
+
+
+def test_ema_copying_its_average_in_waits_for_the_snapshot(tmp_path: Path, monkeypatch):
+    """EMAHook's copy-swap (an average of another dtype) changes parameters in place outside any
+    optimizer step: it waits for the async save's copy first, so the average does not leak into it."""
+    from lightning_hooks.hooks.ema_hook import _SwapState
+
+    model, optimizer = _model_and_optimizer()
+    _forward_backward(model, optimizer, 0)
+    optimizer.step()
+    AtomicCheckpointIO().save_checkpoint(_checkpoint(model, optimizer), tmp_path / "sync.pth")
+    io = AtomicCheckpointIO(async_save=True)
+    io.bind_optimizers([optimizer])
+    gate = _held_back_copy(monkeypatch)
+    io.save_checkpoint(_checkpoint(model, optimizer), tmp_path / "async.pth")
+    averages = [(name, torch.full_like(p, 7.0, dtype=torch.float64), p) for name, p in model.named_parameters()]
+    threading.Timer(0.3, gate.set).start()
+    swap = _SwapState()
+    with torch.no_grad():
+        swap.apply(iter(averages))  # float64 averages of float32 parameters: copied in, in place
+    assert swap.kept and all(bool((p == 7.0).all()) for _, _, p in averages)
+    io.teardown()
+    assert (tmp_path / "async.pth").read_bytes() == (tmp_path / "sync.pth").read_bytes()

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from ..arguments import check_keywords, keyword_names
 from ..averaging import AveragingConfigError, BaseAveragedModel
+from ..checkpoint_io import wait_for_snapshot_copies
 from ..registry import AVERAGED_MODELS, HOOKS
 from ..sharded_checkpoint import SHARDED_EMA_PREFIX, load_sharded_entries
 from ..sharding import (
@@ -196,7 +197,12 @@ class _SwapState:
         self.shards: list[tuple[str, Tensor, Tensor]] = []
 
     def apply(self, pairs: Iterator[tuple[str, Tensor, Tensor]]) -> None:
+        copies_done = False
         for name, avg, src in pairs:
+            if not copies_done and (is_dtensor(src) or not _same_layout(avg, src)):
+                # Values change in place below: an async checkpoint must have copied them first.
+                wait_for_snapshot_copies()
+                copies_done = True
             if is_dtensor(src):
                 # FSDP2 gathers from the storage it owns: exchange the shards' values in place.
                 exchange_values(avg, src)
