@@ -125,7 +125,8 @@ def arm_crash(strategy_name: str) -> None:
 
     def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
         result = original_save(obj, f, *args, **kwargs)
-        if isinstance(f, str) and os.path.basename(f).startswith("." + KILL_AT) and f.endswith(".tmp"):
+        name = f if isinstance(f, str) else getattr(f, "name", None)  # the writer may pass an open file
+        if isinstance(name, str) and os.path.basename(name).startswith("." + KILL_AT) and name.endswith(".tmp"):
             die()
         return result
 
