@@ -165,6 +165,8 @@ class LoaderView:
         return iter(self._loader)
 
     def __getattr__(self, name: str) -> Any:
+        if name in LoaderView._OWN:  # not yet set (copy/pickle): never recurse into the loader
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
     @property

@@ -351,3 +351,18 @@ def test_train_dynamic_intervals_epoch_based(tmp_path):
     run(tmp_path, cfg)
     assert hook.validated_at == [5, 10, 12]
     assert hook.intervals == [5] * 10 + [2] * 2
+
+
+def test_loader_view_writes_and_copies():
+    """The view forwards writes to the DataLoader and can be copied (no recursion before its fields exist)."""
+    import copy
+
+    from lightning_hooks.runner import LoaderView
+
+    loader = DataLoader(ToyDataset(), batch_size=3)
+    view = LoaderView(loader, lambda: 4)
+    view._iterator = None
+    view.note = "switched"
+    assert loader.note == "switched" and "note" not in vars(view)
+    clone = copy.copy(view)
+    assert len(clone) == 4 and clone.loader is loader
