@@ -109,6 +109,28 @@ def test_resume_from_the_sharded_checkpoint_continues_the_average(runs, strategy
         assert_close(resumed["raw"], straight["raw"], f"{strategy} rank {rank} resumed weights")
 
 
+def test_full_state_files_carry_the_gathered_average_and_resume(runs):
+    """ModelParallelStrategy(save_distributed_checkpoint=False): one MMEngine-layout file, resumed exactly."""
+    work = runs["out"] / "work_fsdp2full"
+    # The resumed run saved epoch 3 and rotated epoch 2 away (max_keep_ckpts=1).
+    assert sorted(p.name for p in work.iterdir() if p.name.endswith(".pth")) == ["epoch_3.pth"]
+    saved = torch.load(work / "epoch_3.pth", weights_only=True)
+    straight = runs["records"]["fsdp2", "straight", 0]
+    assert_close(saved["state_dict"], straight["average"], "full file state_dict vs gathered average")
+    raw = {k[len("module.") :]: v for k, v in saved["ema_state_dict"].items() if k != "steps"}
+    assert_close(raw, straight["raw"], "full file ema_state_dict vs gathered weights")
+    assert int(saved["ema_state_dict"]["steps"]) == 6
+    for rank in (0, 1):
+        first = torch.load(runs["out"] / f"fsdp2full_first_rank{rank}.pt", weights_only=True)
+        resumed = torch.load(runs["out"] / f"fsdp2full_resumed_rank{rank}.pt", weights_only=True)
+        straight = runs["records"]["fsdp2", "straight", rank]
+        assert_close(first["average"], runs["records"]["fsdp2", "first", rank]["average"], "fsdp2full first")
+        # epoch_2.pth was saved before epoch 2's validation: the resumed run validates epoch 2, then 3.
+        assert resumed["val"] == pytest.approx(straight["val"][1:], abs=ATOL)
+        assert_close(resumed["average"], straight["average"], f"fsdp2full rank {rank} resumed average")
+        assert_close(resumed["raw"], straight["raw"], f"fsdp2full rank {rank} resumed weights")
+
+
 def test_sharded_directory_consolidates_to_mmengine_layout(runs, tmp_path):
     """The directory reads back as one checkpoint equal to DDP's file; the published file is weights_only."""
     out = runs["out"]
@@ -268,6 +290,16 @@ def test_every_rank_fires_the_same_mount_points(ckpt_runs, phase):
     assert all(trace == traces[0] for trace in traces)
     saves = [entry for entry in traces[0] if entry.startswith("before_save_checkpoint:")]
     assert len(saves) >= 3 * (5 if phase == "straight" else 3)  # regular + two best keys, each fired on every rank
+
+
+def test_sync_buffers_averages_the_unsharded_buffers_over_the_ranks(ckpt_runs):
+    """Each rank's BatchNorm statistics follow its own data; after SyncBuffersHook they are equal, as under DDP."""
+    records = ckpt_runs["records"]
+    for phase in CKPT_PHASES:
+        fsdp2 = [records["fsdp2", phase, rank]["buffers"] for rank in (0, 1)]
+        assert sorted(fsdp2[0]) == ["net.1.running_mean", "net.1.running_var"]
+        assert_close(fsdp2[0], fsdp2[1], f"{phase}: buffers of rank 0 and rank 1")
+        assert_close(records["ddp", phase, 0]["buffers"], fsdp2[0], f"{phase}: buffers under ddp and fsdp2")
 
 
 def test_only_rank_zero_renames_and_deletes(ckpt_runs):

@@ -88,6 +88,10 @@ class Recorder(LHHook):
         self.record["average"] = ema.averaged_state_dict()
         self.record["stopped_at"] = runner.epoch
         self.record["early_stopping"] = [float(stopper.best_score), int(stopper.wait_count)]
+        # Buffers are not sharded; SyncBuffersHook averaged them over the ranks after the last epoch.
+        self.record["buffers"] = {
+            name: buf.detach().clone() for name, buf in runner.model.named_buffers() if buf.is_floating_point()
+        }
         self.record["rank"] = runner.rank
 
     def _after_run(self, runner: Any) -> None:

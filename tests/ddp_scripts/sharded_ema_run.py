@@ -11,6 +11,10 @@ tests/test_sharded.py can compare them number by number. Three ``fit`` calls, ea
 * ``resumed``: ``fit(ckpt_path=...)`` to 3 epochs;
 * ``straight``: 3 epochs from scratch, the reference for ``resumed``.
 
+Under fsdp2, ``first`` and ``resumed`` run again as ``fsdp2full`` with
+``ModelParallelStrategy(save_distributed_checkpoint=False)``: CheckpointHook writes one full-state
+file per epoch (the average gathered to rank 0) and ``resumed`` starts from ``epoch_2.pth``.
+
 Each record holds the validation metrics (computed on the EMA weights), the full average gathered
 by ``averaged_state_dict()`` (also once during the last validation, while the average sits in the
 model), the other averages gathered, the raw weights gathered and the EMA step count.
@@ -137,8 +141,10 @@ class Recorder(Hook):
 
 def make_trainer(out: str, strategy_name: str, phase: str, max_epochs: int) -> tuple[pl.Trainer, Recorder]:
     recorder = Recorder(os.path.join(out, f"{strategy_name}_{phase}_rank{{rank}}.pt"), extra_averages=phase == "first")
+    # fsdp2full: ModelParallelStrategy(save_distributed_checkpoint=False), CheckpointHook writing full-state files.
+    checkpoint = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1) if strategy_name == "fsdp2full" else None
     bridge = HookBridge(
-        default_hooks=dict(checkpoint=None, logger=None),
+        default_hooks=dict(checkpoint=checkpoint, logger=None),
         custom_hooks=[
             dict(type="EMAHook", ema_type="MomentumAnnealingEMA", momentum=0.1, gamma=4),
             SyncBuffersHook(),
@@ -147,8 +153,10 @@ def make_trainer(out: str, strategy_name: str, phase: str, max_epochs: int) -> t
         work_dir=os.path.join(out, f"work_{strategy_name}"),
         print_hooks_table=False,
     )
-    if strategy_name == "fsdp2":
-        strategy: Any = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1)
+    if strategy_name.startswith("fsdp2"):
+        strategy: Any = ModelParallelStrategy(
+            data_parallel_size=2, tensor_parallel_size=1, save_distributed_checkpoint=strategy_name == "fsdp2"
+        )
     else:
         strategy = DDPStrategy(broadcast_buffers=False)
     trainer = pl.Trainer(
@@ -180,6 +188,11 @@ def main(out: str, strategy_name: str) -> None:
     trainer.fit(Net(), ckpt_path=ckpt)
     trainer, _ = make_trainer(out, strategy_name, "straight", 3)
     trainer.fit(Net())
+    if strategy_name == "fsdp2":  # the same first and resumed runs with one full-state file per checkpoint
+        trainer, _ = make_trainer(out, "fsdp2full", "first", 2)
+        trainer.fit(Net())
+        trainer, _ = make_trainer(out, "fsdp2full", "resumed", 3)
+        trainer.fit(Net(), ckpt_path=os.path.join(out, "work_fsdp2full", "epoch_2.pth"))
 
 
 if __name__ == "__main__":
