@@ -385,6 +385,10 @@ class HookBridge(Callback):
             # The checkpoint was written in after_train_epoch/after_train_iter, before that step's
             # validation; Lightning runs that validation first. The epoch's after_train_epoch has run.
             self._resuming_before_validation = False
+            # Lightning runs a restarted validation only when its interval says so; a final
+            # validation the bridge added off the interval needs the same one-time relaxation.
+            if self.validate_at_end:
+                self._restore_val.update(_lightning.validate_after_this_batch(trainer, self.state.by_epoch))
             if self.state.by_epoch:
                 self.state.epoch += 1
                 self._epoch_closed = True

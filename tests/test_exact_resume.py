@@ -152,3 +152,48 @@ def test_interrupted_after_step_2_ends_exactly_like_the_uninterrupted_run(tmp_pa
     else:
         expected_tail = full_log[start:]
     assert tail == expected_tail
+
+
+@pytest.mark.parametrize("by_epoch", [True, False], ids=["epoch", "iteration"])
+def test_training_longer_after_an_off_interval_final_validation(tmp_path, by_epoch):
+    """A finished run whose last validation was off the interval (added because training ended) is
+    resumed to train one step more: the pending validation runs, then only the new step trains.
+
+    MMEngine trains only epoch 4 (iteration 16) here and writes only ``epoch_4.pth``
+    (``iter_16.pth``); nothing may be trained twice.
+    """
+    log: list = []
+    checkpoint = (
+        dict(type="CheckpointHook", interval=1)
+        if by_epoch
+        else dict(type="CheckpointHook", interval=BATCHES, by_epoch=False)
+    )
+    limits = dict(max_epochs=3) if by_epoch else dict(max_epochs=-1, max_steps=3 * BATCHES)
+    interval = (
+        dict(check_val_every_n_epoch=1000) if by_epoch else dict(val_check_interval=1000, check_val_every_n_epoch=None)
+    )
+
+    def run(ckpt_path=None, **trainer_limits):
+        bridge = HookBridge(
+            default_hooks=dict(NO_DEFAULTS, checkpoint=checkpoint),
+            custom_hooks=[make_trace_hook(Hook, log)],
+            print_hooks_table=False,
+        )
+        trainer = make_trainer(tmp_path, bridge, num_sanity_val_steps=0, **interval, **trainer_limits)
+        train, val = loaders()
+        trainer.fit(ToyModule(), train, val, ckpt_path=ckpt_path)
+
+    run(**limits)
+    first = files_in(tmp_path)
+    name, more = ("epoch_3.pth", dict(max_epochs=4)) if by_epoch else ("iter_12.pth", dict(max_epochs=-1, max_steps=16))
+    assert name in first
+    log.clear()
+    run(ckpt_path=str(tmp_path / name), **more)
+
+    new_files = sorted(set(files_in(tmp_path)) - set(first))
+    assert new_files == (["epoch_4.pth"] if by_epoch else ["iter_16.pth"])
+    stages = [entry[0] for entry in log]
+    assert stages.count("after_val_epoch") == 2  # the pending one, then the final one
+    assert stages.count("after_train_iter") == BATCHES
+    trained = [entry[2] for entry in log if entry[0] == "after_train_iter"]
+    assert trained == list(range(3 * BATCHES, 4 * BATCHES))
