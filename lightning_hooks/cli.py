@@ -10,6 +10,10 @@ The name is the one MMEngine would give the same dict.
 MMEngine): epoch, iteration, best score, whether EMA weights are in it, and
 its top-level keys with their sizes.
 
+Both accept a sharded checkpoint directory (``ModelParallelStrategy``'s
+``epoch_N.pth/``) too: it is consolidated in this process into one ordinary
+checkpoint, so ``publish`` writes one file that loads with ``weights_only=True``.
+
 Checkpoints are read with ``torch.load(weights_only=True)``, which cannot run
 code from the file. ``--trust`` allows full unpickling, needed for MMEngine's
 own checkpoints (they hold ``HistoryBuffer`` objects); use it only on files
@@ -75,6 +79,8 @@ def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
     """
     import torch  # here, not at import time: ``--help`` and argument errors need no torch
 
+    if osp.isdir(path):
+        return _load_sharded(path, trust)
     if not osp.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     with warnings.catch_warnings(record=True) as caught:
@@ -100,6 +106,33 @@ def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
     if not isinstance(checkpoint, dict):
         raise CheckpointReadError(f"{path} does not hold a checkpoint dict but a {type(checkpoint).__name__}")
     return checkpoint
+
+
+def _load_sharded(path: str, trust: bool) -> dict[str, Any]:
+    """A sharded checkpoint directory (ModelParallelStrategy) read into one dict with MMEngine's layout.
+
+    Its pickled index and ``meta.pt`` are read with restricted loaders unless ``trust``;
+    an incomplete or damaged directory is one :class:`CheckpointReadError`.
+    """
+    from .sharded_checkpoint import is_sharded_checkpoint, read_sharded_checkpoint
+
+    if not is_sharded_checkpoint(path):
+        raise CheckpointReadError(f"{path} is a directory but not a complete sharded checkpoint")
+    try:
+        return read_sharded_checkpoint(path, trust=trust)
+    except pickle.UnpicklingError as exc:
+        if trust:
+            raise CheckpointReadError(
+                f"{path} is not a readable sharded checkpoint (truncated or corrupt): {_damage(exc)}"
+            ) from exc
+        raise CheckpointReadError(
+            f"{path} holds objects other than tensors and plain types, so it cannot be loaded safely "
+            "(weights_only=True); if you trust the directory, pass --trust"
+        ) from exc
+    except Exception as exc:  # torch.distributed.checkpoint reports damage in many types
+        raise CheckpointReadError(
+            f"{path} is not a readable sharded checkpoint (truncated or corrupt): {_damage(exc)}"
+        ) from exc
 
 
 def publish_checkpoint(path: str, keys: Sequence[str], trust: bool = False) -> tuple[str, list[str]]:

@@ -161,3 +161,35 @@ def test_stale_directories_are_removed_and_a_copy_moved_aside_is_restored(tmp_pa
     assert sorted(done) == ["removed .epoch_2.pth.old", "removed .epoch_3.pth.tmp", "restored epoch_1.pth"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.tmp", "epoch_1.pth", "epoch_2.pth"]
     assert is_sharded_checkpoint(tmp_path / "epoch_1.pth")
+
+
+def test_cli_publishes_and_inspects_a_sharded_directory(tmp_path, capsys):
+    """``lightning-hooks publish`` consolidates a directory into one weights-only file next to it."""
+    from lightning_hooks.cli import main
+
+    weight, raw = write_directory(tmp_path / "epoch_2.pth")
+    assert main(["inspect", str(tmp_path / "epoch_2.pth")]) == 0
+    report = capsys.readouterr().out
+    assert "state_dict" in report and "ema_state_dict" in report
+    assert main(["publish", str(tmp_path / "epoch_2.pth"), "--keys", "meta", "state_dict"]) == 0
+    published = [p for p in tmp_path.iterdir() if p.is_file() and p.name.startswith("epoch_2-")]
+    assert len(published) == 1 and published[0].suffix == ".pth"
+    loaded = torch.load(published[0], weights_only=True)
+    assert list(loaded) == ["meta", "state_dict"]
+    assert loaded["meta"] == {"epoch": 2, "iter": 8}
+    assert torch.equal(loaded["state_dict"]["layer.weight"], weight)
+
+
+@pytest.mark.parametrize("command", ["inspect", "publish"])
+def test_cli_refuses_untrusted_or_incomplete_directories_in_one_line(tmp_path, capsys, command):
+    from lightning_hooks.cli import main
+
+    untrusted = tmp_path / "epoch_1.pth"
+    write_directory(untrusted, extra_meta={"hyper_parameters": {"cls": Boom()}})
+    incomplete = tmp_path / "epoch_2.pth"
+    incomplete.mkdir()
+    for path, expected in ((untrusted, "--trust"), (incomplete, "not a complete sharded checkpoint")):
+        status = main([command, str(path), *(["--keys", "state_dict"] if command == "publish" else [])])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(err) == 1 and str(path) in err[0] and expected in err[0], err
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("epoch_1-")]
