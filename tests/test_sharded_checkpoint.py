@@ -167,7 +167,7 @@ def test_cli_publishes_and_inspects_a_sharded_directory(tmp_path, capsys):
     """``lightning-hooks publish`` consolidates a directory into one weights-only file next to it."""
     from lightning_hooks.cli import main
 
-    weight, raw = write_directory(tmp_path / "epoch_2.pth")
+    weight, _raw = write_directory(tmp_path / "epoch_2.pth")
     assert main(["inspect", str(tmp_path / "epoch_2.pth")]) == 0
     report = capsys.readouterr().out
     assert "state_dict" in report and "ema_state_dict" in report
