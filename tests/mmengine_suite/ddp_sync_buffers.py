@@ -113,6 +113,11 @@ def main() -> None:
     result["runner_no_broadcast"] = gathered(trainer.strategy, model)
     with open(os.path.join(out_dir, f"rank{trainer.global_rank}.json"), "w") as f:
         json.dump(result, f)
+    # Two fits shared one gloo group; tear it down before exit, or gloo's threads may abort the
+    # interpreter's shutdown ("terminate called without an active exception") on a loaded machine.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
