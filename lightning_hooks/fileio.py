@@ -32,6 +32,7 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write_text",
     "find_last_checkpoint",
+    "fsync_dir",
     "is_local_path",
     "is_sharded_checkpoint",
     "join_path",
@@ -62,7 +63,7 @@ def join_path(root: str, *parts: str) -> str:
     return "/".join([str(root).rstrip("/"), *parts])
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
     """Make a rename in ``directory`` durable (no-op where directories cannot be opened)."""
     try:
         fd = os.open(directory or ".", os.O_RDONLY)
@@ -114,7 +115,7 @@ def _atomic_local(path: str, write: Callable[[str], None], fsync: bool) -> None:
             pass
         raise
     if fsync:
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
 def _atomic_remote(path: str, write: Callable[[IO[bytes]], None]) -> None:

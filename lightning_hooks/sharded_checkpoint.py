@@ -35,7 +35,13 @@ from typing import Any, Optional
 
 import torch
 
-from .fileio import SHARDED_INDEX_FILENAME, SHARDED_META_FILENAME, atomic_torch_save, is_sharded_checkpoint
+from .fileio import (
+    SHARDED_INDEX_FILENAME,
+    SHARDED_META_FILENAME,
+    atomic_torch_save,
+    fsync_dir,
+    is_sharded_checkpoint,
+)
 
 __all__ = [
     "META_FILENAME",
@@ -234,20 +240,7 @@ def _fsync_tree(directory: str) -> None:
         for name in files:
             with open(osp.join(root, name), "rb") as handle:
                 os.fsync(handle.fileno())
-        _fsync_dir(root)
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        fsync_dir(root)
 
 
 def _remove_any(path: str) -> None:
@@ -304,7 +297,7 @@ def save_directory_atomically(
             _fsync_tree(tmp)
         _replace_directory(tmp, final)
         if fsync:
-            _fsync_dir(osp.dirname(final))
+            fsync_dir(osp.dirname(final))
         if after_write is not None:
             after_write()
     barrier()  # every rank sees the checkpoint under its name when this returns
