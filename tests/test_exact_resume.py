@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ckpt_helpers import NO_DEFAULTS, files_in
+from ckpt_helpers import NO_DEFAULTS, files_in, run_mmengine_ckpt
 from toy import ToyModule, loaders, make_trace_hook, make_trainer
 
 from lightning_hooks import EarlyStoppingHook, EMAHook, Hook, HookBridge
@@ -192,6 +192,15 @@ def test_training_longer_after_an_off_interval_final_validation(tmp_path, by_epo
 
     new_files = sorted(set(files_in(tmp_path)) - set(first))
     assert new_files == (["epoch_4.pth"] if by_epoch else ["iter_16.pth"])
+
+    # MMEngine's Runner, same settings: the same files before and after the resume.
+    mm_dir = tmp_path / "mmengine"
+    mm_limits = dict(max_epochs=3) if by_epoch else dict(max_iters=3 * BATCHES)
+    mm_more = dict(max_epochs=4) if by_epoch else dict(max_iters=4 * BATCHES)
+    run_mmengine_ckpt(mm_dir, checkpoint, {"acc": [1.0]}, val_interval=1000, **mm_limits)
+    assert files_in(mm_dir) == first
+    run_mmengine_ckpt(mm_dir, checkpoint, {"acc": [1.0]}, val_interval=1000, resume=True, **mm_more)
+    assert sorted(set(files_in(mm_dir)) - set(first)) == new_files
     stages = [entry[0] for entry in log]
     assert stages.count("after_val_epoch") == 2  # the pending one, then the final one
     assert stages.count("after_train_iter") == BATCHES
