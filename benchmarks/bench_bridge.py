@@ -14,7 +14,9 @@
     * MMEngine: ``Runner.call_hook('before_train_iter')`` + ``call_hook('after_train_iter')``.
 
     A second pass per round also times every hook's ``before/after_train_iter`` on both sides;
-    the bridge's glue is its method time less the hooks' time. The line cost of LoggerHook
+    the bridge's glue is its method time less the hooks' time. A hook the bridge does not call
+    at all (``Hook.idle_stages``: CheckpointHook saving by epoch, ParamSchedulerHook with only
+    epoch-based schedulers) shows as ``-``; MMEngine calls them every iteration. The line cost of LoggerHook
     (its ``after_train_iter`` on an iteration that writes a line, which for MMEngine includes
     its LogProcessor and Visualizer) is reported per line.
 
@@ -178,6 +180,21 @@ def line_cost(samples: list[tuple[int, float]], interval: int = 10) -> float:
     return sum(due) / len(due) if due else float("nan")
 
 
+class WrapTables(Callback):
+    """Times every hook the bridge calls per iteration, once its tables are final (after ``before_train``)."""
+
+    def __init__(self, bridge: HookBridge, clock: Clock) -> None:
+        self.bridge, self.clock = bridge, clock
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        hook_list = self.bridge.hook_list
+        for stage in ("before_train_iter", "after_train_iter"):
+            hook_list._tables[stage] = tuple(
+                self.clock.wrap(m, type(m.__self__).__name__, keep=type(m.__self__).__name__ == "LoggerHook")
+                for m in hook_list.table(stage)
+            )
+
+
 def run_ours(iters: int, epochs: int, per_hook: bool) -> dict[str, float]:
     """One fit with the default hooks; µs per iteration of the bridge's methods (and of each hook)."""
     clock = Clock()
@@ -195,14 +212,10 @@ def run_ours(iters: int, epochs: int, per_hook: bool) -> dict[str, float]:
             return start(*args, **kwargs)
 
         bridge.on_train_batch_start = count  # type: ignore[method-assign]
+        callbacks: list[Any] = [bridge]
         if per_hook:
-            tables = bridge.hook_list._tables
-            for stage in ("before_train_iter", "after_train_iter"):
-                tables[stage] = tuple(
-                    clock.wrap(m, type(m.__self__).__name__, keep=type(m.__self__).__name__ == "LoggerHook")
-                    for m in bridge.hook_list.table(stage)
-                )
-        fit = trainer(tmp, epochs, [bridge])
+            callbacks.append(WrapTables(bridge, clock))
+        fit = trainer(tmp, epochs, callbacks)
         fit.fit(Module(), loader(iters // epochs))
     result = {"total": (clock.total["bridge"] - clock.total["per_epoch"]) / iters * 1e6}
     if per_hook:

@@ -47,6 +47,7 @@ __all__ = [
     "train_batches_processed",
     "train_epoch_batches_reached",
     "train_epoch_end_check",
+    "train_step_logged_reader",
     "train_step_logged_values",
     "train_total_batch_idx",
     "unwrap_optimizer",
@@ -172,21 +173,36 @@ def train_step_logged_values(
     Values stay tensors on their device (no host sync). The names that Lightning itself sends
     to its loggers (``self.log(..., logger=True)``, the default) are added to ``lightning_logged``.
     """
-    results = trainer._results
-    fresh: dict[str, torch.Tensor] = {}
-    if results is None or not results.training:
+    return train_step_logged_reader(trainer, last_seen, lightning_logged)()
+
+
+def train_step_logged_reader(
+    trainer: pl.Trainer, last_seen: dict[str, Any], lightning_logged: Optional[set[str]] = None
+) -> Callable[[], dict[str, torch.Tensor]]:
+    """:func:`train_step_logged_values` bound to the training loop's result collection, looked up now.
+
+    The collection lives as long as the fit loop, so the bridge binds this once per epoch;
+    each call then costs a truth test when the module logs nothing with ``self.log``.
+    """
+    results = trainer.fit_loop.epoch_loop._results
+
+    def read() -> dict[str, torch.Tensor]:
+        fresh: dict[str, torch.Tensor] = {}
+        if not results or not results.training:
+            return fresh
+        for key, result_metric in results.valid_items():
+            if not result_metric.meta.on_step:
+                continue
+            value = result_metric._forward_cache
+            if not isinstance(value, torch.Tensor) or last_seen.get(key) is value:
+                continue
+            last_seen[key] = value
+            fresh[result_metric.meta.name] = value.detach()
+            if lightning_logged is not None and result_metric.meta.logger:
+                lightning_logged.add(result_metric.meta.name)
         return fresh
-    for key, result_metric in results.valid_items():
-        if not result_metric.meta.on_step:
-            continue
-        value = result_metric._forward_cache
-        if not isinstance(value, torch.Tensor) or last_seen.get(key) is value:
-            continue
-        last_seen[key] = value
-        fresh[result_metric.meta.name] = value.detach()
-        if lightning_logged is not None and result_metric.meta.logger:
-            lightning_logged.add(result_metric.meta.name)
-    return fresh
+
+    return read
 
 
 # -- output directories --------------------------------------------------------------------------

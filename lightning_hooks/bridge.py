@@ -164,7 +164,8 @@ class HookBridge(Callback):
         self._resuming_before_validation = False
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
-        self._epoch_end_reached: Optional[Callable[[], bool]] = None
+        #: Per epoch: Lightning's epoch-end test and the reader of this batch's ``self.log`` values.
+        self._epoch_bound: Optional[tuple[Callable[[], bool], Callable[[], dict[str, torch.Tensor]]]] = None
         # Lightning calls these every iteration; no MMEngine mount point corresponds to them.
         _lightning.skip_callback_events(self, UNUSED_PER_ITERATION_EVENTS)
 
@@ -342,6 +343,8 @@ class HookBridge(Callback):
         if not self._run_open:
             return
         self._run_open = False
+        if self.runner is not None:
+            self.runner.optim_wrapper.release()
         try:
             self._call("after_run")
         finally:
@@ -378,7 +381,7 @@ class HookBridge(Callback):
             state.max_iters = int(trainer.max_steps) * int(trainer.accumulate_grad_batches)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._epoch_end_reached = None
+        self._epoch_bound = None
         check_train_sampler(trainer.train_dataloader)
         self._sync_counters(trainer)
         if self._resuming_before_validation:
@@ -393,9 +396,12 @@ class HookBridge(Callback):
                 self.state.epoch += 1
                 self._epoch_closed = True
         self._call("before_train")
+        self.hook_list.refresh()  # hooks know their settings for this fit now (see Hook.idle_stages)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._epoch_end_reached = None
+        self._epoch_bound = None
+        if self.runner is not None:
+            self.runner.optim_wrapper.hold_for_epoch()
         if self.state.by_epoch:
             self._epoch_closed = False
             self._call("before_train_epoch")
@@ -403,44 +409,55 @@ class HookBridge(Callback):
             self.state.iter_epoch_started = True
             self._call("before_train_epoch")
 
-    def _train_batch_idx(self, batch_idx: int) -> int:
-        return batch_idx if self.state.by_epoch else self.state.iter
-
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self._call("before_train_iter", batch_idx=self._train_batch_idx(batch_idx), data_batch=batch)
+        # Per iteration: the hook list is called directly (not through _call) to keep this path short.
+        state = self.state
+        kwargs = {"batch_idx": batch_idx if state.by_epoch else state.iter, "data_batch": batch}
+        self.hook_list.call("before_train_iter", self.runner, kwargs)
+        if self.runtime.after_stage:
+            self._run_after_stage()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         state = self.state
+        bound = self._epoch_bound
+        if bound is None:  # bound at the epoch's first batch, once its data and loops are set up
+            bound = self._epoch_bound = self._bind_epoch(trainer)
         self._batch_end_counters = (state.epoch, state.iter)  # for a save in the hooks below
         try:
-            if self.hook_list.table("after_train_iter"):
+            if type(outputs) is torch.Tensor:  # the usual case, without a call
+                step_outputs: Any = {"loss": outputs.detach()}
+            else:
                 step_outputs = self._train_outputs(trainer, pl_module, outputs)
-                logged = _lightning.train_step_logged_values(
-                    trainer, self._step_values_seen, self.runtime.lightning_logged_names
-                )
-                if logged:
-                    step_outputs = self._with_logged_values(step_outputs, logged)
-                self._call(
-                    "after_train_iter",
-                    batch_idx=batch_idx if state.by_epoch else state.iter,
-                    data_batch=batch,
-                    outputs=step_outputs,
-                )
+            logged = bound[1]()
+            if logged:
+                step_outputs = self._with_logged_values(step_outputs, logged)
+            kwargs = {
+                "batch_idx": batch_idx if state.by_epoch else state.iter,
+                "data_batch": batch,
+                "outputs": step_outputs,
+            }
+            self.hook_list.call("after_train_iter", self.runner, kwargs)
+            if self.runtime.after_stage:
+                self._run_after_stage()
             state.iter += 1
-            if state.by_epoch:
-                reached = self._epoch_end_reached
-                if reached is None:  # bound at the epoch's first batch, once its data is set up
-                    reached = self._epoch_end_reached = _lightning.train_epoch_end_check(trainer)
-                if reached():
-                    self._close_train_epoch()
+            if state.by_epoch and bound[0]():
+                self._close_train_epoch()
         finally:
             self._batch_end_counters = None
-        if self.validate_at_end and self._training_finished():
+        # Training can only be finished once its last epoch closed or its last iteration ran.
+        if self.validate_at_end and (self._epoch_closed or state.iter == state.max_iters) and self._training_finished():
             self._ensure_final_validation(trainer)
+
+    def _bind_epoch(self, trainer: pl.Trainer) -> tuple[Callable[[], bool], Callable[[], dict[str, torch.Tensor]]]:
+        """The epoch-end test and the ``self.log`` reader, bound once per epoch to the objects Lightning uses now."""
+        return (
+            _lightning.train_epoch_end_check(trainer),
+            _lightning.train_step_logged_reader(trainer, self._step_values_seen, self.runtime.lightning_logged_names),
+        )
 
     def _validation_follows(self, trainer: pl.Trainer) -> bool:
         """Whether Lightning validates right after the batch whose ``on_train_batch_end`` is running.
@@ -483,9 +500,9 @@ class HookBridge(Callback):
     @staticmethod
     def _train_outputs(trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any) -> Any:
         """``training_step``'s result as MMEngine's ``log_vars``: a dict whose ``loss`` is not divided by accumulation."""
-        if isinstance(outputs, torch.Tensor):
+        if type(outputs) is torch.Tensor or isinstance(outputs, torch.Tensor):
             return {"loss": outputs.detach()}
-        if isinstance(outputs, Mapping):
+        if type(outputs) is dict or isinstance(outputs, Mapping):
             accumulate = trainer.accumulate_grad_batches
             loss = outputs.get("loss")
             if accumulate > 1 and isinstance(loss, torch.Tensor) and pl_module.automatic_optimization:
@@ -527,6 +544,8 @@ class HookBridge(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_val_settings(trainer)
+        if self.runner is not None:
+            self.runner.optim_wrapper.release()
         if not self.state.by_epoch:
             self._call("after_train_epoch")
         self._call("after_train")

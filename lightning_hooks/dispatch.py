@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Optional, Union
 
 from . import hooks as _builtin_hooks  # noqa: F401  (importing them registers the built-in hooks in HOOKS)
-from .hooks.hook import STAGES, Hook, fires_at, overridden_stages
+from .hooks.hook import STAGES, Hook, dispatched_at, fires_at, overridden_stages
 from .priority import get_priority, priority_name
 from .registry import HOOKS, to_plain
 
@@ -97,7 +97,7 @@ class HookList:
         """Bound methods to call at ``stage``, in order (resolved once and cached)."""
         methods = self._tables.get(stage)
         if methods is None:
-            methods = tuple(getattr(hook, stage) for hook in self._hooks if fires_at(hook, stage))
+            methods = tuple(getattr(hook, stage) for hook in self._hooks if dispatched_at(hook, stage))
             self._tables[stage] = methods
         return methods
 
@@ -107,11 +107,19 @@ class HookList:
         The one hook-call loop: the bridge's mount points and ``call_hook`` (on the
         bridge and on the runner view) all come here.
         """
-        for method in self.table(stage):
+        methods = self._tables.get(stage)
+        if methods is None:
+            methods = self.table(stage)
+        for method in methods:
             try:
                 method(runner, **kwargs)
             except TypeError as exc:
                 raise TypeError(f"{exc} in {getattr(method, '__self__', method)}") from exc
+
+    def refresh(self) -> None:
+        """Build every table again: hooks may have become idle, or busy, at some mount points."""
+        self._tables.clear()
+        self.resolve_all()
 
     def resolve_all(self) -> None:
         """Resolve the tables of every standard mount point now, so none is built during training."""

@@ -390,6 +390,12 @@ class MessageHub:
                 buffer = self._log_scalars[key] = HistoryBuffer()
         if kind is torch.Tensor:
             buffer._push_tensor(value, count)
+        elif kind is float and not buffer._pending:  # a time or a learning rate, every iteration: append inline
+            values = buffer._values
+            values.append(value)
+            buffer._counts.append(count)
+            if len(values) > buffer.max_length:
+                buffer._trim()
         else:
             buffer.update(value, count)
 

@@ -14,6 +14,7 @@ import os.path as osp
 import sys
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
@@ -215,11 +216,26 @@ class OptimWrapperView:
 
     def __init__(self, trainer: pl.Trainer) -> None:
         self._trainer = trainer
+        #: The unwrapped optimizers while a training epoch runs (see :meth:`hold_for_epoch`), else None.
+        self._held: Optional[list[torch.optim.Optimizer]] = None
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
         """The Trainer's optimizers (unwrapped from Lightning's LightningOptimizer)."""
         return [_lightning.unwrap_optimizer(o) for o in self._trainer.optimizers]
+
+    def hold_for_epoch(self) -> None:
+        """Read the Trainer's optimizers once for the training epoch that starts.
+
+        ``get_lr()`` runs every iteration; Lightning sets the optimizers up before training
+        starts and keeps them, so within an epoch they are read once instead of through
+        three Trainer properties per iteration.
+        """
+        self._held = self.optimizers
+
+    def release(self) -> None:
+        """Read the Trainer's optimizers live again (training ended)."""
+        self._held = None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -232,9 +248,13 @@ class OptimWrapperView:
         return self.optimizer.param_groups
 
     def _per_optimizer(self, key: str) -> dict[str, list[Any]]:
-        optimizers = self.optimizers
+        optimizers = self._held if self._held is not None else self.optimizers
         if len(optimizers) == 1:
-            return {key: [g[key] for g in optimizers[0].param_groups if key in g]}
+            groups = optimizers[0].param_groups
+            if len(groups) == 1:  # the usual case, without building a comprehension
+                group = groups[0]
+                return {key: [group[key]] if key in group else []}
+            return {key: [g[key] for g in groups if key in g]}
         return {f"{i}.{key}": [g[key] for g in opt.param_groups if key in g] for i, opt in enumerate(optimizers)}
 
     def get_lr(self) -> dict[str, list[float]]:
@@ -361,6 +381,16 @@ class TrainLoopView:
         return self._runner.val_begin
 
 
+def _read(path: str, doc: str) -> Any:
+    """A read-only property that reads the dotted attribute ``path`` of the view.
+
+    Its getter is :func:`operator.attrgetter`, which runs in C: hooks read counters, the
+    message hub and the optimizers every iteration, and a Python getter per read would cost
+    a frame each time.
+    """
+    return property(attrgetter(path), doc=doc)
+
+
 class RunnerView:
     """MMEngine's Runner, as far as hooks use it, over a Lightning Trainer.
 
@@ -385,31 +415,16 @@ class RunnerView:
         self._optim_wrapper = OptimWrapperView(trainer)
         self._loader_views: dict[str, LoaderView] = {}
 
-    # -- counters ---------------------------------------------------------------------------
-    @property
-    def epoch(self) -> int:
-        """Completed epochs while validating; the 0-based index of the running epoch while training."""
-        return self._state.epoch
-
-    @property
-    def iter(self) -> int:
-        """Training iterations (batches) completed before the current one."""
-        return self._state.iter
-
-    @property
-    def max_epochs(self) -> int:
-        """Epochs to train (1 in iteration-based training)."""
-        return self._state.max_epochs
-
-    @property
-    def max_iters(self) -> int:
-        """Iterations (batches) to train."""
-        return self._state.max_iters
-
-    @property
-    def by_epoch(self) -> bool:
-        """False in iteration-based training (``max_steps`` with ``max_epochs=-1``)."""
-        return self._state.by_epoch
+    # -- counters (read in C: hooks read them every iteration) ------------------------------
+    epoch: int = _read(
+        "_state.epoch", "Completed epochs while validating; the 0-based index of the running epoch while training."
+    )
+    iter: int = _read("_state.iter", "Training iterations (batches) completed before the current one.")
+    max_epochs: int = _read("_state.max_epochs", "Epochs to train (1 in iteration-based training).")
+    max_iters: int = _read("_state.max_iters", "Iterations (batches) to train.")
+    by_epoch: bool = _read(
+        "_state.by_epoch", "False in iteration-based training (``max_steps`` with ``max_epochs=-1``)."
+    )
 
     # -- loops -----------------------------------------------------------------------------
     @property
@@ -486,13 +501,7 @@ class RunnerView:
         """The :class:`~lightning_hooks.logging.LogProcessor` that formats LoggerHook's lines."""
         return self._run.log_processor
 
-    @property
-    def message_hub(self) -> MessageHub:
-        """This run's :class:`MessageHub`."""
-        hub = self._run.message_hub
-        if hub is None:
-            raise RuntimeError("the message hub exists once the bridge's setup has run")
-        return hub
+    message_hub: MessageHub = _read("_run.message_hub", "This run's :class:`MessageHub` (set before the view exists).")
 
     @property
     def seed(self) -> Optional[int]:
@@ -577,10 +586,7 @@ class RunnerView:
         """The LightningModule (already unwrapped from DDP)."""
         return self.trainer.lightning_module
 
-    @property
-    def optim_wrapper(self) -> OptimWrapperView:
-        """Access to the optimizers and their learning rates."""
-        return self._optim_wrapper
+    optim_wrapper: OptimWrapperView = _read("_optim_wrapper", "Access to the optimizers and their learning rates.")
 
     @property
     def param_schedulers(self) -> Optional[list[Any]]:

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from toy import ToyModule, loaders, make_trainer
 
 from lightning_hooks import HookBridge
 from lightning_hooks.bridge import UNUSED_PER_ITERATION_EVENTS
-from lightning_hooks.hooks import IterTimerHook
+from lightning_hooks.hooks import CheckpointHook, IterTimerHook
 from lightning_hooks.message_hub import HistoryBuffer, _numpy_float_sum
 from lightning_hooks.runner import get_logger
 
@@ -160,3 +161,67 @@ def test_a_subclass_keeps_a_per_iteration_event_it_defines(tmp_path):
     train, _ = loaders()
     trainer.fit(ToyModule(), train)
     assert len(calls) == 4
+
+
+def _after_iter_hooks(bridge: HookBridge) -> list[str]:
+    return [type(m.__self__).__name__ for m in bridge.hook_list.table("after_train_iter")]
+
+
+class _TablesAtTrainStart(Callback):
+    """Records the bridge's per-iteration table once training started (the bridge runs first)."""
+
+    def __init__(self, bridge: HookBridge) -> None:
+        self.bridge = bridge
+        self.seen: list[str] = []
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.seen = _after_iter_hooks(self.bridge)
+
+
+def test_idle_hooks_are_left_out_of_the_iteration_table_while_training(tmp_path):
+    bridge = HookBridge(print_hooks_table=False)
+    assert "CheckpointHook" not in _after_iter_hooks(bridge)  # by_epoch=True: its after_train_iter returns at once
+    assert "ParamSchedulerHook" in _after_iter_hooks(bridge)  # its schedulers are not known yet
+    probe = _TablesAtTrainStart(bridge)
+    trainer = make_trainer(tmp_path, bridge, callbacks=[bridge, probe], max_epochs=1, limit_val_batches=0)
+    train, _ = loaders()
+    trainer.fit(ToyModule(), train)  # ToyModule's scheduler steps per epoch
+    assert probe.seen == ["RuntimeInfoHook", "IterTimerHook", "LoggerHook"]
+
+
+def test_hooks_that_work_per_iteration_stay_in_the_table(tmp_path):
+    steps: list[int] = []
+
+    class PerIterationScheduler(ToyModule):
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=0.1)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: steps.append(i) or 1.0)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    class SavesEveryIteration(CheckpointHook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            steps.append(-1)
+
+    bridge = HookBridge(
+        default_hooks={"checkpoint": dict(type="CheckpointHook", interval=2, by_epoch=False)}, print_hooks_table=False
+    )
+    probe = _TablesAtTrainStart(bridge)
+    trainer = make_trainer(tmp_path, bridge, callbacks=[bridge, probe], max_epochs=1, limit_val_batches=0)
+    train, _ = loaders()
+    trainer.fit(PerIterationScheduler(), train)
+    assert probe.seen == ["RuntimeInfoHook", "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "CheckpointHook"]
+    assert len([s for s in steps if s >= 0]) == 1 + 4  # the scheduler's construction step, then each iteration
+    assert (tmp_path / "iter_2.pth").is_file() and (tmp_path / "iter_4.pth").is_file()
+
+    subclass = HookBridge(default_hooks={"checkpoint": SavesEveryIteration()}, print_hooks_table=False)
+    assert "SavesEveryIteration" in _after_iter_hooks(subclass)  # its own after_train_iter is always called
+
+
+def test_learning_rates_are_read_from_each_fits_own_optimizers(tmp_path):
+    bridge = HookBridge(default_hooks={"checkpoint": None}, print_hooks_table=False)
+    train, _ = loaders()
+    for lr in (0.1, 0.25):
+        trainer = make_trainer(tmp_path, bridge, max_epochs=1, limit_val_batches=0)
+        trainer.fit(ToyModule(lr=lr), train)
+        assert bridge.message_hub.get_scalar("train/lr").current() == lr
+        assert bridge.runner.optim_wrapper.get_lr() == {"lr": [lr]}  # read live again once training ended

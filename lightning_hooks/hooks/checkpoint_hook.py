@@ -547,6 +547,12 @@ class CheckpointHook(Hook):
             runner.logger.info(f"Saving checkpoint at {runner.epoch + 1} epochs")
             self._save_checkpoint(runner)
 
+    def idle_stages(self) -> frozenset[str]:
+        """``after_train_iter`` when saving by epoch (unless a subclass gives its own)."""
+        if self.by_epoch and type(self).after_train_iter is CheckpointHook.after_train_iter:
+            return frozenset({"after_train_iter"})
+        return frozenset()
+
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:

@@ -208,6 +208,17 @@ class Hook:
         """Whether the current iteration is the last one."""
         return runner.iter + 1 == runner.max_iters
 
+    def idle_stages(self) -> frozenset[str]:
+        """Mount points this hook overrides but, as configured now, returns from at once.
+
+        The bridge leaves them out of its dispatch tables, which it builds again when
+        training starts (after ``before_train``), so a training iteration does not pay for
+        calls that do nothing (``CheckpointHook(by_epoch=True)`` after each iteration, for
+        one). The default is none; a hook that overrides this must return only stages whose
+        call would have no effect at all.
+        """
+        return frozenset()
+
     def get_triggered_stages(self) -> list[str]:
         """The mount points this hook overrides, directly or through a generic method, in table order."""
         return overridden_stages(self)
@@ -239,6 +250,14 @@ def fires_at(hook: Any, stage: str) -> bool:
         return True
     generic = _STAGE_TO_GENERIC.get(stage)
     return generic is not None and _overrides(hook, generic)
+
+
+def dispatched_at(hook: Any, stage: str) -> bool:
+    """Whether the dispatch tables call ``hook`` at ``stage``: it fires there and is not idle there now."""
+    if not fires_at(hook, stage):
+        return False
+    idle = getattr(hook, "idle_stages", None)
+    return idle is None or stage not in idle()
 
 
 def overridden_stages(hook: Any) -> list[str]:

@@ -171,6 +171,16 @@ class ParamSchedulerHook(Hook):
         self._with_trainer = True
         self._scheduled = take_over_lightning_stepping(trainer)
 
+    def idle_stages(self) -> frozenset[str]:
+        """``after_train_iter`` while stepping the Trainer's schedulers, none of them per iteration."""
+        if (
+            self._with_trainer
+            and not any(not entry.by_epoch for entry in self._scheduled)
+            and type(self).after_train_iter is ParamSchedulerHook.after_train_iter
+        ):
+            return frozenset({"after_train_iter"})
+        return frozenset()
+
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:

@@ -81,7 +81,7 @@ class RuntimeInfoHook(Hook):
         hub = runner.message_hub
         hub.update_info("iter", runner.iter)
         lr_dict = runner.optim_wrapper.get_lr()
-        if not isinstance(lr_dict, dict):
+        if type(lr_dict) is not dict and not isinstance(lr_dict, dict):
             raise AssertionError(f"runner.optim_wrapper.get_lr() should return a dict, got {type(lr_dict)}")
         keys = self._train_keys
         for name, lrs in lr_dict.items():
@@ -99,7 +99,7 @@ class RuntimeInfoHook(Hook):
         hub = runner.message_hub
         keys = self._train_keys
         for name, value in outputs.items():
-            if _is_scalar(value):
+            if (value.numel() == 1) if type(value) is torch.Tensor else _is_scalar(value):
                 key = keys.get(name)
                 if key is None:
                     key = keys[name] = f"train/{name}"
