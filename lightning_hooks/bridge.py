@@ -428,8 +428,10 @@ class HookBridge(Callback):
             bound = self._epoch_bound = self._bind_epoch(trainer)
         self._batch_end_counters = (state.epoch, state.iter)  # for a save in the hooks below
         try:
-            if type(outputs) is torch.Tensor:  # the usual case, without a call
-                step_outputs: Any = {"loss": outputs.detach()}
+            if type(outputs) is dict and trainer.accumulate_grad_batches == 1:  # the usual case, without a call
+                step_outputs: Any = outputs
+            elif type(outputs) is torch.Tensor:
+                step_outputs = {"loss": outputs.detach()}
             else:
                 step_outputs = self._train_outputs(trainer, pl_module, outputs)
             logged = bound[1]()

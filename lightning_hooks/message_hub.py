@@ -69,6 +69,8 @@ def _to_number(value: Any) -> Number:
 
 #: numpy sums blocks of up to this many float64 values with 8 running partial sums.
 _PAIRWISE_BLOCK = 128
+#: Pending device tensors of one key are brought to the host together once this many have queued.
+_FLUSH_AT = 4096
 
 
 def _numpy_float_sum(values: list[float]) -> float:
@@ -137,6 +139,8 @@ class HistoryBuffer:
                 stacklevel=2,
             )
         self._pending: list[tuple[Any, Number]] = []
+        #: Values of count 1 added through :meth:`appender`, newer than everything above; see :meth:`_settle`.
+        self._inbox: list[Any] = []
         self._trim()
 
     # -- writing -----------------------------------------------------------------
@@ -147,6 +151,8 @@ class HistoryBuffer:
         tensors are pending, plain numbers queue behind them, so the history
         keeps the order of the updates.
         """
+        if self._inbox:
+            self._settle()
         kind = type(log_val)
         if (kind is float or kind is int) and type(count) is int and not self._pending:
             if kind is int:
@@ -174,14 +180,50 @@ class HistoryBuffer:
             self._pending.append((_to_number(log_val), count))
         else:
             raise ScalarTypeError(f"log_val must be a number or a one-element array/tensor, got {log_val!r}")
-        if len(self._pending) >= 4096:
+        if len(self._pending) >= _FLUSH_AT:
             self._flush()
+
+    def appender(self) -> Callable[[Any], None]:
+        """A function that adds one value of count 1, for producers that record every iteration.
+
+        It is the ``append`` of a list (an inbox), so a call runs no Python code: RuntimeInfoHook
+        and IterTimerHook record learning rates, losses and times this way. The caller gives only
+        what :meth:`update` accepts with count 1: a float or an int, or a one-element tensor that
+        does not require grad. The inbox joins the history, in order, before the buffer is read
+        or updated in any other way. The function stays valid for the buffer's life (a hub's
+        ``load_state_dict`` loads into the existing buffer).
+        """
+        return self._inbox.append
+
+    def _settle(self) -> None:
+        """Move the inbox into the history: floats straight in, anything else behind the pending tensors."""
+        inbox = self._inbox
+        if not inbox:
+            return
+        items = inbox.copy()
+        inbox.clear()  # the same list: appenders handed out keep working
+        if not self._pending and all(type(v) is float for v in items):
+            self._values.extend(items)
+            self._counts.extend([1] * len(items))
+            self._trim()
+            return
+        self._pending.extend([(v, 1) for v in items])
+        if len(self._pending) >= _FLUSH_AT:
+            self._flush()
+
+    def _load(self, other: HistoryBuffer) -> None:
+        """Take ``other``'s history in place (a state being loaded); what the inbox held is dropped with the old one."""
+        self._inbox.clear()
+        self._values, self._counts, self._pending = other._values, other._counts, other._pending
+        self._has_int, self.max_length = other._has_int, other.max_length
 
     def _push_tensor(self, log_val: torch.Tensor, count: Number) -> None:
         """Queue a one-element tensor already checked by the caller; it stays on its device until read."""
+        if self._inbox:
+            self._settle()
         pending = self._pending
         pending.append((log_val.detach() if log_val.requires_grad else log_val, count))
-        if len(pending) >= 4096:
+        if len(pending) >= _FLUSH_AT:
             self._flush()
 
     def _append(self, log_val: Any, count: Number) -> None:
@@ -195,6 +237,8 @@ class HistoryBuffer:
 
     def _flush(self) -> None:
         """Bring pending tensors to the host with a single synchronisation, keeping the update order."""
+        if self._inbox:
+            self._settle()
         if not self._pending:
             return
         tensors = [v for v, _ in self._pending if isinstance(v, torch.Tensor)]
@@ -228,7 +272,7 @@ class HistoryBuffer:
         return _as_array(self._values), _as_array(self._counts)
 
     def __len__(self) -> int:
-        return len(self._values) + len(self._pending)
+        return len(self._values) + len(self._pending) + len(self._inbox)
 
     def _window(self, window_size: Optional[int]) -> tuple[list[Number], list[Number]]:
         self._flush()
@@ -388,8 +432,13 @@ class MessageHub:
             self._set_resumed(key, resumed)
             if buffer is None:
                 buffer = self._log_scalars[key] = HistoryBuffer()
-        if kind is torch.Tensor:
-            buffer._push_tensor(value, count)
+        if buffer._inbox:
+            buffer._settle()
+        if kind is torch.Tensor:  # kept on its device until read (HistoryBuffer._push_tensor, inline)
+            pending = buffer._pending
+            pending.append((value.detach() if value.requires_grad else value, count))
+            if len(pending) >= _FLUSH_AT:
+                buffer._flush()
         elif kind is float and not buffer._pending:  # a time or a learning rate, every iteration: append inline
             values = buffer._values
             values.append(value)
@@ -398,6 +447,21 @@ class MessageHub:
                 buffer._trim()
         else:
             buffer.update(value, count)
+
+    def scalar_appender(self, key: str, resumed: bool = True) -> Callable[[Any], None]:
+        """A function that appends one value (count 1) to ``key``'s history without running Python code.
+
+        For hooks that record a scalar every iteration; see :meth:`HistoryBuffer.appender` for
+        what it accepts. The key is created (and its resumed flag set) now, as by
+        :meth:`update_scalar`. Asking again is cheap and brings what was appended into the history.
+        """
+        buffer = self._log_scalars.get(key)
+        if buffer is None or self._resumed_keys.get(key) is not resumed:
+            self._set_resumed(key, resumed)
+            if buffer is None:
+                buffer = self._log_scalars[key] = HistoryBuffer()
+        buffer._settle()
+        return buffer.appender()
 
     def update_scalars(self, log_dict: dict[str, Any], resumed: bool = True) -> None:
         """Update several scalars; a value may be ``dict(value=..., count=...)``."""
@@ -493,7 +557,12 @@ class MessageHub:
             if not (isinstance(value, dict) or hasattr(value, "data")):
                 warnings.warn(f"{key} in message_hub is not HistoryBuffer, just skip resuming it.", stacklevel=2)
                 continue
-            self._log_scalars[key] = HistoryBuffer.from_state(value)
+            loaded = HistoryBuffer.from_state(value)
+            existing = self._log_scalars.get(key)
+            if existing is None:
+                self._log_scalars[key] = loaded
+            else:
+                existing._load(loaded)  # the same object: appenders handed out stay valid
         for key, value in state_dict["runtime_info"].items():
             self._runtime_info[key] = _copy_or_reference(key, value)
         for key, value in state_dict["resumed_keys"].items():
@@ -505,6 +574,41 @@ class MessageHub:
                 )
                 continue
             self._resumed_keys[key] = bool(value)
+
+
+class IterationRecorder:
+    """One hub's entry points for hooks that record values every training iteration.
+
+    A training iteration runs between forward/backward passes that evict the interpreter's
+    caches, so each Python call there is expensive. Hooks keep one recorder per hub and
+    write through it without calls: ``appenders[name](value)`` adds a value of count 1 (see
+    :meth:`HistoryBuffer.appender`) and ``info[key] = value`` sets runtime information in
+    the hub's live dict. :meth:`record` is the first, checked write of a name. A recorder
+    is built again now and then (the hooks do it every 4096 iterations) so that appended
+    values never pile up unread.
+    """
+
+    __slots__ = ("appenders", "hub", "info")
+
+    def __init__(self, hub: MessageHub) -> None:
+        self.hub = hub
+        self.info = hub.runtime_info
+        #: ``name`` -> the append function of its buffer, once :meth:`record` saw a value that may use it.
+        self.appenders: dict[str, Callable[[Any], None]] = {}
+
+    def record(self, key: str, name: str, value: Any) -> None:
+        """Add ``value`` to ``key`` through :meth:`MessageHub.update_scalar` (which checks it).
+
+        A float, or a one-element tensor without grad, also makes the name's appender
+        available for the next iterations.
+        """
+        self.hub.update_scalar(key, value)
+        if type(value) is float or (type(value) is torch.Tensor and not value.requires_grad):
+            self.appenders[name] = self.hub.scalar_appender(key)
+
+    def set_info(self, key: str, value: Any) -> None:
+        """Set runtime information through :meth:`MessageHub.update_info`, which records the key's resumed flag."""
+        self.hub.update_info(key, value)
 
 
 def _copy_or_reference(key: str, value: Any) -> Any:

@@ -259,6 +259,11 @@ class OptimWrapperView:
 
     def get_lr(self) -> dict[str, list[float]]:
         """Learning rates of every parameter group, keyed like MMEngine's."""
+        optimizers = self._held
+        if optimizers is not None and len(optimizers) == 1:  # training, one optimizer: read every iteration
+            groups = optimizers[0].param_groups
+            if len(groups) == 1 and "lr" in groups[0]:
+                return {"lr": [groups[0]["lr"]]}
         return self._per_optimizer("lr")
 
     def get_momentum(self) -> dict[str, list[float]]:

@@ -225,3 +225,67 @@ def test_learning_rates_are_read_from_each_fits_own_optimizers(tmp_path):
         trainer.fit(ToyModule(lr=lr), train)
         assert bridge.message_hub.get_scalar("train/lr").current() == lr
         assert bridge.runner.optim_wrapper.get_lr() == {"lr": [lr]}  # read live again once training ended
+
+
+def test_appended_values_keep_their_order_among_checked_updates():
+    buffer = HistoryBuffer()
+    append = buffer.appender()
+    append(1.0)
+    buffer.update(torch.tensor(2.0))  # pending on its device, behind the appended value
+    append(3.0)
+    append(torch.tensor(4.0))
+    assert len(buffer) == 4
+    buffer.update(5)
+    append(6.0)
+    assert buffer.data[0].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert buffer.current() == 6.0 and buffer.mean(2) == 5.5
+    append(7.0)
+    assert buffer.state_dict()["log_history"][-1] == 7.0
+
+
+def test_loading_a_state_keeps_the_buffer_and_its_appender():
+    from lightning_hooks.message_hub import MessageHub
+
+    hub = MessageHub("appender-load")
+    append = hub.scalar_appender("train/time")
+    append(0.5)
+    saved = hub.state_dict()
+    append(9.0)  # dropped by the load below, as a replaced history would drop it
+    buffer = hub.get_scalar("train/time")
+    hub.load_state_dict(saved)
+    assert hub.get_scalar("train/time") is buffer
+    append(0.25)
+    assert buffer.data[0].tolist() == [0.5, 0.25]
+    assert hub.state_dict()["resumed_keys"]["train/time"] is True
+
+
+def test_per_iteration_recording_follows_the_runner_hub_and_stays_bounded():
+    from types import SimpleNamespace
+
+    from lightning_hooks.hooks import RuntimeInfoHook
+    from lightning_hooks.message_hub import MessageHub
+
+    class Optim:
+        lr = 0.1
+
+        def get_lr(self):
+            return {"lr": [self.lr]}
+
+    first, second = MessageHub("rec-first"), MessageHub("rec-second")
+    runner = SimpleNamespace(message_hub=first, iter=0, max_iters=5000, optim_wrapper=Optim())
+    hooks = [RuntimeInfoHook(), IterTimerHook()]
+    for i in range(5000):
+        runner.iter = i
+        if i == 4500:
+            runner.message_hub = second
+        for hook in hooks:
+            hook.before_train_iter(runner, i)
+        for hook in hooks:
+            hook.after_train_iter(runner, i, outputs={"loss": torch.tensor(float(i)), "acc": 0.5})
+    assert len(first.get_scalar("train/loss")) == 4500 and len(second.get_scalar("train/loss")) == 500
+    assert first.get_scalar("train/lr").current() == 0.1 and second.get_info("iter") == 4999
+    assert second.get_scalar("train/acc").mean() == 0.5 and second.get_info("eta") is not None
+    assert first.get_scalar("train/loss").current() == 4499.0
+    # values appended are brought into the history at least every 4096 iterations
+    assert all(len(b._inbox) <= 4096 for hub in (first, second) for b in hub.log_scalars.values())
+    assert list(second.log_scalars) == ["train/lr", "train/data_time", "train/loss", "train/acc", "train/time"]

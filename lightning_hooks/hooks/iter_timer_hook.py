@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from ..message_hub import IterationRecorder
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
 
@@ -30,6 +31,7 @@ class IterTimerHook(Hook):
         self.time_sec_test_val = 0.0
         self.start_iter = 0
         self.t = time.time()
+        self._recorder: Optional[IterationRecorder] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # The training methods below bypass the generic _before_iter/_after_iter for speed; a
@@ -54,7 +56,14 @@ class IterTimerHook(Hook):
 
     def before_train_iter(self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
         """``train/data_time``: the time since the previous iteration ended (the train case of ``_before_iter``)."""
-        runner.message_hub.update_scalar("train/data_time", time.time() - self.t)
+        hub = runner.message_hub
+        recorder = self._recorder
+        if recorder is None or recorder.hub is not hub or not runner.iter & 4095:
+            recorder = self._recorder = IterationRecorder(hub)  # anew now and then: see IterationRecorder
+        append = recorder.appenders.get("data_time")
+        if append is None:
+            append = recorder.appenders["data_time"] = hub.scalar_appender("train/data_time")
+        append(time.time() - self.t)
 
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
@@ -63,13 +72,22 @@ class IterTimerHook(Hook):
         now = time.time()
         iter_time = now - self.t
         hub = runner.message_hub
-        hub.update_scalar("train/time", iter_time)
+        recorder = self._recorder
+        if recorder is None or recorder.hub is not hub:
+            recorder = self._recorder = IterationRecorder(hub)
+        append = recorder.appenders.get("time")
+        if append is None:
+            append = recorder.appenders["time"] = hub.scalar_appender("train/time")
+        append(iter_time)
         self.t = now
         self.time_sec_tot += iter_time
         iteration = runner.iter
-        hub.update_info(
-            "eta", self.time_sec_tot / (iteration - self.start_iter + 1) * (runner.max_iters - iteration - 1)
-        )
+        eta = self.time_sec_tot / (iteration - self.start_iter + 1) * (runner.max_iters - iteration - 1)
+        info = recorder.info
+        if "eta" in info:
+            info["eta"] = eta
+        else:
+            recorder.set_info("eta", eta)  # the first write records the key's resumed flag
 
     def _before_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, mode: str = "train"

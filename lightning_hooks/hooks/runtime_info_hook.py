@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 import torch
 
+from ..message_hub import IterationRecorder
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
 
@@ -44,6 +45,7 @@ class RuntimeInfoHook(Hook):
     def __init__(self) -> None:
         #: ``name`` -> ``'train/<name>'``, built once per name rather than every iteration.
         self._train_keys: dict[str, str] = {}
+        self._recorder: Optional[IterationRecorder] = None
 
     def before_run(self, runner: RunnerView) -> None:
         from .._version import __version__
@@ -58,6 +60,7 @@ class RuntimeInfoHook(Hook):
         )
         self.last_loop_stage: Optional[str] = None
         self._train_keys = {}
+        self._recorder = None
 
     def before_train(self, runner: RunnerView) -> None:
         hub = runner.message_hub
@@ -79,17 +82,23 @@ class RuntimeInfoHook(Hook):
 
     def before_train_iter(self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
         hub = runner.message_hub
-        hub.update_info("iter", runner.iter)
+        recorder = self._recorder
+        if recorder is None or recorder.hub is not hub or not runner.iter & 4095:
+            recorder = self._recorder = IterationRecorder(hub)
+            recorder.set_info("iter", runner.iter)
+        recorder.info["iter"] = runner.iter
         lr_dict = runner.optim_wrapper.get_lr()
         if type(lr_dict) is not dict and not isinstance(lr_dict, dict):
             raise AssertionError(f"runner.optim_wrapper.get_lr() should return a dict, got {type(lr_dict)}")
-        keys = self._train_keys
+        appenders = recorder.appenders
         for name, lrs in lr_dict.items():
             if lrs:
-                key = keys.get(name)
-                if key is None:
-                    key = keys[name] = f"train/{name}"
-                hub.update_scalar(key, lrs[0])
+                value = lrs[0]
+                append = appenders.get(name)
+                if append is not None and type(value) is float:
+                    append(value)
+                else:
+                    recorder.record(self._train_key(name), name, value)
 
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
@@ -97,13 +106,33 @@ class RuntimeInfoHook(Hook):
         if not outputs:
             return
         hub = runner.message_hub
-        keys = self._train_keys
+        recorder = self._recorder
+        if recorder is None or recorder.hub is not hub:
+            recorder = self._recorder = IterationRecorder(hub)
+        appenders = recorder.appenders
         for name, value in outputs.items():
-            if (value.numel() == 1) if type(value) is torch.Tensor else _is_scalar(value):
-                key = keys.get(name)
-                if key is None:
-                    key = keys[name] = f"train/{name}"
-                hub.update_scalar(key, value)
+            kind = type(value)
+            if kind is torch.Tensor:
+                if value.numel() != 1:
+                    continue
+                append = appenders.get(name)
+                if append is not None and not value.requires_grad:
+                    append(value)  # a loss: stays on its device until a reader asks
+                    continue
+            elif kind is float:
+                append = appenders.get(name)
+                if append is not None:
+                    append(value)
+                    continue
+            elif not _is_scalar(value):
+                continue
+            recorder.record(self._train_key(name), name, value)
+
+    def _train_key(self, name: str) -> str:
+        key = self._train_keys.get(name)
+        if key is None:
+            key = self._train_keys[name] = f"train/{name}"
+        return key
 
     def before_val(self, runner: RunnerView) -> None:
         self.last_loop_stage = runner.message_hub.get_info("loop_stage")
