@@ -44,10 +44,9 @@ __all__ = [
     "sharded_save_kind",
     "skip_callback_events",
     "strategy_checkpoint_io",
+    "train_batch_end_reader",
     "train_batches_processed",
     "train_epoch_batches_reached",
-    "train_epoch_end_check",
-    "train_step_logged_reader",
     "train_step_logged_values",
     "train_total_batch_idx",
     "unwrap_optimizer",
@@ -71,21 +70,6 @@ def train_batches_processed(trainer: pl.Trainer) -> int:
 def train_epoch_batches_reached(trainer: pl.Trainer) -> bool:
     """Whether the running training epoch has run its last batch (Lightning's own test for it)."""
     return bool(trainer.fit_loop.epoch_loop._num_ready_batches_reached())
-
-
-def train_epoch_end_check(trainer: pl.Trainer) -> Callable[[], bool]:
-    """:func:`train_epoch_batches_reached` bound once: Lightning's test on objects looked up now.
-
-    Valid while the epoch's data and progress objects stay (bind it again each epoch);
-    each call then reads two counters instead of walking the Trainer's loops.
-    """
-    progress = trainer.fit_loop.epoch_loop.batch_progress
-    batches = trainer.num_training_batches
-
-    def reached() -> bool:
-        return progress.current.ready == batches or bool(progress.is_last_batch)
-
-    return reached
 
 
 def skip_callback_events(callback: Any, names: tuple[str, ...]) -> list[str]:
@@ -173,23 +157,30 @@ def train_step_logged_values(
     Values stay tensors on their device (no host sync). The names that Lightning itself sends
     to its loggers (``self.log(..., logger=True)``, the default) are added to ``lightning_logged``.
     """
-    return train_step_logged_reader(trainer, last_seen, lightning_logged)()
+    return train_batch_end_reader(trainer, last_seen, lightning_logged)()[1]
 
 
-def train_step_logged_reader(
+def train_batch_end_reader(
     trainer: pl.Trainer, last_seen: dict[str, Any], lightning_logged: Optional[set[str]] = None
-) -> Callable[[], dict[str, torch.Tensor]]:
-    """:func:`train_step_logged_values` bound to the training loop's result collection, looked up now.
+) -> Callable[[], tuple[bool, dict[str, torch.Tensor]]]:
+    """What ``on_train_batch_end`` needs from Lightning, bound once per epoch: one call per batch.
 
-    The collection lives as long as the fit loop, so the bridge binds this once per epoch;
-    each call then costs a truth test when the module logs nothing with ``self.log``.
+    The call returns whether this batch is the epoch's last (Lightning's own test,
+    :func:`train_epoch_batches_reached`, on the progress counters, which are final when
+    ``on_train_batch_end`` runs) and the batch's ``self.log`` values
+    (:func:`train_step_logged_values`). Valid while the epoch's data and progress objects
+    stay; the result collection lives as long as the fit loop.
     """
-    results = trainer.fit_loop.epoch_loop._results
+    epoch_loop = trainer.fit_loop.epoch_loop
+    progress = epoch_loop.batch_progress
+    batches = trainer.num_training_batches
+    results = epoch_loop._results
 
-    def read() -> dict[str, torch.Tensor]:
+    def read() -> tuple[bool, dict[str, torch.Tensor]]:
+        ends_epoch = progress.current.ready == batches or bool(progress.is_last_batch)
         fresh: dict[str, torch.Tensor] = {}
         if not results or not results.training:
-            return fresh
+            return ends_epoch, fresh
         for key, result_metric in results.valid_items():
             if not result_metric.meta.on_step:
                 continue
@@ -200,7 +191,7 @@ def train_step_logged_reader(
             fresh[result_metric.meta.name] = value.detach()
             if lightning_logged is not None and result_metric.meta.logger:
                 lightning_logged.add(result_metric.meta.name)
-        return fresh
+        return ends_epoch, fresh
 
     return read
 

@@ -164,8 +164,8 @@ class HookBridge(Callback):
         self._resuming_before_validation = False
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
-        #: Per epoch: Lightning's epoch-end test and the reader of this batch's ``self.log`` values.
-        self._epoch_bound: Optional[tuple[Callable[[], bool], Callable[[], dict[str, torch.Tensor]]]] = None
+        #: Per epoch: whether a batch ends the epoch, and its ``self.log`` values (see _lightning).
+        self._epoch_bound: Optional[Callable[[], tuple[bool, dict[str, torch.Tensor]]]] = None
         # Lightning calls these every iteration; no MMEngine mount point corresponds to them.
         _lightning.skip_callback_events(self, UNUSED_PER_ITERATION_EVENTS)
 
@@ -434,7 +434,7 @@ class HookBridge(Callback):
                 step_outputs = {"loss": outputs.detach()}
             else:
                 step_outputs = self._train_outputs(trainer, pl_module, outputs)
-            logged = bound[1]()
+            ends_epoch, logged = bound()
             if logged:
                 step_outputs = self._with_logged_values(step_outputs, logged)
             kwargs = {
@@ -446,7 +446,7 @@ class HookBridge(Callback):
             if self.runtime.after_stage:
                 self._run_after_stage()
             state.iter += 1
-            if state.by_epoch and bound[0]():
+            if state.by_epoch and ends_epoch:
                 self._close_train_epoch()
         finally:
             self._batch_end_counters = None
@@ -454,12 +454,9 @@ class HookBridge(Callback):
         if self.validate_at_end and (self._epoch_closed or state.iter == state.max_iters) and self._training_finished():
             self._ensure_final_validation(trainer)
 
-    def _bind_epoch(self, trainer: pl.Trainer) -> tuple[Callable[[], bool], Callable[[], dict[str, torch.Tensor]]]:
-        """The epoch-end test and the ``self.log`` reader, bound once per epoch to the objects Lightning uses now."""
-        return (
-            _lightning.train_epoch_end_check(trainer),
-            _lightning.train_step_logged_reader(trainer, self._step_values_seen, self.runtime.lightning_logged_names),
-        )
+    def _bind_epoch(self, trainer: pl.Trainer) -> Callable[[], tuple[bool, dict[str, torch.Tensor]]]:
+        """Whether a batch ends the epoch, and its ``self.log`` values: bound once per epoch to Lightning's objects."""
+        return _lightning.train_batch_end_reader(trainer, self._step_values_seen, self.runtime.lightning_logged_names)
 
     def _validation_follows(self, trainer: pl.Trainer) -> bool:
         """Whether Lightning validates right after the batch whose ``on_train_batch_end`` is running.

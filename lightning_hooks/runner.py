@@ -218,6 +218,9 @@ class OptimWrapperView:
         self._trainer = trainer
         #: The unwrapped optimizers while a training epoch runs (see :meth:`hold_for_epoch`), else None.
         self._held: Optional[list[torch.optim.Optimizer]] = None
+        #: While a training epoch runs: ``(get_lr() key, first parameter group)`` per optimizer, so that a
+        #: hook reading the learning rate every iteration can read ``group['lr']`` without a call.
+        self.first_groups: Optional[tuple[tuple[str, dict[str, Any]], ...]] = None
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
@@ -231,11 +234,18 @@ class OptimWrapperView:
         starts and keeps them, so within an epoch they are read once instead of through
         three Trainer properties per iteration.
         """
-        self._held = self.optimizers
+        held = self._held = self.optimizers
+        first = [opt.param_groups[0] for opt in held if opt.param_groups]
+        if len(first) == len(held) and all("lr" in group for group in first):
+            names = ["lr"] if len(held) == 1 else [f"{i}.lr" for i in range(len(held))]
+            self.first_groups = tuple(zip(names, first, strict=True))
+        else:
+            self.first_groups = None
 
     def release(self) -> None:
         """Read the Trainer's optimizers live again (training ended)."""
         self._held = None
+        self.first_groups = None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

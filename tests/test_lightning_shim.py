@@ -349,8 +349,8 @@ def test_bound_epoch_end_check_agrees_with_lightning_every_batch(tmp_path):
     def both(trainer, batch_idx):
         epoch = trainer.current_epoch
         if epoch not in checks:
-            checks[epoch] = _lightning.train_epoch_end_check(trainer)
-        return checks[epoch](), _lightning.train_epoch_batches_reached(trainer)
+            checks[epoch] = _lightning.train_batch_end_reader(trainer, {})
+        return checks[epoch]()[0], _lightning.train_epoch_batches_reached(trainer)
 
     recorder = Recorder(both)
     fit(tmp_path, recorder, max_epochs=2, limit_train_batches=3)

@@ -87,18 +87,28 @@ class RuntimeInfoHook(Hook):
             recorder = self._recorder = IterationRecorder(hub)
             recorder.set_info("iter", runner.iter)
         recorder.info["iter"] = runner.iter
-        lr_dict = runner.optim_wrapper.get_lr()
-        if type(lr_dict) is not dict and not isinstance(lr_dict, dict):
-            raise AssertionError(f"runner.optim_wrapper.get_lr() should return a dict, got {type(lr_dict)}")
         appenders = recorder.appenders
-        for name, lrs in lr_dict.items():
-            if lrs:
-                value = lrs[0]
-                append = appenders.get(name)
-                if append is not None and type(value) is float:
-                    append(value)
-                else:
-                    recorder.record(self._train_key(name), name, value)
+        optim_wrapper = runner.optim_wrapper
+        # The bridge's optimizer view holds each optimizer's first group while an epoch runs:
+        # group['lr'] is get_lr()[name][0], read without a call.
+        first_groups = getattr(optim_wrapper, "first_groups", None)
+        if type(first_groups) is not tuple:  # not the bridge's view, or not within a training epoch
+            first_groups = self._first_lrs(optim_wrapper)
+        for name, group in first_groups:
+            value = group["lr"]
+            append = appenders.get(name)
+            if append is not None and type(value) is float:
+                append(value)
+            else:
+                recorder.record(self._train_key(name), name, value)
+
+    @staticmethod
+    def _first_lrs(optim_wrapper: Any) -> list[tuple[str, dict[str, Any]]]:
+        """``(name, {'lr': first lr})`` from ``get_lr()``, MMEngine's way, for any optimizer wrapper."""
+        lr_dict = optim_wrapper.get_lr()
+        if not isinstance(lr_dict, dict):
+            raise AssertionError(f"runner.optim_wrapper.get_lr() should return a dict, got {type(lr_dict)}")
+        return [(name, {"lr": lrs[0]}) for name, lrs in lr_dict.items() if lrs]
 
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
