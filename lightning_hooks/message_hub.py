@@ -19,6 +19,7 @@ import copy
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
@@ -69,6 +70,8 @@ def _to_number(value: Any) -> Number:
 
 #: numpy sums blocks of up to this many float64 values with 8 running partial sums.
 _PAIRWISE_BLOCK = 128
+#: ``set(map(type, values))`` of values that are all floats.
+_FLOAT_ONLY = {float}
 #: Pending device tensors of one key are brought to the host together once this many have queued.
 _FLUSH_AT = 4096
 
@@ -202,12 +205,14 @@ class HistoryBuffer:
             return
         items = inbox.copy()
         inbox.clear()  # the same list: appenders handed out keep working
-        if not self._pending and all(type(v) is float for v in items):
-            self._values.extend(items)
+        if not self._pending and set(map(type, items)) == _FLOAT_ONLY:  # checked without a Python loop
+            values = self._values
+            values.extend(items)
             self._counts.extend([1] * len(items))
-            self._trim()
+            if len(values) > self.max_length:
+                self._trim()
             return
-        self._pending.extend([(v, 1) for v in items])
+        self._pending.extend(zip(items, repeat(1)))
         if len(self._pending) >= _FLUSH_AT:
             self._flush()
 
@@ -239,7 +244,10 @@ class HistoryBuffer:
         """Bring pending tensors to the host with a single synchronisation, keeping the update order."""
         if self._inbox:
             self._settle()
-        if not self._pending:
+        pending = self._pending
+        if not pending:
+            return
+        if len(pending) > 1 and self._flush_float32(pending):
             return
         tensors = [v for v, _ in self._pending if isinstance(v, torch.Tensor)]
         if len(tensors) < 2:
@@ -258,6 +266,32 @@ class HistoryBuffer:
         self._pending.clear()
         self._trim()
 
+    def _flush_float32(self, pending: list[tuple[Any, Number]]) -> bool:
+        """The usual pending history, 0-d tensors that stack to float32 (a loss per iteration), in one
+        copy; False for anything else (the general path below).
+
+        The values are the general path's, which stacks ``t.reshape(()).float()``: the stack
+        promotes to float32 only from types whose float32 conversion is ``.float()``'s.
+        """
+        tensors, counts = zip(*pending, strict=True)
+        try:
+            stacked = torch.stack(tensors)
+        except (TypeError, RuntimeError):  # a number behind the tensors, shapes or devices that differ
+            return False
+        if stacked.dtype is not torch.float32 or stacked.dim() != 1:
+            return False
+        return self._take(pending, stacked.tolist(), counts)
+
+    def _take(self, pending: list[tuple[Any, Number]], numbers: list[float], counts: tuple[Number, ...]) -> bool:
+        """Append the flushed floats and their counts to the history; the pending list is emptied."""
+        values = self._values
+        values.extend(numbers)
+        self._counts.extend(counts)
+        pending.clear()
+        if len(values) > self.max_length:
+            self._trim()
+        return True
+
     def _trim(self) -> None:
         overflow = len(self._values) - self.max_length
         if overflow > 0:
@@ -275,7 +309,8 @@ class HistoryBuffer:
         return len(self._values) + len(self._pending) + len(self._inbox)
 
     def _window(self, window_size: Optional[int]) -> tuple[list[Number], list[Number]]:
-        self._flush()
+        if self._inbox or self._pending:
+            self._flush()
         if window_size is None:
             return self._values, self._counts
         if isinstance(window_size, bool) or not isinstance(window_size, int):
@@ -289,7 +324,12 @@ class HistoryBuffer:
         a short window of floats with int counts (a log line's usual case) is summed in Python
         in numpy's exact order, without building arrays.
         """
-        values, counts = self._window(window_size)
+        if self._inbox or self._pending:
+            self._flush()
+        if type(window_size) is int:  # a log line's case, without _window's checks
+            values, counts = self._values[-window_size:], self._counts[-window_size:]
+        else:
+            values, counts = self._window(window_size)
         n = len(values)
         if 0 < n <= _PAIRWISE_BLOCK and not self._has_int and counts.count(1) == n:
             return _numpy_float_sum(values) / float(n)  # every count is 1: their sum is exactly n
@@ -307,7 +347,8 @@ class HistoryBuffer:
 
     def current(self) -> Number:
         """The most recent value."""
-        self._flush()
+        if self._inbox or self._pending:
+            self._flush()
         if not self._values:
             raise ValueError("HistoryBuffer._log_history is an empty array! Please make sure update has been called.")
         return self._values[-1]
