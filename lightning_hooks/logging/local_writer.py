@@ -11,11 +11,55 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
+from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import IO, Any, Optional
 
 from .scalars import json_ready
 
 __all__ = ["LocalJsonWriter"]
+
+
+def _build_encoder() -> Optional[Callable[[Any, int], Any]]:
+    """The C encoder ``json.dumps`` builds for every call, with its default settings, built once.
+
+    Without circular-reference markers: a tag that refers to itself is a RecursionError, as it
+    is in :func:`json_ready`. None where the C accelerator is missing (``json.dumps`` is used).
+    """
+    if c_make_encoder is None:
+        return None
+    settings = json.JSONEncoder()
+    return c_make_encoder(  # type: ignore[no-any-return]
+        None,
+        settings.default,
+        encode_basestring_ascii,
+        None,
+        settings.key_separator,
+        settings.item_separator,
+        False,
+        False,
+        True,
+    )
+
+
+_ENCODE = _build_encoder()
+
+
+def _json_line(scalars: dict[str, Any], step: Any) -> str:
+    """``json.dumps(json_ready(scalars))`` with ``step`` added unless there, and a newline.
+
+    Values JSON holds as they are (a training line's floats and ints) go straight to the encoder;
+    a tensor, an array or a numpy number makes it raise TypeError, and then :func:`json_ready`
+    converts the tag first, as always. Both give ``json.dumps``'s text.
+    """
+    if _ENCODE is not None:
+        try:
+            return "".join(_ENCODE(scalars if "step" in scalars else {**scalars, "step": step}, 0)) + "\n"
+        except TypeError:
+            pass
+    record = dict(json_ready(scalars))
+    record.setdefault("step", step)
+    return json.dumps(record) + "\n"
 
 
 class LocalJsonWriter:
@@ -32,6 +76,7 @@ class LocalJsonWriter:
         self.save_dir = save_dir
         self.scalar_save_file = scalar_save_file
         self._files: dict[str, IO[str]] = {}
+        self._open_targets: Optional[tuple[Optional[str], tuple[IO[str], ...]]] = None
 
     def _file(self, name: str) -> IO[str]:
         handle = self._files.get(name)
@@ -42,9 +87,16 @@ class LocalJsonWriter:
 
     def add_scalars(self, scalars: dict[str, Any], step: int = 0, file_path: Optional[str] = None) -> None:
         """Append the scalars, with ``step`` added unless they already hold one."""
-        record = dict(json_ready(scalars))
-        record.setdefault("step", step)
-        line = json.dumps(record) + "\n"
+        line = _json_line(scalars, step)
+        for handle in self._targets(file_path):
+            handle.write(line)
+            handle.flush()
+
+    def _targets(self, file_path: Optional[str]) -> tuple[IO[str], ...]:
+        """The open files a line goes to: ``scalars.json``, then ``file_path`` if given (checked once)."""
+        cached = self._open_targets
+        if cached is not None and cached[0] == file_path:
+            return cached[1]
         names = [self.scalar_save_file]
         if file_path is not None:
             if not file_path.endswith(".json"):
@@ -52,13 +104,13 @@ class LocalJsonWriter:
             if file_path == self.scalar_save_file:
                 raise ValueError(f"file_path must differ from scalar_save_file {self.scalar_save_file!r}")
             names.append(file_path)
-        for name in names:
-            handle = self._file(name)
-            handle.write(line)
-            handle.flush()
+        handles = tuple(self._file(name) for name in names)
+        self._open_targets = (file_path, handles)
+        return handles
 
     def close(self) -> None:
         """Close the files (a later write reopens them in append mode)."""
         for handle in self._files.values():
             handle.close()
         self._files.clear()
+        self._open_targets = None
