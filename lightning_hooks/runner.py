@@ -12,6 +12,7 @@ import logging
 import os
 import os.path as osp
 import sys
+import time
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from operator import attrgetter
@@ -59,13 +60,18 @@ class _RunFormatter(logging.Formatter):
         self._date: tuple[int, str] = (-1, "")  # (second, its date string), replaced as one object
 
     def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
-        second = int(record.created)
-        cached = self._date
-        if cached[0] == second and datefmt == _DATEFMT:
-            return cached[1]
-        date = super().formatTime(record, datefmt)
         if datefmt == _DATEFMT:
-            self._date = (second, date)
+            return self.date_text(record.created)
+        return super().formatTime(record, datefmt)
+
+    def date_text(self, created: float) -> str:
+        """``formatTime``'s text for a record created at ``created`` (``time.time()``), with our date format."""
+        second = int(created)
+        cached = self._date
+        if cached[0] == second:
+            return cached[1]
+        date = time.strftime(_DATEFMT, self.converter(created))
+        self._date = (second, date)
         return date
 
     def format(self, record: logging.LogRecord) -> str:
@@ -90,6 +96,67 @@ class _StdoutHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
+
+
+#: Attributes of a handler that, set on the instance, change how it handles a record.
+_HANDLER_OVERRIDES = frozenset({"handle", "emit", "filter", "format", "flush", "acquire", "release"})
+
+
+def _own_handlers(logger: logging.Logger) -> Optional[list[logging.Handler]]:
+    """The logger's handlers when every one is the bridge's own, untouched; None otherwise.
+
+    Own means: the stdout handler or an open log file handler that :func:`get_logger` added,
+    with the shared formatter, no filters and no method replaced on the instance.
+    """
+    handlers = logger.handlers
+    for handler in handlers:
+        attributes = handler.__dict__
+        kind = type(handler)
+        if kind is _StdoutHandler:
+            if not attributes.get("_lh_stream"):
+                return None
+        elif kind is not logging.FileHandler or "_lh_file" not in attributes or attributes.get("stream") is None:
+            return None
+        if (
+            attributes.get("filters")
+            or attributes.get("formatter") is not _LINE_FORMATTER
+            or not _HANDLER_OVERRIDES.isdisjoint(attributes)
+        ):
+            return None
+    return handlers
+
+
+def log_info(logger: Any, msg: str) -> None:
+    """``logger.info(msg)``: the same bytes on the terminal and in the log file, for less work.
+
+    When the package logger only has the bridge's own handlers (no filters, no handler of the
+    user, pytest's or a library, no propagation to the root logger), the line is formatted once
+    and written to each handler's stream under its lock, flushed as ``logging`` does. Otherwise
+    (anything else listens, or ``logger`` is not a :class:`logging.Logger`) it is ``logger.info``.
+    """
+    handlers = None
+    if type(logger) is logging.Logger and not (logger.propagate or logger.filters or logger.disabled):
+        handlers = _own_handlers(logger)
+    if not handlers or logging.getLogRecordFactory() is not logging.LogRecord:
+        logger.info(msg)
+        return
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    text = f"{_LINE_FORMATTER.date_text(time.time())} - lightning_hooks - {logging.getLevelName(logging.INFO)} - {msg}"
+    for handler in handlers:
+        if handler.level > logging.INFO:
+            continue
+        with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                # _StdoutHandler.stream is sys.stdout at the time; a FileHandler keeps its stream
+                stream = sys.stdout if type(handler) is _StdoutHandler else handler.__dict__["stream"]
+                stream.write(text + handler.terminator)  # type: ignore[attr-defined]
+                if stream and hasattr(stream, "flush"):  # StreamHandler.flush's test
+                    stream.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                handler.handleError(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, msg, (), None))
 
 
 def get_logger(rank: int = 0, log_file: Optional[str] = None, log_level: str = "INFO") -> logging.Logger:

@@ -29,20 +29,20 @@ Differences from MMEngine, on purpose (no host-device synchronisation between tw
 from __future__ import annotations
 
 import json
+import logging
 import os
 import os.path as osp
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
 from ..logging.backends import DEFAULT_VIS_BACKENDS, build_writers, check_vis_backends
 from ..logging.file_copy import copy_logs, join_out_dir
+from ..logging.log_processor import LogProcessor
 from ..logging.scalars import json_ready
 from ..registry import HOOKS
+from ..runner import RunnerView, log_info
 from .hook import DATA_BATCH, Hook
-
-if TYPE_CHECKING:
-    from ..runner import RunnerView
 
 __all__ = ["LoggerHook"]
 
@@ -137,6 +137,8 @@ class LoggerHook(Hook):
         self._writers: list[Any] = []
         self._rank0 = True
         self._train_len: Optional[int] = None
+        #: The runner view's logger, read once per run (``logging.getLogger`` takes the logging lock).
+        self._logger: Optional[logging.Logger] = None
 
     # ------------------------------------------------------------------ run
     def before_run(self, runner: RunnerView) -> None:
@@ -149,6 +151,7 @@ class LoggerHook(Hook):
         self._close_writers()
         self._rank0 = runner.rank == 0
         self._train_len = None
+        self._logger = runner.logger if type(runner) is RunnerView else None
         if self._rank0:
             loggers = list(getattr(runner.trainer, "loggers", None) or [])
             self._writers = build_writers(
@@ -184,13 +187,18 @@ class LoggerHook(Hook):
             return
         size = self._train_len if self._train_len is not None else len(runner.train_dataloader)  # type: ignore[arg-type]
         last = batch_idx + 1 == size
+        logger = self._logger if self._logger is not None else runner.logger
         if last or (runner.iter + 1) % self.interval_exp_name == 0:
-            runner.logger.info(f"Exp name: {runner.experiment_name}")
+            log_info(logger, f"Exp name: {runner.experiment_name}")
         due = (batch_idx + 1) % self.interval == 0 or (last and (not self.ignore_last or size <= self.interval))
         if not due:
             return
-        tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
-        runner.logger.info(line)
+        processor = runner.log_processor
+        result = None
+        if isinstance(processor, LogProcessor) and processor._train_line_is_fast():
+            result = processor._train_line(runner, batch_idx, size)  # the epoch's length is known here
+        tag, line = result if result is not None else processor.get_log_after_iter(runner, batch_idx, "train")
+        log_info(logger, line)
         self._add_scalars(tag, runner.iter + 1)
 
     # ------------------------------------------------------------------ evaluation
@@ -200,7 +208,7 @@ class LoggerHook(Hook):
         """A validation line every ``interval`` batches (terminal only)."""
         if runner.rank == 0 and self.every_n_inner_iters(batch_idx, self.interval):
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "val")
-            runner.logger.info(line)
+            log_info(runner.logger, line)
 
     def after_test_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[Sequence] = None
@@ -208,14 +216,14 @@ class LoggerHook(Hook):
         """A test line every ``interval`` batches (terminal only)."""
         if runner.rank == 0 and self.every_n_inner_iters(batch_idx, self.interval):
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "test")
-            runner.logger.info(line)
+            log_info(runner.logger, line)
 
     def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """The validation summary line; scalars at the completed epoch (or iteration) count."""
         if runner.rank != 0:
             return
         tag, line = runner.log_processor.get_log_after_epoch(runner, len(runner.val_dataloader), "val")  # type: ignore[arg-type]
-        runner.logger.info(line)
+        log_info(runner.logger, line)
         if runner.train_loop is None:
             step = 0
         else:
@@ -232,7 +240,7 @@ class LoggerHook(Hook):
             "test",
             with_non_scalar=True,
         )
-        runner.logger.info(line)
+        log_info(runner.logger, line)
         os.makedirs(runner.log_dir, exist_ok=True)
         with open(osp.join(runner.log_dir, self.json_log_path or f"{runner.timestamp}.json"), "w") as f:
             json.dump(json_ready(dict(tag)), f)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import operator
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -33,6 +34,24 @@ from ..errors import LogProcessorConfigError
 __all__ = ["LogProcessor", "build_log_processor"]
 
 MODES = ("train", "val", "test")
+#: The steps of a training line that :meth:`LogProcessor._train_line` does in one pass.
+_FAST_STEPS = (
+    "get_log_after_iter",  # LoggerHook calls _train_line itself: the whole method is stood in for
+    "_parse_windows_size",
+    "_mode_scalars",
+    "_collect_scalars",
+    "_averaged_keys",
+    "_get_iter",
+    "_get_epoch",
+    "_get_dataloader_size",
+    "_has_train_loop",
+    "_iter_header",
+    "_timing_str",
+    "_train_line",
+    "_line_keys",
+    "_line_key",
+)
+_steps_of = operator.attrgetter(*_FAST_STEPS)
 WindowSize = Union[int, str, None]
 
 
@@ -46,6 +65,13 @@ def _format_value(value: Any, num_digits: int) -> Any:
     if isinstance(value, (torch.Tensor, np.ndarray)):
         return f"\n{value}\n"
     return value
+
+
+def _eta_text(seconds: int) -> str:
+    """``str(datetime.timedelta(seconds=seconds))``: ``H:MM:SS``, with days when there are any."""
+    if 0 <= seconds < 86400:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return str(datetime.timedelta(seconds=seconds))
 
 
 class LogProcessor:
@@ -261,11 +287,109 @@ class LogProcessor:
         text = f"eta: {eta}  time: {values.pop('time'):.{digits}f}  data_time: {values.pop('data_time'):.{digits}f}  "
         return text
 
+    # ------------------------------------------------------------------ training line, fast
+    def _train_line_is_fast(self) -> bool:
+        """Whether :meth:`_train_line` may build the training line: no ``custom_cfg``, no hierarchy,
+        and none of the steps it stands in for replaced (by a subclass or on the instance)."""
+        return (
+            not self.custom_cfg
+            and not self.log_with_hierarchy
+            and _steps_of(type(self)) == _DEFAULT_STEPS  # LogProcessor's own functions, compared in C
+            and self.__dict__.keys().isdisjoint(_FAST_STEPS)
+        )
+
+    def _line_keys(self) -> tuple[Any, dict[str, Optional[tuple[str, bool, bool]]]]:
+        """``(mean_pattern, per hub key: None (not a training key), else (name in the line, averaged,
+        is a learning rate))``, remembered per ``mean_pattern`` object, as :meth:`_averaged_keys`."""
+        cache: Optional[tuple[Any, dict[str, Optional[tuple[str, bool, bool]]]]] = self.__dict__.get("_line_cache")
+        if cache is None or cache[0] is not self.mean_pattern:
+            cache = self.__dict__["_line_cache"] = (self.mean_pattern, {})
+        return cache
+
+    def _train_line(self, runner: Any, batch_idx: int, size: int) -> Optional[tuple[dict[str, Any], str]]:
+        """:meth:`get_log_after_iter`'s training tag and line in one pass over the hub (``size``: the
+        epoch's length), or None for the rare hub the general steps must handle (see the comments).
+
+        Callers check :meth:`_train_line_is_fast` first; ``tests/test_logger_line_paths.py`` checks that
+        both give the same tag and line.
+        """
+        hub = runner.message_hub
+        cache = self.__dict__.get("_line_cache")  # self._line_keys(), inline
+        if cache is None or cache[0] is not self.mean_pattern:
+            cache = self._line_keys()
+        keys = cache[1]
+        window = self.window_size
+        digits = self.num_digits
+        tag: OrderedDict[str, Any] = OrderedDict()
+        values: dict[str, Any] = {}  # what the line shows after the learning rates
+        rates: list[str] = []
+        for key, buffer in hub.log_scalars.items():
+            plan: Any = keys.get(key, False)  # False: not seen yet; None: not a training key
+            if plan is False:
+                plan = keys[key] = self._line_key(key)
+            if plan is None:
+                continue
+            name, averaged, rate = plan
+            if name in tag:
+                return None  # two keys with one name ('train/x', 'trainx'...): the general steps' order
+            value = tag[name] = buffer.mean(window) if averaged else buffer.current()
+            if not rate:
+                values[name] = value
+            elif name.startswith("train/"):
+                return None  # 'train/train/lr': the general steps strip its label twice
+            else:
+                rates.append(f"{name}: {value:.{digits}e}")
+        line_rates = " ".join(rates)
+        loop = getattr(runner, "_train_loop", None)
+        in_fit = loop is not None and not isinstance(loop, dict)
+        if self.by_epoch:
+            epoch = runner.epoch + 1
+            epoch_str = f"[{epoch}]"
+            if in_fit:
+                epoch_str = epoch_str.rjust(len(str(runner.max_epochs)) + 3)
+            header = f"Epoch(train){epoch_str}[{str(batch_idx + 1).rjust(len(str(size)))}/{size}]  "
+            tag["epoch"] = epoch
+            tag["iter"] = runner.iter + 1 if in_fit else 0
+        else:
+            iteration = runner.iter + 1
+            max_iters = runner.max_iters
+            header = f"Iter(train) [{str(iteration).rjust(len(str(max_iters)))}/{max_iters}]  "
+            tag["iter"] = iteration if in_fit else 0
+        line = header + line_rates + "  "
+        info = hub.runtime_info
+        if "time" in values and "data_time" in values and "eta" in info:
+            eta = _eta_text(int(info["eta"]))
+            line += (
+                f"eta: {eta}  time: {values.pop('time'):.{digits}f}  data_time: {values.pop('data_time'):.{digits}f}  "
+            )
+        probe = "_cuda_device" in self.__dict__ or type(self)._cuda_device is not LogProcessor._cuda_device
+        if (probe or torch.cuda.is_initialized()) and self._cuda_device(runner) is not None:
+            memory = self._get_max_memory(runner)
+            line += f"memory: {memory}  "
+            tag["memory"] = memory
+        return tag, line + "  ".join(
+            [
+                f"{name}: {value:.{digits}f}" if type(value) is float else f"{name}: {_format_value(value, digits)}"
+                for name, value in values.items()
+            ]
+        )
+
+    def _line_key(self, key: str) -> Optional[tuple[str, bool, bool]]:
+        """How a hub key appears in the training line (see :meth:`_line_keys`)."""
+        if not key.startswith("train"):
+            return None
+        name = _strip_prefix(key, "train/")
+        return name, self.mean_pattern.search(name) is not None, name.endswith("lr")
+
     # ------------------------------------------------------------------ public API
     def get_log_after_iter(self, runner: Any, batch_idx: int, mode: str) -> tuple[dict[str, Any], str]:
         """The tag (scalars for the writers) and the terminal line after an iteration of ``mode``."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "train" and self._train_line_is_fast():
+            fast = self._train_line(runner, batch_idx, self._get_dataloader_size(runner, mode))
+            if fast is not None:
+                return fast
         parsed = self._parse_windows_size(runner, batch_idx, self.custom_cfg)
         values = self._collect_scalars(parsed, runner, mode)
         tag = self._collect_scalars(parsed, runner, mode, True) if self.log_with_hierarchy else OrderedDict(values)
@@ -363,6 +487,10 @@ class LogProcessor:
             f"custom_cfg={self.custom_cfg}, num_digits={self.num_digits}, "
             f"smooth_eval_metrics={self.smooth_eval_metrics})"
         )
+
+
+#: LogProcessor's own steps, as defined here (a subclass or a patch that replaces one is seen by identity).
+_DEFAULT_STEPS = _steps_of(LogProcessor)
 
 
 def _subclasses(cls: type) -> list[type]:
