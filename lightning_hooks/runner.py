@@ -98,17 +98,34 @@ class _StdoutHandler(logging.StreamHandler):
         pass
 
 
-#: Attributes of a handler that, set on the instance, change how it handles a record.
-_HANDLER_OVERRIDES = frozenset({"handle", "emit", "filter", "format", "flush", "acquire", "release"})
+_handler_methods = attrgetter("handle", "emit", "filter", "format", "flush")
+_formatter_methods = attrgetter("format", "formatTime", "formatMessage")
+
+
+def _logging_classes() -> tuple[Any, ...]:
+    """The methods a record would go through, as the classes hold them now (compared in C)."""
+    return (
+        _handler_methods(_StdoutHandler),
+        _handler_methods(logging.FileHandler),
+        _handler_methods(logging.StreamHandler),  # FileHandler.emit calls StreamHandler.emit
+        _formatter_methods(_RunFormatter),
+        _formatter_methods(logging.Formatter),  # _RunFormatter.format calls Formatter.format
+    )
+
+
+#: As the classes held them when this module was imported: a patched method sends lines through logging.
+_LOGGING_CLASSES = _logging_classes()
 
 
 def _own_handlers(logger: logging.Logger) -> Optional[list[logging.Handler]]:
     """The logger's handlers when every one is the bridge's own, untouched; None otherwise.
 
     Own means: the stdout handler or an open log file handler that :func:`get_logger` added,
-    with the shared formatter, no filters and no method replaced on the instance.
+    with the shared formatter, no filters and no method replaced on the instance or the class.
     """
     handlers = logger.handlers
+    if _logging_classes() != _LOGGING_CLASSES:
+        return None
     for handler in handlers:
         attributes = handler.__dict__
         kind = type(handler)
@@ -120,7 +137,11 @@ def _own_handlers(logger: logging.Logger) -> Optional[list[logging.Handler]]:
         if (
             attributes.get("filters")
             or attributes.get("formatter") is not _LINE_FORMATTER
-            or not _HANDLER_OVERRIDES.isdisjoint(attributes)
+            or "emit" in attributes  # a method replaced on the instance (probing a few names is
+            or "handle" in attributes  # cheaper than a set operation over the whole dict)
+            or "format" in attributes
+            or "flush" in attributes
+            or "filter" in attributes
         ):
             return None
     return handlers

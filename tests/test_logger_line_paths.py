@@ -299,6 +299,30 @@ def test_anything_else_listening_gets_every_line(log_file: Any, capsys, caplog, 
         assert seen == ["not in the file"] and path.read_text().endswith("back to the fast writes\n")
 
 
+@pytest.mark.parametrize(
+    ("cls", "method"),
+    [
+        (logging.FileHandler, "emit"),
+        (logging.StreamHandler, "emit"),
+        (logging.Handler, "handle"),
+        (logging.Formatter, "format"),
+    ],
+)
+def test_a_patched_logging_class_gets_every_line(log_file: Any, monkeypatch, cls: type, method: str) -> None:
+    logger, _ = log_file
+    seen: list[str] = []
+    original = getattr(cls, method)
+
+    def spy(self: Any, record: logging.LogRecord) -> Any:
+        seen.append(record.getMessage())
+        return original(self, record)
+
+    monkeypatch.setattr(cls, method, spy)
+    with bridge_handlers_only():
+        log_info(logger, "through the patch")
+    assert "through the patch" in seen
+
+
 def test_a_logger_that_is_not_logging_s_is_called() -> None:
     calls: list[str] = []
     log_info(SimpleNamespace(info=calls.append), "line")

@@ -54,7 +54,9 @@ def _json_line(scalars: dict[str, Any], step: Any) -> str:
     """
     if _ENCODE is not None:
         try:
-            return "".join(_ENCODE(scalars if "step" in scalars else {**scalars, "step": step}, 0)) + "\n"
+            if "step" in scalars or not scalars or type(step) is not int:
+                return "".join(_ENCODE(scalars if "step" in scalars else {**scalars, "step": step}, 0)) + "\n"
+            return f'{"".join(_ENCODE(scalars, 0))[:-1]}, "step": {step}}}\n'  # '{...}' closed after the step
         except TypeError:
             pass
     record = dict(json_ready(scalars))
