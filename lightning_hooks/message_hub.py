@@ -324,7 +324,9 @@ class HistoryBuffer:
         a short window of floats with int counts (a log line's usual case) is summed in Python
         in numpy's exact order, without building arrays.
         """
-        if self._inbox or self._pending:
+        if self._inbox:
+            self._settle()  # floats join the history here; anything else is then pending
+        if self._pending:
             self._flush()
         if type(window_size) is int:  # a log line's case, without _window's checks
             values, counts = self._values[-window_size:], self._counts[-window_size:]
@@ -347,7 +349,9 @@ class HistoryBuffer:
 
     def current(self) -> Number:
         """The most recent value."""
-        if self._inbox or self._pending:
+        if self._inbox:
+            self._settle()
+        if self._pending:
             self._flush()
         if not self._values:
             raise ValueError("HistoryBuffer._log_history is an empty array! Please make sure update has been called.")
