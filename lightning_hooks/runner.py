@@ -98,6 +98,7 @@ class _StdoutHandler(logging.StreamHandler):
         pass
 
 
+_logger_methods = attrgetter("info", "_log", "makeRecord", "handle", "callHandlers")
 _handler_methods = attrgetter("handle", "emit", "filter", "format", "flush")
 _formatter_methods = attrgetter("format", "formatTime", "formatMessage")
 
@@ -105,6 +106,7 @@ _formatter_methods = attrgetter("format", "formatTime", "formatMessage")
 def _logging_classes() -> tuple[Any, ...]:
     """The methods a record would go through, as the classes hold them now (compared in C)."""
     return (
+        _logger_methods(logging.Logger),
         _handler_methods(_StdoutHandler),
         _handler_methods(logging.FileHandler),
         _handler_methods(logging.StreamHandler),  # FileHandler.emit calls StreamHandler.emit
@@ -151,13 +153,16 @@ def log_info(logger: Any, msg: str) -> None:
     """``logger.info(msg)``: the same bytes on the terminal and in the log file, for less work.
 
     When the package logger only has the bridge's own handlers (no filters, no handler of the
-    user, pytest's or a library, no propagation to the root logger), the line is formatted once
-    and written to each handler's stream under its lock, flushed as ``logging`` does. Otherwise
-    (anything else listens, or ``logger`` is not a :class:`logging.Logger`) it is ``logger.info``.
+    user, pytest's or a library, no propagation to the root logger, no method of the logger,
+    its handlers or its formatter replaced), the line is formatted once and written to each
+    handler's stream under its lock, flushed as ``logging`` does. Otherwise (anything else
+    listens, or ``logger`` is not a :class:`logging.Logger`) it is ``logger.info``.
     """
     handlers = None
     if type(logger) is logging.Logger and not (logger.propagate or logger.filters or logger.disabled):
-        handlers = _own_handlers(logger)
+        attributes = logger.__dict__
+        if not ("info" in attributes or "handle" in attributes or "callHandlers" in attributes):
+            handlers = _own_handlers(logger)
     if not handlers or logging.getLogRecordFactory() is not logging.LogRecord:
         logger.info(msg)
         return

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import random
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -51,17 +52,26 @@ def bridge_handlers_only() -> Iterator[None]:
             logger.addHandler(handler)
 
 
-def _spy_info(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The messages given to ``Logger.info`` from now on (the general path's calls)."""
+@contextlib.contextmanager
+def info_calls() -> Iterator[list[str]]:
+    """The messages given to ``Logger.info`` (the general path) while the block runs.
+
+    Watched with a profile function: patching ``Logger.info`` would itself send every line
+    through ``logging`` (a patched method is respected).
+    """
     seen: list[str] = []
-    original = logging.Logger.info
+    code = logging.Logger.info.__code__
 
-    def info(self: logging.Logger, msg: Any, *args: Any, **kwargs: Any) -> None:
-        seen.append(msg)
-        original(self, msg, *args, **kwargs)
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is code:
+            seen.append(frame.f_locals["msg"])
 
-    monkeypatch.setattr(logging.Logger, "info", info)
-    return seen
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield seen
+    finally:
+        sys.setprofile(previous)
 
 
 # ----------------------------------------------------------------------------- LogProcessor
@@ -236,13 +246,12 @@ def log_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     logger.filters.clear()
 
 
-def test_fast_line_writes_logging_bytes(log_file: Any, capsys: pytest.CaptureFixture, monkeypatch) -> None:
+def test_fast_line_writes_logging_bytes(log_file: Any, capsys: pytest.CaptureFixture) -> None:
     logger, path = log_file
     message = "Epoch(train)  [1][2/4]  lr: 1.0000e-01  loss: 0.5 ünïcode"
     logger.info(message)
     expected_out, expected_file = capsys.readouterr().out, path.read_bytes()
-    seen = _spy_info(monkeypatch)
-    with bridge_handlers_only():
+    with bridge_handlers_only(), info_calls() as seen:
         log_info(logger, message)
     assert seen == []  # the fast path: no record
     out = capsys.readouterr().out
@@ -266,7 +275,7 @@ def test_fast_line_honours_handler_and_logger_levels(log_file: Any, capsys: pyte
         logger.setLevel(logging.INFO)
 
 
-def test_anything_else_listening_gets_every_line(log_file: Any, capsys, caplog, monkeypatch) -> None:
+def test_anything_else_listening_gets_every_line(log_file: Any, capsys, caplog) -> None:
     logger, path = log_file
     with bridge_handlers_only():
         catcher = LineCatcher()
@@ -289,14 +298,14 @@ def test_anything_else_listening_gets_every_line(log_file: Any, capsys, caplog, 
         assert "secret" not in path.read_text() and "secret" not in capsys.readouterr().out
         logger.filters.clear()
 
-        seen = _spy_info(monkeypatch)
         handler = next(h for h in logger.handlers if getattr(h, "_lh_file", None))
         handler.emit = lambda record: None  # type: ignore[method-assign]  # replaced on the instance: respected
-        log_info(logger, "not in the file")
-        del handler.emit
+        with info_calls() as seen:
+            log_info(logger, "not in the file")
+            del handler.emit
+            log_info(logger, "back to the fast writes")
         assert seen == ["not in the file"] and "not in the file" not in path.read_text()
-        log_info(logger, "back to the fast writes")
-        assert seen == ["not in the file"] and path.read_text().endswith("back to the fast writes\n")
+        assert path.read_text().endswith("back to the fast writes\n")
 
 
 @pytest.mark.parametrize(
@@ -306,6 +315,7 @@ def test_anything_else_listening_gets_every_line(log_file: Any, capsys, caplog, 
         (logging.StreamHandler, "emit"),
         (logging.Handler, "handle"),
         (logging.Formatter, "format"),
+        (logging.Logger, "handle"),
     ],
 )
 def test_a_patched_logging_class_gets_every_line(log_file: Any, monkeypatch, cls: type, method: str) -> None:
@@ -329,24 +339,22 @@ def test_a_logger_that_is_not_logging_s_is_called() -> None:
     assert calls == ["line"]
 
 
-def test_fit_output_with_and_without_other_listeners(tmp_path: Path, monkeypatch) -> None:
+def test_fit_output_with_and_without_other_listeners(tmp_path: Path) -> None:
     listened = _fit_lines(tmp_path / "listened", LogProcessor(), catcher=True)
-    seen = _spy_info(monkeypatch)
-    with bridge_handlers_only():
+    with bridge_handlers_only(), info_calls() as seen:
         fast = _fit_lines(tmp_path / "fast", LogProcessor())
     assert not [m for m in seen if m.startswith(("Epoch(", "Exp name"))]  # LoggerHook's lines took the fast writes
     assert fast == listened and sum("INFO - Epoch(train)" in line for line in fast) == 4
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_pinned_output_without_other_listeners(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pinned_output_without_other_listeners(tmp_path: Path, name: str) -> None:
     """The pinned golden files, with nothing but the bridge's handlers on the logger (the fast writes)."""
     from test_logger_golden import _halving
 
     scenario = SCENARIOS[name]
     bridge = HookBridge(**scenario["bridge_kwargs"])
-    seen = _spy_info(monkeypatch)
-    with bridge_handlers_only():
+    with bridge_handlers_only(), info_calls() as seen:
         run_mode(make_trainer(tmp_path, bridge, **scenario["trainer_kwargs"]), ToyModule(scheduler=_halving))
     assert not [m for m in seen if m.startswith(("Epoch(train)", "Iter(train)"))]
     files = {
