@@ -98,20 +98,23 @@ class _StdoutHandler(logging.StreamHandler):
         pass
 
 
-_logger_methods = attrgetter("info", "_log", "makeRecord", "handle", "callHandlers")
-_handler_methods = attrgetter("handle", "emit", "filter", "format", "flush")
-_formatter_methods = attrgetter("format", "formatTime", "formatMessage")
+_logger_methods = attrgetter("info", "handle")
+_handler_methods = attrgetter("handle", "emit", "format", "flush")
 
 
 def _logging_classes() -> tuple[Any, ...]:
-    """The methods a record would go through, as the classes hold them now (compared in C)."""
+    """The methods a record goes through, as the classes hold them now (compared in C).
+
+    The entry points of each step (looked up on the classes used, so a patch on any of
+    their bases is seen): the logger's ``info`` and ``handle``, the handlers' ``handle``,
+    ``emit``, ``format`` and ``flush``, the formatters' ``format``.
+    """
     return (
         _logger_methods(logging.Logger),
         _handler_methods(_StdoutHandler),
         _handler_methods(logging.FileHandler),
-        _handler_methods(logging.StreamHandler),  # FileHandler.emit calls StreamHandler.emit
-        _formatter_methods(_RunFormatter),
-        _formatter_methods(logging.Formatter),  # _RunFormatter.format calls Formatter.format
+        _RunFormatter.format,
+        logging.Formatter.format,  # _RunFormatter.format calls it
     )
 
 
