@@ -47,10 +47,7 @@ _FAST_STEPS = (
     "_has_train_loop",
     "_iter_header",
     "_timing_str",
-    "_train_line",
-    "_line_keys",
-    "_line_key",
-)
+)  # _train_line, _line_keys and _line_key are the fast path's own: overriding one customises it
 _steps_of = operator.attrgetter(*_FAST_STEPS)
 WindowSize = Union[int, str, None]
 
