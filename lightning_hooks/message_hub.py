@@ -20,6 +20,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from itertools import repeat
+from operator import attrgetter
 from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
@@ -74,6 +75,8 @@ _PAIRWISE_BLOCK = 128
 _FLOAT_ONLY = {float}
 #: Pending device tensors of one key are brought to the host together once this many have queued.
 _FLUSH_AT = 4096
+_DTYPE, _IS_CPU, _NDIM = attrgetter("dtype"), attrgetter("is_cpu"), attrgetter("ndim")
+_F32 = {torch.float32}
 
 
 def _numpy_float_sum(values: list[float]) -> float:
@@ -271,9 +274,19 @@ class HistoryBuffer:
         copy; False for anything else (the general path below).
 
         The values are the general path's, which stacks ``t.reshape(()).float()``: the stack
-        promotes to float32 only from types whose float32 conversion is ``.float()``'s.
+        promotes to float32 only from types whose float32 conversion is ``.float()``'s. 0-d
+        float32 tensors on the CPU are read one by one instead: there is no copy to batch, and
+        ``float(t)`` on each costs less than building the stack.
         """
         tensors, counts = zip(*pending, strict=True)
+        try:
+            cpu_float32 = (
+                set(map(_DTYPE, tensors)) == _F32 and all(map(_IS_CPU, tensors)) and not any(map(_NDIM, tensors))
+            )
+        except AttributeError:  # a number behind the tensors
+            cpu_float32 = False
+        if cpu_float32:  # nothing to copy: read each number, cheaper than stacking them first
+            return self._take(pending, list(map(float, tensors)), counts)
         try:
             stacked = torch.stack(tensors)
         except (TypeError, RuntimeError):  # a number behind the tensors, shapes or devices that differ

@@ -120,7 +120,9 @@ def test_known_mmengine_strings():
     assert line.startswith("Epoch(train)  [2][ 5/12]  lr: 7.9766e-03  eta: 1:02:05  time: ")
 
 
-def test_reading_tensor_losses_costs_one_sync_per_key():
+def test_reading_tensor_losses_costs_one_sync_per_key(monkeypatch):
+    # Accelerator tensors (is_cpu False) are copied to the host together; CPU ones are read one by one.
+    monkeypatch.setattr(torch.Tensor, "is_cpu", property(lambda self: False))
     _, runner = pair(tensors=True)
     calls = {"item": 0, "tolist": 0}
     originals = {name: getattr(torch.Tensor, name) for name in calls}

@@ -232,8 +232,13 @@ class LongToy(ToyModule):
         return torch.utils.data.DataLoader(ToyDataset(40), batch_size=2)
 
 
-def test_no_host_sync_between_log_lines(tmp_path):
-    """Between two training lines the iterations call no .item/.tolist/.cpu/float(); MMEngine would call .item() each."""
+def test_no_host_sync_between_log_lines(tmp_path, monkeypatch):
+    """Between two training lines the iterations call no .item/.tolist/.cpu/float(); MMEngine would call .item() each.
+
+    The losses are made to look like accelerator tensors (``is_cpu`` False), which are copied
+    to the host together; CPU ones, with nothing to copy, are read one by one at the line.
+    """
+    monkeypatch.setattr(torch.Tensor, "is_cpu", property(lambda self: False))
     counts = {"n": 0}
     names = ("item", "tolist", "cpu", "__float__")
     originals = {name: getattr(torch.Tensor, name) for name in names}

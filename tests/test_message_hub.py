@@ -57,7 +57,9 @@ def test_registered_statistic_is_usable():
     assert buf.statistics("weighted_sum") == 7.0
 
 
-def test_lazy_tensor_scalars_sync_once_per_read():
+def test_lazy_tensor_scalars_sync_once_per_read(monkeypatch):
+    # Accelerator tensors (is_cpu False) are copied to the host together; CPU ones are read one by one.
+    monkeypatch.setattr(torch.Tensor, "is_cpu", property(lambda self: False))
     buf = HistoryBuffer()
     calls = {"n": 0}
     original = torch.Tensor.tolist
