@@ -33,7 +33,7 @@ from . import _lightning
 from ._version import __version__
 from .checkpoint_io import arm_auto_resume, save_through_trainer
 from .config import OnUnsupported, bridge_kwargs_from_mmengine_config
-from .dispatch import HookList
+from .dispatch import HookList, hook_type_error
 from .hooks.hook import Hook
 from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
@@ -412,10 +412,18 @@ class HookBridge(Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        # Per iteration: the hook list is called directly (not through _call) to keep this path short.
+        # Per iteration the hooks are called here, as HookList.call calls them but with the keywords
+        # spelled out: no frame for the loop and no dict to unpack (see HookList.tables).
         state = self.state
-        kwargs = {"batch_idx": batch_idx if state.by_epoch else state.iter, "data_batch": batch}
-        self.hook_list.call("before_train_iter", self.runner, kwargs)
+        runner = self.runner
+        index = batch_idx if state.by_epoch else state.iter
+        hooks = self.hook_list
+        method = None
+        try:
+            for method in hooks.tables.get("before_train_iter") or hooks.table("before_train_iter"):
+                method(runner, batch_idx=index, data_batch=batch)
+        except TypeError as exc:
+            raise hook_type_error(exc, method) from exc
         if self.runtime.after_stage:
             self._run_after_stage()
 
@@ -437,12 +445,15 @@ class HookBridge(Callback):
             ends_epoch, logged = bound()
             if logged:
                 step_outputs = self._with_logged_values(step_outputs, logged)
-            kwargs = {
-                "batch_idx": batch_idx if state.by_epoch else state.iter,
-                "data_batch": batch,
-                "outputs": step_outputs,
-            }
-            self.hook_list.call("after_train_iter", self.runner, kwargs)
+            runner = self.runner
+            index = batch_idx if state.by_epoch else state.iter
+            hooks = self.hook_list
+            method = None
+            try:  # as in on_train_batch_start
+                for method in hooks.tables.get("after_train_iter") or hooks.table("after_train_iter"):
+                    method(runner, batch_idx=index, data_batch=batch, outputs=step_outputs)
+            except TypeError as exc:
+                raise hook_type_error(exc, method) from exc
             if self.runtime.after_stage:
                 self._run_after_stage()
             state.iter += 1

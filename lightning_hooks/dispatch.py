@@ -9,6 +9,7 @@ The tables are rebuilt whenever a hook is registered.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any, Optional, Union
 
 from . import hooks as _builtin_hooks  # noqa: F401  (importing them registers the built-in hooks in HOOKS)
@@ -16,7 +17,7 @@ from .hooks.hook import STAGES, Hook, dispatched_at, fires_at, overridden_stages
 from .priority import get_priority, priority_name
 from .registry import HOOKS, to_plain
 
-__all__ = ["HookList", "build_hook", "overridden_stages"]  # overridden_stages: kept for old imports
+__all__ = ["HookList", "build_hook", "hook_type_error", "overridden_stages"]  # overridden_stages: kept for old imports
 
 
 def build_hook(cfg: Union[Hook, Mapping[str, Any]]) -> tuple[Hook, Optional[Any]]:
@@ -37,6 +38,11 @@ def build_hook(cfg: Union[Hook, Mapping[str, Any]]) -> tuple[Hook, Optional[Any]
         f"hook should be an instance of Hook or dict: a Hook instance or a config dict such as "
         f"dict(type='EMAHook'), got {type(cfg).__name__}: {cfg!r}"
     )
+
+
+def hook_type_error(exc: TypeError, method: Any) -> TypeError:
+    """MMEngine's message for a hook call that raised a TypeError: the error, then the hook."""
+    return TypeError(f"{exc} in {getattr(method, '__self__', method)}")
 
 
 class HookList:
@@ -104,8 +110,9 @@ class HookList:
     def call(self, stage: str, runner: Any, kwargs: Mapping[str, Any]) -> None:
         """Call ``stage`` on the hooks that use it, in order; a TypeError names the hook, as in MMEngine.
 
-        The one hook-call loop: the bridge's mount points and ``call_hook`` (on the
-        bridge and on the runner view) all come here.
+        The bridge's mount points and ``call_hook`` (on the bridge and on the runner view)
+        all come here, except the two per-iteration training mount points, which the bridge
+        calls itself from :attr:`tables` with the same error (:func:`hook_type_error`).
         """
         methods = self._tables.get(stage)
         if methods is None:
@@ -114,7 +121,12 @@ class HookList:
             try:
                 method(runner, **kwargs)
             except TypeError as exc:
-                raise TypeError(f"{exc} in {getattr(method, '__self__', method)}") from exc
+                raise hook_type_error(exc, method) from exc
+
+    #: The resolved tables, by mount point (read-only use; :meth:`table` resolves a missing one). The
+    #: bridge reads ``before_train_iter``/``after_train_iter`` here every iteration (the getter runs in
+    #: C) and calls them with their keywords spelled out, which saves a frame and a dict per call.
+    tables: Mapping[str, tuple[Callable[..., Any], ...]] = property(attrgetter("_tables"))  # type: ignore[assignment]
 
     def refresh(self) -> None:
         """Build every table again: hooks may have become idle, or busy, at some mount points."""

@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from toy import ToyModule, loaders, make_trainer
 
-from lightning_hooks import HookBridge
+from lightning_hooks import Hook, HookBridge
 from lightning_hooks.bridge import UNUSED_PER_ITERATION_EVENTS
 from lightning_hooks.hooks import CheckpointHook, IterTimerHook
 from lightning_hooks.message_hub import HistoryBuffer, _numpy_float_sum
@@ -289,3 +289,18 @@ def test_per_iteration_recording_follows_the_runner_hub_and_stays_bounded():
     # values appended are brought into the history at least every 4096 iterations
     assert all(len(b._inbox) <= 4096 for hub in (first, second) for b in hub.log_scalars.values())
     assert list(second.log_scalars) == ["train/lr", "train/data_time", "train/loss", "train/acc", "train/time"]
+
+
+@pytest.mark.parametrize("stage", ["before_train_iter", "after_train_iter", "before_train_epoch"])
+def test_a_hook_with_a_wrong_signature_is_named_at_every_mount_point(tmp_path, stage):
+    """The per-iteration calls (made by the bridge itself) name the hook as HookList.call does."""
+
+    class Wrong(Hook):
+        pass
+
+    setattr(Wrong, stage, lambda self, runner, required: None)  # a signature no mount point calls
+    bridge = HookBridge(default_hooks={"checkpoint": None}, custom_hooks=[Wrong()], print_hooks_table=False)
+    trainer = make_trainer(tmp_path, bridge, max_epochs=1, limit_val_batches=0)
+    train, _ = loaders()
+    with pytest.raises(TypeError, match=r"(unexpected keyword argument|missing 1 required).* in Wrong\(\)$"):
+        trainer.fit(ToyModule(), train)
