@@ -47,7 +47,6 @@ __all__ = [
     "train_batch_end_reader",
     "train_batches_processed",
     "train_epoch_batches_reached",
-    "train_step_logged_values",
     "train_total_batch_idx",
     "unwrap_optimizer",
     "validate_after_this_batch",
@@ -145,21 +144,6 @@ def evaluation_epoch_metrics(trainer: pl.Trainer) -> dict[str, Any]:
     return metrics
 
 
-def train_step_logged_values(
-    trainer: pl.Trainer, last_seen: dict[str, Any], lightning_logged: Optional[set[str]] = None
-) -> dict[str, torch.Tensor]:
-    """The step-level values logged with ``self.log`` during the current training batch, by name.
-
-    Read from the training loop's result collection, where each ``on_step`` key keeps its
-    latest value until it is logged again. A value is this batch's when its tensor is not the
-    one seen at the previous call: every ``self.log`` stores a new tensor (a torchmetrics
-    object, its new ``forward`` value). ``last_seen`` keeps those tensors between calls.
-    Values stay tensors on their device (no host sync). The names that Lightning itself sends
-    to its loggers (``self.log(..., logger=True)``, the default) are added to ``lightning_logged``.
-    """
-    return train_batch_end_reader(trainer, last_seen, lightning_logged)()[1]
-
-
 def train_batch_end_reader(
     trainer: pl.Trainer, last_seen: dict[str, Any], lightning_logged: Optional[set[str]] = None
 ) -> Callable[[], tuple[bool, dict[str, torch.Tensor]]]:
@@ -167,9 +151,15 @@ def train_batch_end_reader(
 
     The call returns whether this batch is the epoch's last (Lightning's own test,
     :func:`train_epoch_batches_reached`, on the progress counters, which are final when
-    ``on_train_batch_end`` runs) and the batch's ``self.log`` values
-    (:func:`train_step_logged_values`). Valid while the epoch's data and progress objects
-    stay; the result collection lives as long as the fit loop.
+    ``on_train_batch_end`` runs) and the step-level values logged with ``self.log`` during
+    this batch, by name. Those are read from the training loop's result collection, where each
+    ``on_step`` key keeps its latest value until it is logged again: a value is this batch's
+    when its tensor is not the one seen at the previous call (every ``self.log`` stores a new
+    tensor; a torchmetrics object, its new ``forward`` value). ``last_seen`` keeps those tensors
+    between calls. Values stay tensors on their device (no host sync). The names Lightning
+    itself sends to its loggers (``self.log(..., logger=True)``, the default) are added to
+    ``lightning_logged``. Valid while the epoch's data and progress objects stay; the result
+    collection lives as long as the fit loop.
     """
     epoch_loop = trainer.fit_loop.epoch_loop
     progress = epoch_loop.batch_progress

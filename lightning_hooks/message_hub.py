@@ -215,6 +215,11 @@ class HistoryBuffer:
             if len(values) > self.max_length:
                 self._trim()
             return
+        for value in items:  # not all floats: each is checked as update() checks it
+            if type(value) is not float and not _is_scalar_like(value):
+                raise ScalarTypeError(
+                    f"a value given to HistoryBuffer.appender() must be a number or a one-element tensor, got {value!r}"
+                )
         self._pending.extend(zip(items, repeat(1)))
         if len(self._pending) >= _FLUSH_AT:
             self._flush()

@@ -308,7 +308,7 @@ def test_train_step_logged_values_are_this_batchs_self_log_values(tmp_path):
     last_seen: dict[str, Any] = {}
     lightning_logged: set[str] = set()
     recorder = Recorder(
-        lambda trainer, batch_idx: _lightning.train_step_logged_values(trainer, last_seen, lightning_logged)
+        lambda trainer, batch_idx: _lightning.train_batch_end_reader(trainer, last_seen, lightning_logged)()[1]
     )
     fit(tmp_path, recorder, model=LogsSometimes(), max_epochs=1, limit_val_batches=0)
     names = [sorted(values) for values in recorder.seen]

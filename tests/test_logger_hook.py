@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from log_toy import read_json_lines, read_tensorboard, run_lh, run_mm, wait_for_wandb_history
 from toy import ToyModule
 
-from lightning_hooks import Hook, LoggerHook
+from lightning_hooks import LoggerHook
 
 TIMINGS = ("time", "data_time")
 ITER_TRAINER = dict(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
@@ -238,46 +238,15 @@ def test_no_host_sync_between_log_lines(tmp_path, monkeypatch):
     The losses are made to look like accelerator tensors (``is_cpu`` False), which are copied
     to the host together; CPU ones, with nothing to copy, are read one by one at the line.
     """
-    monkeypatch.setattr(torch.Tensor, "is_cpu", property(lambda self: False))
-    counts = {"n": 0}
-    names = ("item", "tolist", "cpu", "__float__")
-    originals = {name: getattr(torch.Tensor, name) for name in names}
+    from host_reads import count_host_reads, per_iteration_reads, pretend_accelerator_tensors
+    from toy import make_trainer
 
-    def counted(fn):
-        def wrapper(self, *args, **kwargs):
-            counts["n"] += 1
-            return fn(self, *args, **kwargs)
+    from lightning_hooks import HookBridge
 
-        return wrapper
-
-    per_iter: list[tuple[int, int]] = []
-
-    class Probe(Hook):
-        priority = "HIGHEST"
-
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            self.start = counts["n"]
-
-    class ProbeEnd(Hook):
-        priority = "LOWEST"
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            per_iter.append((runner.iter + 1, counts["n"] - probe.start))
-
-    probe = Probe()
-    for name, fn in originals.items():
-        setattr(torch.Tensor, name, counted(fn))
-    try:
-        from toy import make_trainer
-
-        from lightning_hooks import HookBridge
-
-        bridge = HookBridge(default_hooks=logger_cfg(interval=10), custom_hooks=[probe, ProbeEnd()])
-        make_trainer(tmp_path, bridge, max_epochs=1, limit_val_batches=0).fit(LongToy())
-    finally:
-        for name, fn in originals.items():
-            setattr(torch.Tensor, name, fn)
-    syncs = dict(per_iter)
+    pretend_accelerator_tensors(monkeypatch)
+    probes, syncs = per_iteration_reads(count_host_reads(monkeypatch))
+    bridge = HookBridge(default_hooks=logger_cfg(interval=10), custom_hooks=probes)
+    make_trainer(tmp_path, bridge, max_epochs=1, limit_val_batches=0).fit(LongToy())
     assert len(syncs) == 20
     quiet = [syncs[i] for i in range(11, 20)]
     assert quiet == [0] * 9, f"host syncs in iterations 11..19: {quiet}"

@@ -22,6 +22,7 @@ from toy import ToyModule, loaders, make_trainer
 
 from lightning_hooks import Hook, HookBridge
 from lightning_hooks.bridge import UNUSED_PER_ITERATION_EVENTS
+from lightning_hooks.errors import ScalarTypeError
 from lightning_hooks.hooks import CheckpointHook, IterTimerHook
 from lightning_hooks.message_hub import HistoryBuffer, _numpy_float_sum
 from lightning_hooks.runner import get_logger
@@ -304,3 +305,31 @@ def test_a_hook_with_a_wrong_signature_is_named_at_every_mount_point(tmp_path, s
     train, _ = loaders()
     with pytest.raises(TypeError, match=r"(unexpected keyword argument|missing 1 required).* in Wrong\(\)$"):
         trainer.fit(ToyModule(), train)
+
+
+def test_an_appended_value_that_is_not_a_number_is_refused_when_it_joins_the_history():
+    buffer = HistoryBuffer()
+    append = buffer.appender()
+    append(1.0)
+    append("fast")
+    with pytest.raises(ScalarTypeError, match=r"appender\(\) must be a number .* got 'fast'"):
+        buffer.current()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "message"),
+    [
+        (["after_train_iter"], TypeError, "must return a set of mount-point names"),
+        (frozenset({"after_train_itr"}), ValueError, r"unknown mount points \['after_train_itr'\]; valid: \["),
+    ],
+)
+def test_idle_stages_must_name_mount_points(answer, error, message):
+    class Odd(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            pass
+
+        def idle_stages(self):
+            return answer
+
+    with pytest.raises(error, match=message):
+        HookBridge(default_hooks={"checkpoint": None}, custom_hooks=[Odd()], print_hooks_table=False)

@@ -115,33 +115,12 @@ def test_self_log_values_reach_hub_lines_json_tensorboard_and_lightning_loggers(
     assert lightning_steps == [2, 5]  # Lightning's own cadence (log_every_n_steps=3, 0-based steps), only
 
 
-def test_no_host_sync_between_log_lines_with_self_log(tmp_path):
+def test_no_host_sync_between_log_lines_with_self_log(tmp_path, monkeypatch):
     """Values logged with self.log stay on the device: iterations between two lines make no host sync."""
-    counts = {"n": 0}
-    names = ("item", "tolist", "cpu", "__float__")
-    originals = {name: getattr(torch.Tensor, name) for name in names}
+    from host_reads import count_host_reads, per_iteration_reads
+    from toy import make_trainer
 
-    def counted(fn):
-        def wrapper(self, *args, **kwargs):
-            counts["n"] += 1
-            return fn(self, *args, **kwargs)
-
-        return wrapper
-
-    per_iter: list[tuple[int, int]] = []
-
-    class Start(Hook):
-        priority = "HIGHEST"
-
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            self.start = counts["n"]
-
-    class End(Hook):
-        priority = "LOWEST"
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            assert "step_value" in outputs and "train_loss" in outputs
-            per_iter.append((runner.iter + 1, counts["n"] - start.start))
+    from lightning_hooks import HookBridge
 
     class Plain(SelfLogModule):
         """Plain tensors only (a torchmetrics object validates its inputs on the host, which is the module's cost)."""
@@ -155,22 +134,15 @@ def test_no_host_sync_between_log_lines_with_self_log(tmp_path):
         def train_dataloader(self):
             return torch.utils.data.DataLoader(ToyDataset(40), batch_size=2)
 
-    start = Start()
-    for name, fn in originals.items():
-        setattr(torch.Tensor, name, counted(fn))
-    try:
-        from toy import make_trainer
+    class Outputs(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            assert "step_value" in outputs and "train_loss" in outputs
 
-        from lightning_hooks import HookBridge
-
-        bridge = HookBridge(
-            default_hooks=dict(logger=dict(type="LoggerHook", interval=10)), custom_hooks=[start, End()]
-        )
-        make_trainer(tmp_path, bridge, max_epochs=1, limit_val_batches=0).fit(Plain(record=False))
-    finally:
-        for name, fn in originals.items():
-            setattr(torch.Tensor, name, fn)
-    syncs = dict(per_iter)
+    probes, syncs = per_iteration_reads(count_host_reads(monkeypatch))
+    bridge = HookBridge(
+        default_hooks=dict(logger=dict(type="LoggerHook", interval=10)), custom_hooks=[*probes, Outputs()]
+    )
+    make_trainer(tmp_path, bridge, max_epochs=1, limit_val_batches=0).fit(Plain(record=False))
     assert len(syncs) == 20
     quiet = [syncs[i] for i in range(11, 20)]
     assert quiet == [0] * 9, f"host syncs in iterations 11..19: {quiet}"

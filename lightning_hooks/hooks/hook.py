@@ -8,6 +8,7 @@ The ``runner`` argument is a :class:`~lightning_hooks.runner.RunnerView`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..arguments import guard_init
@@ -257,7 +258,18 @@ def dispatched_at(hook: Any, stage: str) -> bool:
     if not fires_at(hook, stage):
         return False
     idle = getattr(hook, "idle_stages", None)
-    return idle is None or stage not in idle()
+    return idle is None or stage not in _checked_idle_stages(hook, idle())
+
+
+def _checked_idle_stages(hook: Any, idle: Any) -> AbstractSet[str]:
+    """``hook.idle_stages()``'s answer, refused unless it is a set of the hook's mount-point names."""
+    if not isinstance(idle, AbstractSet) or not all(isinstance(name, str) for name in idle):
+        raise TypeError(f"{hook!r}.idle_stages() must return a set of mount-point names, got {idle!r}")
+    valid = list(getattr(hook, "stages", STAGES))
+    unknown = sorted(set(idle) - set(valid))
+    if unknown:
+        raise ValueError(f"{hook!r}.idle_stages() names unknown mount points {unknown}; valid: {valid}")
+    return idle
 
 
 def overridden_stages(hook: Any) -> list[str]:
