@@ -77,6 +77,12 @@ _FLOAT_ONLY = {float}
 _FLUSH_AT = 4096
 _DTYPE, _IS_CPU, _NDIM = attrgetter("dtype"), attrgetter("is_cpu"), attrgetter("ndim")
 _F32 = {torch.float32}
+_TENSOR_ONLY = {torch.Tensor}
+_ONE = {1}
+_NUMEL = torch.Tensor.numel
+#: ``(dtype, is_cpu, ndim)`` of a tensor; a 0-d float32 tensor on the CPU is read with ``float`` where it is.
+_HOST_SCALAR = attrgetter("dtype", "is_cpu", "ndim")
+_HOST_FLOAT32 = {(torch.float32, True, 0)}
 
 
 def _numpy_float_sum(values: list[float]) -> float:
@@ -202,20 +208,33 @@ class HistoryBuffer:
         return self._inbox.append
 
     def _settle(self) -> None:
-        """Move the inbox into the history: floats straight in, anything else behind the pending tensors."""
+        """Move the inbox into the history: floats, and 0-d float32 tensors on the CPU read as floats, straight
+        in when nothing is pending; anything else behind the pending tensors (read at the next flush)."""
         inbox = self._inbox
         if not inbox:
             return
         items = inbox.copy()
         inbox.clear()  # the same list: appenders handed out keep working
-        if not self._pending and set(map(type, items)) == _FLOAT_ONLY:  # checked without a Python loop
+        kinds = set(map(type, items))  # every check below runs without a Python loop
+        numbers = None
+        if not self._pending:  # else anything new queues behind the pending tensors
+            if kinds == _FLOAT_ONLY:
+                numbers = items
+            elif kinds == _TENSOR_ONLY and set(map(_HOST_SCALAR, items)) == _HOST_FLOAT32:
+                numbers = list(map(float, items))  # 0-d float32 on the CPU: nothing to copy or wait for
+        if numbers is not None:
             values = self._values
-            values.extend(items)
-            self._counts.extend([1] * len(items))
+            values.extend(numbers)
+            self._counts.extend([1] * len(numbers))
             if len(values) > self.max_length:
                 self._trim()
             return
-        for value in items:  # not all floats: each is checked as update() checks it
+        if kinds == _TENSOR_ONLY and set(map(_NUMEL, items)) == _ONE:
+            self._pending.extend(zip(items, repeat(1)))
+            if len(self._pending) >= _FLUSH_AT:
+                self._flush()
+            return
+        for value in items:  # anything else: each is checked as update() checks it
             if type(value) is not float and not _is_scalar_like(value):
                 raise ScalarTypeError(
                     f"a value given to HistoryBuffer.appender() must be a number or a one-element tensor, got {value!r}"
@@ -547,10 +566,9 @@ class MessageHub:
             raise KeyError(f"{key} is not found in Messagehub.log_buffers: instance name is: {self.instance_name}")
         return self._log_scalars[key]
 
-    @property
-    def log_scalars(self) -> OrderedDict[str, HistoryBuffer]:
-        """The live key → HistoryBuffer mapping."""
-        return self._log_scalars
+    log_scalars: OrderedDict[str, HistoryBuffer] = property(  # type: ignore[assignment]
+        attrgetter("_log_scalars"), doc="The live key → HistoryBuffer mapping (read in C: every log line reads it)."
+    )
 
     # -- runtime info -----------------------------------------------------------------
     def update_info(self, key: str, value: Any, resumed: bool = True) -> None:
@@ -574,10 +592,9 @@ class MessageHub:
         """Remove and return runtime information ``key``."""
         return self._runtime_info.pop(key, default)
 
-    @property
-    def runtime_info(self) -> OrderedDict[str, Any]:
-        """The live key → value mapping."""
-        return self._runtime_info
+    runtime_info: OrderedDict[str, Any] = property(  # type: ignore[assignment]
+        attrgetter("_runtime_info"), doc="The live key → value mapping (read in C)."
+    )
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

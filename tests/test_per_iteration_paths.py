@@ -316,6 +316,48 @@ def test_an_appended_value_that_is_not_a_number_is_refused_when_it_joins_the_his
         buffer.current()
 
 
+def test_appended_cpu_losses_join_the_history_as_the_general_flush_gives_them():
+    """0-d float32 CPU tensors are read where they are; any other tensors wait behind pending ones."""
+    rng = random.Random(3)
+    losses = [torch.tensor(rng.uniform(-1e3, 1e3)) for _ in range(37)]
+    direct, general = HistoryBuffer(), HistoryBuffer()
+    append = direct.appender()
+    for loss in losses:
+        append(loss)
+        general.update(loss)
+    assert direct._pending == [] and len(direct._inbox) == 37
+    assert direct.mean(10) == general.mean(10) and direct.current() == general.current()
+    assert direct.data[0].tolist() == general.data[0].tolist() and direct._inbox == []
+    assert all(type(v) is float for v in direct._values)
+
+
+@pytest.mark.parametrize(
+    "late",
+    [torch.tensor(2.0, dtype=torch.float64), torch.tensor([2.0]), torch.tensor(2), torch.tensor(2.0)],
+    ids=["float64", "shape-1", "int", "behind-pending"],
+)
+def test_appended_tensors_that_are_not_plain_cpu_floats_wait_in_order(late):
+    buffer = HistoryBuffer()
+    append = buffer.appender()
+    append(1.0)
+    if late.dtype == torch.float32 and late.dim() == 0:
+        buffer.update(torch.tensor(1.5))  # a pending tensor first: the appended one queues behind it
+    append(late)
+    append(torch.tensor(3.0))
+    values = buffer.data[0].tolist()
+    assert values[0] == 1.0 and values[-2] == 2.0 and values[-1] == 3.0
+    assert len(values) == (4 if late.dtype == torch.float32 and late.dim() == 0 else 3)
+
+
+def test_an_appended_tensor_with_many_elements_is_refused():
+    buffer = HistoryBuffer()
+    append = buffer.appender()
+    append(torch.tensor(1.0))
+    append(torch.ones(3))
+    with pytest.raises(ScalarTypeError, match=r"appender\(\) must be a number"):
+        buffer.mean(10)
+
+
 @pytest.mark.parametrize(
     ("answer", "error", "message"),
     [
