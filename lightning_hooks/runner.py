@@ -15,7 +15,9 @@ import sys
 import time
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
+from functools import partial
 from operator import attrgetter
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
@@ -98,24 +100,25 @@ class _StdoutHandler(logging.StreamHandler):
         pass
 
 
-_logger_methods = attrgetter("info", "handle")
-_handler_methods = attrgetter("handle", "emit", "format", "flush")
-
-
-def _logging_classes() -> tuple[Any, ...]:
-    """The methods a record goes through, as the classes hold them now (compared in C).
-
-    The entry points of each step (looked up on the classes used, so a patch on any of
-    their bases is seen): the logger's ``info`` and ``handle``, the handlers' ``handle``,
-    ``emit``, ``format`` and ``flush``, the formatters' ``format``.
-    """
-    return (
-        _logger_methods(logging.Logger),
-        _handler_methods(_StdoutHandler),
-        _handler_methods(logging.FileHandler),
-        _RunFormatter.format,
-        logging.Formatter.format,  # _RunFormatter.format calls it
-    )
+#: The methods a record goes through, as the classes hold them now, in one call that runs in C:
+#: the logger's ``info`` and ``handle``; the handlers' ``handle``, ``emit``, ``format`` and ``flush``
+#: (looked up on the classes used, so a patch on any of their bases is seen); the formatters' ``format``
+#: (``_RunFormatter.format`` calls ``logging.Formatter.format``).
+_logging_classes = partial(
+    attrgetter(
+        *(f"Logger.{name}" for name in ("info", "handle")),
+        *(f"{kind}.{name}" for kind in ("Stdout", "File") for name in ("handle", "emit", "format", "flush")),
+        "RunFormatter.format",
+        "Formatter.format",
+    ),
+    SimpleNamespace(
+        Logger=logging.Logger,
+        Stdout=_StdoutHandler,
+        File=logging.FileHandler,
+        RunFormatter=_RunFormatter,
+        Formatter=logging.Formatter,
+    ),
+)
 
 
 #: As the classes held them when this module was imported: a patched method sends lines through logging.
@@ -171,7 +174,10 @@ def log_info(logger: Any, msg: str) -> None:
         return
     if not logger.isEnabledFor(logging.INFO):
         return
-    text = f"{_LINE_FORMATTER.date_text(time.time())} - lightning_hooks - {logging.getLevelName(logging.INFO)} - {msg}"
+    now = time.time()
+    date = _LINE_FORMATTER._date  # date_text(now), its cached case inline
+    date_text = date[1] if date[0] == int(now) else _LINE_FORMATTER.date_text(now)
+    text = f"{date_text} - lightning_hooks - {logging.getLevelName(logging.INFO)} - {msg}"
     for handler in handlers:
         if handler.level > logging.INFO:
             continue
@@ -543,9 +549,7 @@ class RunnerView:
         """The training loop view, or None outside ``fit``."""
         return self._train_loop_view if self._state.has_train_loop else None
 
-    @property
-    def _train_loop(self) -> Optional[TrainLoopView]:
-        return self.train_loop
+    _train_loop = train_loop  # MMEngine's attribute, which LogProcessor reads
 
     @property
     def val_interval(self) -> Any:
@@ -607,10 +611,9 @@ class RunnerView:
         own loggers itself, so LoggerHook does not write them there a second time (at other steps)."""
         return self._run.lightning_logged_names
 
-    @property
-    def log_processor(self) -> Any:
-        """The :class:`~lightning_hooks.logging.LogProcessor` that formats LoggerHook's lines."""
-        return self._run.log_processor
+    log_processor: Any = _read(
+        "_run.log_processor", "The :class:`~lightning_hooks.logging.LogProcessor` that formats LoggerHook's lines."
+    )
 
     message_hub: MessageHub = _read("_run.message_hub", "This run's :class:`MessageHub` (set before the view exists).")
 

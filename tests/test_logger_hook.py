@@ -91,6 +91,25 @@ def test_standalone_validation_and_test_lines_match_mmengine(tmp_path, mode):
     assert_same_lines(mm_catcher, lh_catcher)
 
 
+class NoEpochStart(LoggerHook):
+    """Overrides before_train_epoch without calling LoggerHook's: the epoch's length is not known ahead."""
+
+    def before_train_epoch(self, runner):
+        pass
+
+
+@pytest.mark.parametrize("hook_kwargs", [dict(interval=3), dict(interval=1, interval_exp_name=3)])
+def test_lines_without_before_train_epoch_are_the_same(tmp_path, hook_kwargs):
+    runs = []
+    for name, hook in (("plain", LoggerHook(**hook_kwargs)), ("override", NoEpochStart(**hook_kwargs))):
+        _, _, catcher = run_lh(
+            tmp_path / name, trainer_kwargs=dict(max_epochs=2), bridge_kwargs=dict(default_hooks=dict(logger=hook))
+        )
+        runs.append(catcher.lines())
+    assert runs[0] and runs[1] == runs[0]
+    assert "Exp name: <name>" in runs[0]
+
+
 def test_log_file_holds_the_lines(tmp_path):
     _, _, _, bridge, lh_catcher = both(tmp_path, dict(interval=2), epochs=1)
     log_file = os.path.join(log_dir_of(bridge), f"{bridge.runtime['timestamp']}.log")

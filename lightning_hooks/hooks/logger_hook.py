@@ -185,21 +185,27 @@ class LoggerHook(Hook):
         """
         if not self._rank0:
             return
-        size = self._train_len if self._train_len is not None else len(runner.train_dataloader)  # type: ignore[arg-type]
-        last = batch_idx + 1 == size
+        done, size = batch_idx + 1, self._train_len
+        if size is None:  # before_train_epoch did not run (a subclass's override)
+            size = len(runner.train_dataloader)  # type: ignore[arg-type]
+        elif done % self.interval and done != size and (runner.iter + 1) % self.interval_exp_name:
+            return  # most iterations: no line, not the epoch's last, no Exp name
+        last = done == size
         logger = self._logger if self._logger is not None else runner.logger
         if last or (runner.iter + 1) % self.interval_exp_name == 0:
             log_info(logger, f"Exp name: {runner.experiment_name}")
-        due = (batch_idx + 1) % self.interval == 0 or (last and (not self.ignore_last or size <= self.interval))
+        due = done % self.interval == 0 or (last and (not self.ignore_last or size <= self.interval))
         if not due:
             return
         processor = runner.log_processor
         result = None
-        if isinstance(processor, LogProcessor) and processor._train_line_is_fast():
+        if isinstance(processor, LogProcessor):
             result = processor._train_line(runner, batch_idx, size)  # the epoch's length is known here
         tag, line = result if result is not None else processor.get_log_after_iter(runner, batch_idx, "train")
         log_info(logger, line)
-        self._add_scalars(tag, runner.iter + 1)
+        step = runner.iter + 1
+        for writer in self._writers:  # self._add_scalars(tag, step), inline
+            writer.add_scalars(tag, step=step, file_path=self.json_log_path)
 
     # ------------------------------------------------------------------ evaluation
     def after_val_iter(

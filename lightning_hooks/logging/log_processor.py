@@ -305,11 +305,18 @@ class LogProcessor:
 
     def _train_line(self, runner: Any, batch_idx: int, size: int) -> Optional[tuple[dict[str, Any], str]]:
         """:meth:`get_log_after_iter`'s training tag and line in one pass over the hub (``size``: the
-        epoch's length), or None for the rare hub the general steps must handle (see the comments).
+        epoch's length), or None when the general steps must build it: :meth:`_train_line_is_fast`
+        is False, or the rare hub they must handle (see the comments).
 
-        Callers check :meth:`_train_line_is_fast` first; ``tests/test_logger_line_paths.py`` checks that
-        both give the same tag and line.
+        ``tests/test_logger_line_paths.py`` checks that both give the same tag and line.
         """
+        if (  # _train_line_is_fast(), inline: a line runs with cold caches, where a call costs
+            self.custom_cfg
+            or self.log_with_hierarchy
+            or _steps_of(type(self)) != _DEFAULT_STEPS
+            or not self.__dict__.keys().isdisjoint(_FAST_STEPS)
+        ):
+            return None
         hub = runner.message_hub
         cache = self.__dict__.get("_line_cache")  # self._line_keys(), inline
         if cache is None or cache[0] is not self.mean_pattern:
@@ -364,12 +371,12 @@ class LogProcessor:
             memory = self._get_max_memory(runner)
             line += f"memory: {memory}  "
             tag["memory"] = memory
-        return tag, line + "  ".join(
-            [
+        parts = []
+        for name, value in values.items():  # a loop, not a comprehension: no frame of its own
+            parts.append(
                 f"{name}: {value:.{digits}f}" if type(value) is float else f"{name}: {_format_value(value, digits)}"
-                for name, value in values.items()
-            ]
-        )
+            )
+        return tag, line + "  ".join(parts)
 
     def _line_key(self, key: str) -> Optional[tuple[str, bool, bool]]:
         """How a hub key appears in the training line (see :meth:`_line_keys`)."""
@@ -383,7 +390,7 @@ class LogProcessor:
         """The tag (scalars for the writers) and the terminal line after an iteration of ``mode``."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if mode == "train" and self._train_line_is_fast():
+        if mode == "train":
             fast = self._train_line(runner, batch_idx, self._get_dataloader_size(runner, mode))
             if fast is not None:
                 return fast
