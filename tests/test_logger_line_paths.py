@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import json
 import logging
 import math
+import os
 import random
 import sys
 from collections.abc import Iterator
@@ -31,7 +33,7 @@ from test_logger_golden import GOLDEN, SCENARIOS, _mask
 from toy import ToyModule, make_trainer, run_mode
 
 from lightning_hooks import HistoryBuffer, HookBridge, LogProcessor, MessageHub
-from lightning_hooks.logging.local_writer import LocalJsonWriter, _json_line
+from lightning_hooks.logging.local_writer import LocalJsonWriter, _json_line, _write_rest
 from lightning_hooks.logging.log_processor import _eta_text
 from lightning_hooks.logging.scalars import json_ready
 from lightning_hooks.runner import close_log_file, get_logger, log_info
@@ -148,6 +150,30 @@ def test_fast_training_line_is_the_general_one(hub_name: str, settings: str, eta
         assert direct is None  # left to the general steps
     else:
         assert direct is not None and direct[1] == expected_line and _typed(direct[0]) == _typed(expected_tag)
+
+
+def _instance_override() -> LogProcessor:
+    processor = LogProcessor()
+    processor._timing_str = lambda runner, values: ""  # type: ignore[method-assign]
+    return processor
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        LogProcessor,
+        GeneralSteps,
+        _instance_override,
+        lambda: LogProcessor(custom_cfg=[dict(data_src="loss", method_name="max", window_size=2)]),
+        lambda: LogProcessor(log_with_hierarchy=True),
+    ],
+    ids=["default", "subclass-step", "instance-step", "custom_cfg", "hierarchy"],
+)
+def test_train_line_declines_exactly_when_the_steps_are_customised(make: Any) -> None:
+    """LoggerHook calls _train_line directly: it must check what _train_line_is_fast checks."""
+    processor = make()
+    direct = processor._train_line(_runner(_hub("declines", HUBS["usual"])), 6, 25)
+    assert (direct is not None) == processor._train_line_is_fast()
 
 
 def test_fast_line_outside_fit_and_with_a_new_pattern() -> None:
@@ -374,6 +400,11 @@ def _dumps(tag: dict[str, Any], step: Any) -> str:
     return json.dumps(record) + "\n"
 
 
+def _dumps_bytes(tag: dict[str, Any], step: Any) -> bytes:
+    """:func:`_dumps` as a file opened in text mode (MMEngine's) holds it."""
+    return _dumps(tag, step).replace("\n", os.linesep).encode("utf-8")
+
+
 def test_json_line_is_json_dumps_of_json_ready() -> None:
     rng = random.Random(7)
     specials: list[Any] = [math.nan, math.inf, -math.inf, -0.0, 1e-310, 1e300, 10**30, -(2**63), 'é"\\\n\u2603', ""]
@@ -385,7 +416,7 @@ def test_json_line_is_json_dumps_of_json_ready() -> None:
             key = rng.choice(["lr", "loss", "time", "ключ", 'a"b', f"k{i}", "step", 7, 2.5, None])
             tag[key] = rng.choice([rng.random(), rng.gauss(0, 1e6), rng.randint(-1000, 1000), rng.choice(specials)])
         step = rng.choice([0, 7, 10**12, 2.5])
-        assert _json_line(tag, step) == _dumps(tag, step), tag
+        assert _json_line(tag, step) == _dumps_bytes(tag, step), tag
 
 
 def test_json_writer_lines_match_the_general_conversion(tmp_path: Path) -> None:
@@ -398,7 +429,34 @@ def test_json_writer_lines_match_the_general_conversion(tmp_path: Path) -> None:
         writer.close()
     expected = [_dumps(tag, step).rstrip("\n") for step, tag in enumerate(tags)]
     for name in ("scalars.json", "run.json"):
+        assert (tmp_path / name).read_bytes() == b"".join(_dumps_bytes(tag, step) for step, tag in enumerate(tags))
         assert (tmp_path / name).read_text().splitlines() == expected
+
+
+class ShortWrites(io.FileIO):
+    """A file whose ``write`` takes at most ``limit`` bytes a call (0: none), as a signal or a full disk may."""
+
+    limit = 5
+
+    def write(self, data: Any) -> int:
+        return super().write(bytes(data)[: self.limit])
+
+
+def test_a_short_write_is_finished(tmp_path: Path) -> None:
+    line = _json_line({"loss": 0.25, "lr": 0.1}, 3)
+    with ShortWrites(tmp_path / "short.json", "a") as handle:
+        written = handle.write(line)
+        assert written == ShortWrites.limit < len(line)
+        _write_rest(handle, line, written)
+    assert (tmp_path / "short.json").read_bytes() == line
+
+
+def test_a_write_that_makes_no_progress_is_an_error(tmp_path: Path) -> None:
+    class NoProgress(ShortWrites):
+        limit = 0
+
+    with NoProgress(tmp_path / "stuck.json", "a") as handle, pytest.raises(OSError, match=r"stuck\.json"):
+        _write_rest(handle, b"{}\n", 0)
 
 
 # ----------------------------------------------------------------------------- reading the hub
