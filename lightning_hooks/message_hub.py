@@ -202,7 +202,9 @@ class HistoryBuffer:
         and IterTimerHook record learning rates, losses and times this way. The caller gives only
         what :meth:`update` accepts with count 1: a float or an int, or a one-element tensor that
         does not require grad. The inbox joins the history, in order, before the buffer is read
-        or updated in any other way. The function stays valid for the buffer's life (a hub's
+        or updated in any other way; :meth:`current` and :meth:`mean` over a window of floats
+        that all wait in the inbox read them there, and leave them for the next read (at most
+        4,096 values wait). The function stays valid for the buffer's life (a hub's
         ``load_state_dict`` loads into the existing buffer).
         """
         return self._inbox.append
@@ -361,7 +363,12 @@ class HistoryBuffer:
         a short window of floats with int counts (a log line's usual case) is summed in Python
         in numpy's exact order, without building arrays.
         """
-        if self._inbox:
+        inbox = self._inbox
+        if type(window_size) is int and 0 < window_size <= len(inbox) < _FLUSH_AT and window_size <= _PAIRWISE_BLOCK:
+            newest = inbox[-window_size:]  # the window is all in the inbox, newer than anything else
+            if set(map(type, newest)) == _FLOAT_ONLY:
+                return _numpy_float_sum(newest) / float(window_size)
+        if inbox:
             self._settle()  # floats join the history here; anything else is then pending
         if self._pending:
             self._flush()
@@ -386,7 +393,10 @@ class HistoryBuffer:
 
     def current(self) -> Number:
         """The most recent value."""
-        if self._inbox:
+        inbox = self._inbox
+        if 0 < len(inbox) < _FLUSH_AT and type(inbox[-1]) is float:
+            return inbox[-1]  # appended last, newer than anything else
+        if inbox:
             self._settle()
         if self._pending:
             self._flush()

@@ -349,6 +349,38 @@ def test_appended_tensors_that_are_not_plain_cpu_floats_wait_in_order(late):
     assert len(values) == (4 if late.dtype == torch.float32 and late.dim() == 0 else 3)
 
 
+@pytest.mark.parametrize("waiting", [1, 9, 10, 37, 4095, 4096])
+def test_newest_values_read_from_the_inbox_equal_the_settled_history(waiting):
+    rng = random.Random(waiting)
+    older = [rng.uniform(-5, 5) for _ in range(25)]
+    newer = [rng.gauss(0, 1e3) for _ in range(waiting)]
+    settled, waiting_buffer = HistoryBuffer(older, [1] * len(older)), HistoryBuffer(older, [1] * len(older))
+    append = waiting_buffer.appender()
+    for value in newer:
+        settled.update(value)
+        append(value)
+    assert waiting_buffer.current() == settled.current() == newer[-1]
+    for window in sorted({1, 3, 10, 24, 40, waiting}):
+        within = window <= 128 and window <= waiting < 4096  # longer windows take numpy's sum over the history
+        assert waiting_buffer.mean(window) == settled.mean(window), window
+        assert len(waiting_buffer) == len(settled)
+        assert bool(waiting_buffer._inbox) == within  # a window within the inbox leaves it for the next read
+        if not within:
+            break
+    assert waiting_buffer.data[0].tolist() == settled.data[0].tolist() and not waiting_buffer._inbox
+
+
+def test_a_bad_value_behind_the_newest_floats_is_refused_at_the_next_full_read():
+    buffer = HistoryBuffer()
+    append = buffer.appender()
+    append("fast")
+    for value in (1.0, 2.0, 3.0):
+        append(value)
+    assert buffer.current() == 3.0 and buffer.mean(2) == 2.5  # the newest values, read where they wait
+    with pytest.raises(ScalarTypeError, match=r"appender\(\) must be a number .* got 'fast'"):
+        buffer.mean(10)
+
+
 def test_an_appended_tensor_with_many_elements_is_refused():
     buffer = HistoryBuffer()
     append = buffer.appender()
