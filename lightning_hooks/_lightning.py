@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 __all__ = [
+    "TrainBatchEndReader",
     "attached_trainer",
     "default_root_dir_named",
     "discard_default_outputs",
@@ -44,7 +45,6 @@ __all__ = [
     "sharded_save_kind",
     "skip_callback_events",
     "strategy_checkpoint_io",
-    "train_batch_end_reader",
     "train_batches_processed",
     "train_epoch_batches_reached",
     "train_total_batch_idx",
@@ -144,33 +144,51 @@ def evaluation_epoch_metrics(trainer: pl.Trainer) -> dict[str, Any]:
     return metrics
 
 
-def train_batch_end_reader(
-    trainer: pl.Trainer, last_seen: dict[str, Any], lightning_logged: Optional[set[str]] = None
-) -> Callable[[], tuple[bool, dict[str, torch.Tensor]]]:
-    """What ``on_train_batch_end`` needs from Lightning, bound once per epoch: one call per batch.
+class TrainBatchEndReader:
+    """What ``on_train_batch_end`` needs from Lightning, bound once per epoch to Lightning's objects.
 
-    The call returns whether this batch is the epoch's last (Lightning's own test,
-    :func:`train_epoch_batches_reached`, on the progress counters, which are final when
-    ``on_train_batch_end`` runs) and the step-level values logged with ``self.log`` during
-    this batch, by name. Those are read from the training loop's result collection, where each
-    ``on_step`` key keeps its latest value until it is logged again: a value is this batch's
-    when its tensor is not the one seen at the previous call (every ``self.log`` stores a new
-    tensor; a torchmetrics object, its new ``forward`` value). ``last_seen`` keeps those tensors
-    between calls. Values stay tensors on their device (no host sync). The names Lightning
-    itself sends to its loggers (``self.log(..., logger=True)``, the default) are added to
-    ``lightning_logged``. Valid while the epoch's data and progress objects stay; the result
-    collection lives as long as the fit loop.
+    * :meth:`ends_epoch`: whether this batch is the epoch's last, Lightning's own test
+      (:func:`train_epoch_batches_reached`) on the progress counters, which are final when
+      ``on_train_batch_end`` runs. The bridge evaluates the same expression inline from
+      ``progress`` and ``batches`` (no call per batch); the shim's tests pin both to Lightning's.
+    * ``results``: the training loop's result collection, empty (false) until the module logs
+      something with ``self.log``; only then is :meth:`logged` worth calling.
+    * :meth:`logged`: the step-level values logged with ``self.log`` during this batch, by name.
+      Each ``on_step`` key keeps its latest value in the collection until it is logged again: a
+      value is this batch's when its tensor is not the one seen at the previous call (every
+      ``self.log`` stores a new tensor; a torchmetrics object, its new ``forward`` value).
+      ``last_seen`` keeps those tensors between calls. Values stay tensors on their device (no
+      host sync). The names Lightning itself sends to its loggers (``self.log(..., logger=True)``,
+      the default) are added to ``lightning_logged``.
+
+    Valid while the epoch's data and progress objects stay; the result collection lives as long
+    as the fit loop.
     """
-    epoch_loop = trainer.fit_loop.epoch_loop
-    progress = epoch_loop.batch_progress
-    batches = trainer.num_training_batches
-    results = epoch_loop._results
 
-    def read() -> tuple[bool, dict[str, torch.Tensor]]:
-        ends_epoch = progress.current.ready == batches or bool(progress.is_last_batch)
+    __slots__ = ("batches", "last_seen", "lightning_logged", "progress", "results")
+
+    def __init__(
+        self, trainer: pl.Trainer, last_seen: dict[str, Any], lightning_logged: Optional[set[str]] = None
+    ) -> None:
+        epoch_loop = trainer.fit_loop.epoch_loop
+        self.progress = epoch_loop.batch_progress
+        self.batches = trainer.num_training_batches
+        self.results = epoch_loop._results
+        self.last_seen = last_seen
+        self.lightning_logged = lightning_logged
+
+    def ends_epoch(self) -> bool:
+        """Whether the batch that just ran is the epoch's last."""
+        progress = self.progress
+        return progress.current.ready == self.batches or bool(progress.is_last_batch)
+
+    def logged(self) -> dict[str, torch.Tensor]:
+        """The values logged with ``self.log`` (on step) during this batch, by name."""
         fresh: dict[str, torch.Tensor] = {}
+        results = self.results
         if not results or not results.training:
-            return ends_epoch, fresh
+            return fresh
+        last_seen, lightning_logged = self.last_seen, self.lightning_logged
         for key, result_metric in results.valid_items():
             if not result_metric.meta.on_step:
                 continue
@@ -181,9 +199,7 @@ def train_batch_end_reader(
             fresh[result_metric.meta.name] = value.detach()
             if lightning_logged is not None and result_metric.meta.logger:
                 lightning_logged.add(result_metric.meta.name)
-        return ends_epoch, fresh
-
-    return read
+        return fresh
 
 
 # -- output directories --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Optional, Union
 
@@ -165,7 +165,7 @@ class HookBridge(Callback):
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
         #: Per epoch: whether a batch ends the epoch, and its ``self.log`` values (see _lightning).
-        self._epoch_bound: Optional[Callable[[], tuple[bool, dict[str, torch.Tensor]]]] = None
+        self._epoch_bound: Optional[_lightning.TrainBatchEndReader] = None
         # Lightning calls these every iteration; no MMEngine mount point corresponds to them.
         _lightning.skip_callback_events(self, UNUSED_PER_ITERATION_EVENTS)
 
@@ -431,9 +431,9 @@ class HookBridge(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         state = self.state
-        bound = self._epoch_bound
-        if bound is None:  # bound at the epoch's first batch, once its data and loops are set up
-            bound = self._epoch_bound = self._bind_epoch(trainer)
+        reader = self._epoch_bound
+        if reader is None:  # bound at the epoch's first batch, once its data and loops are set up
+            reader = self._epoch_bound = self._bind_epoch(trainer)
         self._batch_end_counters = (state.epoch, state.iter)  # for a save in the hooks below
         try:
             if type(outputs) is dict and trainer.accumulate_grad_batches == 1:  # the usual case, without a call
@@ -442,9 +442,12 @@ class HookBridge(Callback):
                 step_outputs = {"loss": outputs.detach()}
             else:
                 step_outputs = self._train_outputs(trainer, pl_module, outputs)
-            ends_epoch, logged = bound()
-            if logged:
-                step_outputs = self._with_logged_values(step_outputs, logged)
+            progress = reader.progress  # reader.ends_epoch(), inline: no call per batch
+            ends_epoch = progress.current.ready == reader.batches or progress.is_last_batch
+            if reader.results:  # the module logged something with self.log
+                logged = reader.logged()
+                if logged:
+                    step_outputs = self._with_logged_values(step_outputs, logged)
             runner = self.runner
             index = batch_idx if state.by_epoch else state.iter
             hooks = self.hook_list
@@ -465,9 +468,9 @@ class HookBridge(Callback):
         if self.validate_at_end and (self._epoch_closed or state.iter == state.max_iters) and self._training_finished():
             self._ensure_final_validation(trainer)
 
-    def _bind_epoch(self, trainer: pl.Trainer) -> Callable[[], tuple[bool, dict[str, torch.Tensor]]]:
+    def _bind_epoch(self, trainer: pl.Trainer) -> _lightning.TrainBatchEndReader:
         """Whether a batch ends the epoch, and its ``self.log`` values: bound once per epoch to Lightning's objects."""
-        return _lightning.train_batch_end_reader(trainer, self._step_values_seen, self.runtime.lightning_logged_names)
+        return _lightning.TrainBatchEndReader(trainer, self._step_values_seen, self.runtime.lightning_logged_names)
 
     def _validation_follows(self, trainer: pl.Trainer) -> bool:
         """Whether Lightning validates right after the batch whose ``on_train_batch_end`` is running.

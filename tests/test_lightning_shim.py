@@ -308,7 +308,7 @@ def test_train_step_logged_values_are_this_batchs_self_log_values(tmp_path):
     last_seen: dict[str, Any] = {}
     lightning_logged: set[str] = set()
     recorder = Recorder(
-        lambda trainer, batch_idx: _lightning.train_batch_end_reader(trainer, last_seen, lightning_logged)()[1]
+        lambda trainer, batch_idx: _lightning.TrainBatchEndReader(trainer, last_seen, lightning_logged).logged()
     )
     fit(tmp_path, recorder, model=LogsSometimes(), max_epochs=1, limit_val_batches=0)
     names = [sorted(values) for values in recorder.seen]
@@ -342,20 +342,47 @@ def test_default_outputs_move_or_vanish_before_anything_else_is_written(tmp_path
     assert os.listdir(tmp_path) == ["root"]
 
 
-def test_bound_epoch_end_check_agrees_with_lightning_every_batch(tmp_path):
-    """The once-per-epoch binding gives Lightning's own answer at every batch, across epochs."""
-    checks: dict[int, Any] = {}
+class Stream(torch.utils.data.IterableDataset):
+    """Seven toy samples with no length: only the data fetcher knows the epoch's last batch."""
+
+    def __iter__(self):
+        train, _ = loaders()
+        for index, sample in enumerate(train.dataset):
+            if index == 7:
+                return
+            yield sample
+
+
+@pytest.mark.parametrize("data", ["sized", "iterable"])
+def test_bound_epoch_end_check_agrees_with_lightning_every_batch(tmp_path, data):
+    """The once-per-epoch reader gives Lightning's own answer at every batch, across epochs, from the
+    attributes the bridge reads inline (progress, batches) as from ends_epoch()."""
+    readers: dict[int, Any] = {}
 
     def both(trainer, batch_idx):
         epoch = trainer.current_epoch
-        if epoch not in checks:
-            checks[epoch] = _lightning.train_batch_end_reader(trainer, {})
-        return checks[epoch]()[0], _lightning.train_epoch_batches_reached(trainer)
+        if epoch not in readers:
+            readers[epoch] = _lightning.TrainBatchEndReader(trainer, {})
+        reader = readers[epoch]
+        inline = reader.progress.current.ready == reader.batches or reader.progress.is_last_batch
+        return reader.ends_epoch(), bool(inline), _lightning.train_epoch_batches_reached(trainer), bool(reader.results)
 
     recorder = Recorder(both)
-    fit(tmp_path, recorder, max_epochs=2, limit_train_batches=3)
-    assert [bound for bound, _ in recorder.seen] == [lightning for _, lightning in recorder.seen]
-    assert [lightning for _, lightning in recorder.seen] == [False, False, True] * 2
+    trainer = make_trainer(tmp_path, recorder, num_sanity_val_steps=0, max_epochs=2, limit_val_batches=0)
+    if data == "sized":
+        trainer.fit(ToyModule(), loaders()[0])
+        expected = [False] * (len(loaders()[0]) - 1) + [True]
+    else:
+        trainer.fit(ToyModule(), torch.utils.data.DataLoader(Stream(), batch_size=2))
+        expected = [False, False, False, True]
+    assert [row[:3] for row in recorder.seen] == [(end, end, end) for end in expected * 2]
+    assert not any(row[3] for row in recorder.seen)  # nothing logged with self.log: no call for values
+
+
+def test_results_are_non_empty_once_the_module_logs(tmp_path):
+    recorder = Recorder(lambda trainer, batch_idx: bool(_lightning.TrainBatchEndReader(trainer, {}).results))
+    fit(tmp_path, recorder, model=LogsSometimes(), max_epochs=1, limit_val_batches=0)
+    assert recorder.seen and all(recorder.seen)
 
 
 class StepLRModule(ToyModule):
