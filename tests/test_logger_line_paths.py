@@ -501,3 +501,26 @@ def test_eta_text_is_timedelta_text() -> None:
     cases = [0, 1, 59, 60, 3599, 3600, 86399, 86400, 86401, 2 * 86400 + 5, 10**7, -1, -86401]
     for seconds in cases + [rng.randint(0, 10**6) for _ in range(2000)]:
         assert _eta_text(seconds) == str(datetime.timedelta(seconds=seconds))
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.9, 59.5, 3599.0, 86399.9, 86400.0, 90061.0, 10.0**7, -0.5, -1.0, -86401.0])
+def test_fast_line_shows_any_eta_as_the_general_steps(eta: float) -> None:
+    runner = _runner(_hub(f"eta_{eta}", HUBS["usual"], eta))
+    fast = LogProcessor()._train_line(runner, 6, 25)
+    assert fast is not None
+    assert fast[1] == GeneralSteps().get_log_after_iter(runner, 6, "train")[1]
+    assert f"eta: {datetime.timedelta(seconds=int(eta))}  " in fast[1]
+
+
+@pytest.mark.parametrize("built", [True, False])
+def test_the_device_is_asked_only_where_torch_has_cuda(monkeypatch: pytest.MonkeyPatch, built: bool) -> None:
+    import lightning_hooks.logging.log_processor as log_processor_module
+
+    asked: list[Any] = []
+    monkeypatch.setattr(log_processor_module, "_CUDA_BUILT", built)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(LogProcessor, "_cuda_device", staticmethod(lambda runner: asked.append(runner)))
+    runner = _runner(_hub(f"cuda_built_{built}", HUBS["usual"]))
+    line = LogProcessor()._train_line(runner, 6, 25)
+    assert line is not None and "memory" not in line[1]
+    assert asked == ([runner] if built else [])

@@ -50,6 +50,8 @@ _FAST_STEPS = (
 )  # _train_line, _line_keys and _line_key are the fast path's own: overriding one customises it
 _steps_of = operator.attrgetter(*_FAST_STEPS)
 WindowSize = Union[int, str, None]
+#: False for a torch built without CUDA: no model can be on a CUDA device, so a line does not ask.
+_CUDA_BUILT = torch.backends.cuda.is_built()
 
 
 def _strip_prefix(key: str, prefix: str) -> str:
@@ -362,12 +364,17 @@ class LogProcessor:
         line = header + line_rates + "  "
         info = hub.runtime_info
         if "time" in values and "data_time" in values and "eta" in info:
-            eta = _eta_text(int(info["eta"]))
+            seconds = int(info["eta"])  # _eta_text(seconds), its usual case inline
+            eta = (
+                f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+                if 0 <= seconds < 86400
+                else _eta_text(seconds)
+            )
             line += (
                 f"eta: {eta}  time: {values.pop('time'):.{digits}f}  data_time: {values.pop('data_time'):.{digits}f}  "
             )
         probe = "_cuda_device" in self.__dict__ or type(self)._cuda_device is not LogProcessor._cuda_device
-        if (probe or torch.cuda.is_initialized()) and self._cuda_device(runner) is not None:
+        if (probe or (_CUDA_BUILT and torch.cuda.is_initialized())) and self._cuda_device(runner) is not None:
             memory = self._get_max_memory(runner)
             line += f"memory: {memory}  "
             tag["memory"] = memory
