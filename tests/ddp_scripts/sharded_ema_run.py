@@ -197,3 +197,8 @@ def main(out: str, strategy_name: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+    # Several fits shared one gloo group; tear it down before exit, or gloo's threads may abort the
+    # interpreter's shutdown ("terminate called without an active exception") on a loaded machine.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
