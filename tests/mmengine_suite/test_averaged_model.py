@@ -33,16 +33,21 @@ def conv_bn_linear() -> nn.Module:
     return nn.Sequential(nn.Conv2d(1, 5, kernel_size=3), nn.BatchNorm2d(5, momentum=0.3), nn.Linear(5, 10))
 
 
-def _swa_model(net_device: torch.device, avg_device: torch.device) -> StochasticWeightAverage:
-    model = conv_linear().to(net_device)
-    averaged_model = StochasticWeightAverage(model, device=avg_device)
+def _update_and_expect(model: nn.Module, averaged_model: StochasticWeightAverage, n_updates: int) -> list:
+    """Move the weights randomly ``n_updates`` times, averaging each time; returns the expected averages."""
     averaged_params = [torch.zeros_like(param) for param in model.parameters()]
-    n_updates = 2
     for _ in range(n_updates):
         for p, p_avg in zip(model.parameters(), averaged_params, strict=True):
             p.detach().add_(torch.randn_like(p))
             p_avg += p.detach() / n_updates
         averaged_model.update_parameters(model)
+    return averaged_params
+
+
+def _swa_model(net_device: torch.device, avg_device: torch.device) -> StochasticWeightAverage:
+    model = conv_linear().to(net_device)
+    averaged_model = StochasticWeightAverage(model, device=avg_device)
+    averaged_params = _update_and_expect(model, averaged_model, 2)
     for p_avg, p_swa in zip(averaged_params, averaged_model.module.parameters(), strict=True):
         assert p_swa.device == avg_device
         assert_allclose(p_avg, p_swa.to(p_avg.device))
@@ -78,13 +83,7 @@ def test_swa_mixed_device():
     model[0].cuda()
     model[1].cpu()
     averaged_model = StochasticWeightAverage(model)
-    averaged_params = [torch.zeros_like(param) for param in model.parameters()]
-    n_updates = 10
-    for _ in range(n_updates):
-        for p, p_avg in zip(model.parameters(), averaged_params, strict=True):
-            p.detach().add_(torch.randn_like(p))
-            p_avg += p.detach() / n_updates
-        averaged_model.update_parameters(model)
+    averaged_params = _update_and_expect(model, averaged_model, 10)
     for p_avg, p_swa in zip(averaged_params, averaged_model.module.parameters(), strict=True):
         assert_allclose(p_avg, p_swa)
         assert p_avg.device == p_swa.device
