@@ -8,7 +8,9 @@ the step) and the final lr.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from log_toy import run_lh, run_mm
 from toy import ToyModule
 
 from lightning_hooks.hooks.param_scheduler_hook import TAKEN_OVER, ParamSchedulerHook
+from lightning_hooks.optim import StepLR as MMStepLR
 
 NO_CKPT = dict(checkpoint=None, logger=None)
 
@@ -84,16 +87,18 @@ MM_WARMUP_DECAY = [
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_iteration_warmup_then_epoch_decay(tmp_path, accumulate):
     optim = dict(optimizer=dict(type="SGD", lr=0.1), accumulative_counts=accumulate)
-    mm_lrs, trainer = compare(
-        tmp_path,
-        dict(
-            train_cfg=dict(by_epoch=True, max_epochs=3, val_interval=1),
-            optim_wrapper=optim,
-            param_scheduler=MM_WARMUP_DECAY,
-        ),
-        dict(max_epochs=3, accumulate_grad_batches=accumulate),
-        warmup_then_decay,
-    )
+    expected = pytest.warns(UserWarning, match="LinearLR after every batch") if accumulate > 1 else nullcontext()
+    with expected:  # torch's LinearLR with interval='step' steps every batch here, not every optimizer step
+        mm_lrs, trainer = compare(
+            tmp_path,
+            dict(
+                train_cfg=dict(by_epoch=True, max_epochs=3, val_interval=1),
+                optim_wrapper=optim,
+                param_scheduler=MM_WARMUP_DECAY,
+            ),
+            dict(max_epochs=3, accumulate_grad_batches=accumulate),
+            warmup_then_decay,
+        )
     # warmup moves every batch (not every optimizer step), then the epoch decay halves it twice
     assert mm_lrs[0] == pytest.approx(0.01) and mm_lrs[-1] == pytest.approx(0.025)
     assert mm_lrs[:4] == sorted(set(mm_lrs[:4]))  # rising within the first epoch
@@ -179,6 +184,44 @@ def test_hook_takes_over_during_fit_only(tmp_path):
     assert trainer.lr_scheduler_configs[0].interval == "epoch"
     # stepped exactly twice (once per epoch), not four times
     assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 2
+
+
+def _torch_step_lr(interval: str) -> Callable[[torch.optim.Optimizer], list[dict]]:
+    return lambda opt: [dict(scheduler=torch.optim.lr_scheduler.StepLR(opt, 1, 0.5), interval=interval)]
+
+
+def _mmengine_step_lr(opt: torch.optim.Optimizer) -> list[dict]:
+    return [dict(scheduler=MMStepLR(opt, step_size=1, gamma=0.5, by_epoch=False), interval="step")]
+
+
+@pytest.mark.parametrize(
+    ("configs", "accumulate", "warned"),
+    [
+        (_torch_step_lr("step"), 2, True),  # Lightning would step it every second batch
+        (_torch_step_lr("step"), 1, False),  # one batch, one optimizer step: the same counting
+        (_torch_step_lr("epoch"), 2, False),
+        (_mmengine_step_lr, 2, False),  # built with by_epoch=False: MMEngine's counting was asked for
+    ],
+    ids=["torch-step-accumulate", "torch-step", "torch-epoch-accumulate", "mmengine-iter-accumulate"],
+)
+def test_batch_stepping_under_accumulation_is_said(tmp_path, configs, accumulate, warned):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer, _, _ = run_lh(
+            tmp_path,
+            trainer_kwargs=dict(max_epochs=1, accumulate_grad_batches=accumulate),
+            bridge_kwargs=dict(default_hooks=NO_CKPT),
+            module=ScheduledModule(configs),
+        )
+    ours = [str(w.message) for w in caught if "ParamSchedulerHook steps" in str(w.message)]
+    if warned:
+        assert len(ours) == 1 and "StepLR" in ours[0] and f"accumulate_grad_batches={accumulate}" in ours[0]
+        assert "default_hooks=dict(param_scheduler=None)" in ours[0]
+    else:
+        assert ours == []
+    # what happened: the iteration-based schedulers halved the lr at each of the epoch's 4 batches
+    steps = 1 if trainer.lr_scheduler_configs[0].interval == "epoch" else 4
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**steps)
 
 
 def test_missing_plateau_metric_is_a_clear_error(tmp_path):

@@ -3,7 +3,9 @@
 MMEngine's rules (``mmengine.hooks.ParamSchedulerHook``):
 
 * iteration-based schedulers (``by_epoch=False``) step after every training
-  iteration, i.e. every batch, also under gradient accumulation;
+  iteration, i.e. every batch, also under gradient accumulation (a warning names
+  each torch scheduler with ``interval='step'`` that this makes step more often
+  than Lightning would);
 * epoch-based schedulers step in ``after_train_epoch``, before that epoch's
   validation (Lightning would step them after validation);
 * plateau schedulers step in ``after_val_epoch`` with the validation metrics.
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from ..optim.schedulers import ParamScheduler
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
 
@@ -82,6 +85,8 @@ class _Scheduled:
     strict: bool
     config: Any
     interval: str
+    #: Whether Lightning's ``interval='step'`` set the counting (not an MMEngine scheduler class).
+    from_interval: bool = False
 
 
 def _plateau_kind(scheduler: Any, config: Any) -> str:
@@ -113,6 +118,8 @@ def take_over_lightning_stepping(trainer: Any) -> list[_Scheduled]:
         if config.interval == TAKEN_OVER:
             continue
         scheduler = config.scheduler
+        # MMEngine's scheduler classes are built with a by_epoch; anything else counts as Lightning's interval says
+        from_interval = config.interval == "step" and not isinstance(scheduler, ParamScheduler)
         by_epoch = _by_epoch(scheduler, config.interval)
         plateau = _plateau_kind(scheduler, config)
         if plateau and not by_epoch:
@@ -133,6 +140,7 @@ def take_over_lightning_stepping(trainer: Any) -> list[_Scheduled]:
                 strict=bool(config.strict),
                 config=config,
                 interval=config.interval,
+                from_interval=from_interval,
             )
         )
         config.interval = TAKEN_OVER
@@ -144,6 +152,29 @@ def give_back_lightning_stepping(taken: list[_Scheduled]) -> None:
     for entry in taken:
         if entry.config.interval == TAKEN_OVER:
             entry.config.interval = entry.interval
+
+
+def _warn_batch_stepping(taken: list[_Scheduled], accumulate: Any) -> None:
+    """Say so when a Lightning ``interval='step'`` scheduler will step more often than Lightning steps it.
+
+    Under gradient accumulation this hook steps iteration-based schedulers every batch, as
+    MMEngine counts iterations; Lightning steps an ``interval='step'`` config once per optimizer
+    step. A scheduler with its own ``by_epoch`` (MMEngine's classes) asked for MMEngine's counting.
+    """
+    if not isinstance(accumulate, int) or accumulate <= 1:
+        return
+    names = [type(entry.scheduler).__name__ for entry in taken if entry.from_interval and not entry.by_epoch]
+    if not names:
+        return
+    warnings.warn(
+        f"ParamSchedulerHook steps the interval='step' scheduler(s) {', '.join(names)} after every batch, "
+        f"as MMEngine counts iterations: with accumulate_grad_batches={accumulate} that is {accumulate} steps "
+        "per optimizer step, where Lightning would step once. To keep Lightning's stepping, pass "
+        "default_hooks=dict(param_scheduler=None) to HookBridge; to keep this hook, count the schedule in "
+        f"batches (e.g. {accumulate}x the step sizes and lengths).",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 @HOOKS.register_module()
@@ -170,6 +201,7 @@ class ParamSchedulerHook(Hook):
             return  # MMEngine's own Runner: runner.param_schedulers is stepped
         self._with_trainer = True
         self._scheduled = take_over_lightning_stepping(trainer)
+        _warn_batch_stepping(self._scheduled, getattr(trainer, "accumulate_grad_batches", 1))
 
     def idle_stages(self) -> frozenset[str]:
         """``after_train_iter`` while stepping the Trainer's schedulers, none of them per iteration."""
