@@ -638,6 +638,12 @@ class RunnerView:
         return self._resume
 
     @property
+    def fast_dev_run(self) -> bool:
+        """Whether the Trainer runs Lightning's ``fast_dev_run`` (a few batches to check the code:
+        CheckpointHook then saves nothing, as Lightning's own checkpointing)."""
+        return bool(getattr(self.trainer, "fast_dev_run", False))
+
+    @property
     def hooks(self) -> list[Any]:
         """The hooks in execution order."""
         return self._hook_list.hooks

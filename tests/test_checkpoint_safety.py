@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import resource
 import signal
@@ -228,3 +229,35 @@ def test_atomic_checkpoint_io_as_trainer_plugin(tmp_path):
     trainer.save_checkpoint(str(tmp_path / "manual.ckpt"))  # Lightning's own save through the plugin
     plugin.wait()
     assert _loadable(str(tmp_path / "manual.ckpt"))
+
+
+# ----------------------------------------------------------------------------- fast_dev_run
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {name: (directory / name).read_bytes() for name in files_in(directory)}
+
+
+@pytest.mark.parametrize("by_epoch", [True, False], ids=["by-epoch", "by-iter"])
+def test_fast_dev_run_saves_rotates_and_removes_nothing(tmp_path, by_epoch):
+    """A smoke test in a work_dir that holds a real run's checkpoints leaves them, and last_checkpoint, alone."""
+    from log_toy import LineCatcher
+
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1, save_best="auto", by_epoch=by_epoch)
+    length = dict(max_epochs=2) if by_epoch else dict(max_iters=4, val_interval=2)
+    run_lightning(tmp_path, cfg, RAMP_SCORES, **length)
+    before = _snapshot(tmp_path)
+    assert "last_checkpoint" in before and any(name.startswith("best_") for name in before)
+
+    catcher = LineCatcher()
+    logger = logging.getLogger("lightning_hooks")
+    logger.addHandler(catcher)
+    try:  # a smaller max_keep_ckpts would trim the resumed ids, a new best would replace the old one
+        run_lightning(
+            tmp_path, {**cfg, "max_keep_ckpts": 0}, {"acc": [0.9] * 8}, **length, log_level="INFO", fast_dev_run=2
+        )
+    finally:
+        logger.removeHandler(catcher)
+    assert _snapshot(tmp_path) == before
+    assert any(m.startswith("fast_dev_run: no checkpoint is saved") for m in catcher.messages)
+
+    run_lightning(tmp_path / "plain", cfg, RAMP_SCORES, **length)  # the same hook saves outside fast_dev_run
+    assert "last_checkpoint" in files_in(tmp_path / "plain")

@@ -246,6 +246,8 @@ class CheckpointHook(Hook):
         # Crash-window bookkeeping (see _save_checkpoint_with_step and docs/trust.md).
         self._lock = threading.Lock()
         self._pending_removals: list[str] = []  # deleted once no durable resume point needs them
+        #: Lightning's ``fast_dev_run`` in this fit: nothing is saved, rotated or removed.
+        self._dev_run = False
         self._resume_point_bests: set[str] = set()  # best files named by the durable resume point
         self._newer_regular_durable = False  # a regular checkpoint of this fit is durable
 
@@ -478,6 +480,13 @@ class CheckpointHook(Hook):
             self.out_dir = runner.work_dir
         else:
             self.out_dir = join_path(self._out_dir_arg, osp.basename(runner.work_dir.rstrip(osp.sep)))
+        self._dev_run = bool(getattr(runner, "fast_dev_run", False))
+        if self._dev_run:
+            runner.logger.info(
+                f"fast_dev_run: no checkpoint is saved, rotated or removed in {self.out_dir} by this fit "
+                "(as Lightning's ModelCheckpoint); last_checkpoint is left as it is."
+            )
+            return
         self._check_writable(runner)
         self._remove_stale_temp_files(runner)
         runner.logger.info(f"Checkpoints will be saved to {self.out_dir}.")
@@ -539,7 +548,7 @@ class CheckpointHook(Hook):
                 runner.logger.info(f"Removed {name}: the run that wrote the resume point was rotating it out.")
 
     def after_train_epoch(self, runner: RunnerView) -> None:
-        if not self.by_epoch:
+        if not self.by_epoch or self._dev_run:
             return
         if self.every_n_epochs(runner, self.interval, self.save_begin) or (
             self.save_last and self.is_last_train_epoch(runner)
@@ -556,7 +565,7 @@ class CheckpointHook(Hook):
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
     ) -> None:
-        if self.by_epoch:
+        if self.by_epoch or self._dev_run:
             return
         if self.every_n_train_iters(runner, self.interval, self.save_begin) or (
             self.save_last and self.is_last_train_iter(runner)
@@ -565,6 +574,8 @@ class CheckpointHook(Hook):
             self._save_checkpoint(runner)
 
     def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, Any]] = None) -> None:
+        if self._dev_run and runner.train_loop is not None:
+            return
         if not metrics:
             runner.logger.warning(
                 "Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in "
@@ -577,7 +588,7 @@ class CheckpointHook(Hook):
         """Wait for the last write, then publish (rank 0) when ``published_keys`` is set."""
         self._io.wait()
         self._flush_removals(runner, keep=self._current_bests())
-        if self.published_keys is None:
+        if self.published_keys is None or self._dev_run:
             return
         if self.save_last and self.last_ckpt is not None:
             self._publish_model(runner, self.last_ckpt)
