@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 import re
+import warnings
 
 import pytest
 import torch
@@ -260,3 +261,20 @@ def test_standalone_validate_with_save_best_does_not_crash(tmp_path):
     results = trainer.validate(ScoredModule(RAMP), val)
     assert results[0]["acc"] == pytest.approx(0.1)
     assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("validating", [False, True], ids=["no-validation", "validation"])
+def test_save_best_without_any_validation_is_said(tmp_path, validating):
+    """MMEngine saves no best file and says nothing when no validation runs; here a warning says why."""
+    cfg = dict(type="CheckpointHook", interval=1, save_best="acc")
+    limit = {} if validating else dict(limit_val_batches=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_lightning(tmp_path, cfg, RAMP, max_epochs=2, **limit)
+    said = [str(w.message) for w in caught if "saved no best checkpoint" in str(w.message)]
+    best = [name for name in files_in(tmp_path) if name.startswith("best_")]
+    if validating:
+        assert said == [] and best == ["best_acc_epoch_2.pth"]
+    else:
+        assert len(said) == 1 and "save_best='acc'" in said[0] and "limit_val_batches" in said[0]
+        assert best == []

@@ -248,6 +248,8 @@ class CheckpointHook(Hook):
         self._pending_removals: list[str] = []  # deleted once no durable resume point needs them
         #: Lightning's ``fast_dev_run`` in this fit: nothing is saved, rotated or removed.
         self._dev_run = False
+        #: Whether a validation ran during this fit (else ``save_best`` had nothing to compare).
+        self._validated = False
         self._resume_point_bests: set[str] = set()  # best files named by the durable resume point
         self._newer_regular_durable = False  # a regular checkpoint of this fit is durable
 
@@ -480,6 +482,7 @@ class CheckpointHook(Hook):
             self.out_dir = runner.work_dir
         else:
             self.out_dir = join_path(self._out_dir_arg, osp.basename(runner.work_dir.rstrip(osp.sep)))
+        self._validated = False
         self._dev_run = bool(getattr(runner, "fast_dev_run", False))
         if self._dev_run:
             runner.logger.info(
@@ -574,8 +577,10 @@ class CheckpointHook(Hook):
             self._save_checkpoint(runner)
 
     def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, Any]] = None) -> None:
-        if self._dev_run and runner.train_loop is not None:
-            return
+        if runner.train_loop is not None:
+            self._validated = True
+            if self._dev_run:
+                return
         if not metrics:
             runner.logger.warning(
                 "Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in "
@@ -588,6 +593,13 @@ class CheckpointHook(Hook):
         """Wait for the last write, then publish (rank 0) when ``published_keys`` is set."""
         self._io.wait()
         self._flush_removals(runner, keep=self._current_bests())
+        if self.save_best is not None and not self._validated and not self._dev_run and runner.rank == 0:
+            _warn(
+                runner,
+                f"CheckpointHook(save_best={_shown(self.save_best)!r}) saved no best checkpoint: no validation ran in "
+                "this fit. Give the Trainer validation data (a val_dataloader, limit_val_batches above 0), or "
+                "leave save_best unset.",
+            )
         if self.published_keys is None or self._dev_run:
             return
         if self.save_last and self.last_ckpt is not None:
@@ -809,6 +821,11 @@ def _check_flags(**flags: Any) -> None:
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise TypeError(f"CheckpointHook: {name} must be True or False, got {value!r}")
+
+
+def _shown(keys: list[str]) -> Union[str, list[str]]:
+    """``save_best`` as the user is likely to have written it: a single key as a string."""
+    return keys[0] if len(keys) == 1 else keys
 
 
 def _warn(runner: RunnerView, message: str) -> None:
