@@ -406,6 +406,19 @@ def intercept_resume_start(
 
 
 # -- optimizers ----------------------------------------------------------------------------------
+def averaging_callbacks(trainer: pl.Trainer) -> tuple[list[Any], list[Any]]:
+    """The Trainer's callbacks that average the weights: those that swap their average into the model
+    for every validation (``WeightAveraging``, ``EMAWeightAveraging``), and those that put it into
+    the model when training ends (``StochasticWeightAveraging``)."""
+    from lightning.pytorch.callbacks import StochasticWeightAveraging, WeightAveraging
+
+    callbacks = list(getattr(trainer, "callbacks", None) or [])
+    return (
+        [cb for cb in callbacks if isinstance(cb, WeightAveraging)],
+        [cb for cb in callbacks if isinstance(cb, StochasticWeightAveraging)],
+    )
+
+
 def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     """The torch optimizer inside a ``LightningOptimizer`` (or the optimizer itself)."""
     return getattr(optimizer, "_optimizer", optimizer)

@@ -235,16 +235,22 @@ class HookBridge(Callback):
         if stage not in ("fit", "validate", "test"):
             return
         self._stage = stage
-        self._prepare_runtime(trainer)
-        self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime, self.save_checkpoint)
         if stage == "fit":
-            self._configure_train_loop(trainer)
-            self._warn_double_checkpointing(trainer)
-            self._warn_implicit_max_epochs(trainer)
-            if self.resume:
-                arm_auto_resume(trainer, self.runtime.work_dir, self.runner.logger)
-        if self.print_hooks_table:
-            self.runner.logger.info("Hooks will be executed in the following order:\n" + self.get_hooks_info())
+            self._refuse_overlapping_callbacks(trainer)
+        self._prepare_runtime(trainer)
+        try:
+            self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime, self.save_checkpoint)
+            if stage == "fit":
+                self._configure_train_loop(trainer)
+                self._warn_overlapping_callbacks(trainer)
+                self._warn_implicit_max_epochs(trainer)
+                if self.resume:
+                    arm_auto_resume(trainer, self.runtime.work_dir, self.runner.logger)
+            if self.print_hooks_table:
+                self.runner.logger.info("Hooks will be executed in the following order:\n" + self.get_hooks_info())
+        except BaseException:
+            close_log_file(self.runtime.log_file)  # no run is open yet: on_exception will not close it
+            raise
         self._run_open = True
         self._call("before_run")
 
@@ -327,16 +333,41 @@ class HookBridge(Callback):
                 )
                 return
 
-    def _warn_double_checkpointing(self, trainer: pl.Trainer) -> None:
-        """Say so when Lightning's own checkpointing writes files beside CheckpointHook's."""
-        from .hooks.checkpoint_hook import CheckpointHook
+    def _refuse_overlapping_callbacks(self, trainer: pl.Trainer) -> None:
+        """Refuse a weight average that Lightning swaps into the model for validation beside EMAHook's.
 
-        lightning_savers = list(getattr(trainer, "checkpoint_callbacks", None) or [])
-        if trainer.is_global_zero and lightning_savers and self.hook_list.find(CheckpointHook):
-            names = ", ".join(type(c).__name__ for c in lightning_savers)
+        As a second EMAHook is refused: swapped in and out in the callbacks' order (not nested),
+        the two swaps overwrite the training weights.
+        """
+        from .hooks.ema_hook import EMAHook
+
+        swapping, _ = _lightning.averaging_callbacks(trainer) if self.hook_list.find(EMAHook) else ([], [])
+        if swapping:
+            raise ValueError(
+                f"EMAHook and Lightning's {_class_names(swapping)} would both swap a weight average into the model "
+                "for validation, and the two swaps overwrite the training weights. Keep one: remove "
+                f"{_class_names(swapping)} from the Trainer's callbacks, or EMAHook from custom_hooks."
+            )
+
+    def _warn_overlapping_callbacks(self, trainer: pl.Trainer) -> None:
+        """Say so when one of Lightning's callbacks does a hook's job beside it (checkpoints, weight averages)."""
+        from .hooks.checkpoint_hook import CheckpointHook
+        from .hooks.ema_hook import EMAHook
+
+        if not trainer.is_global_zero:
+            return
+        _, at_end = _lightning.averaging_callbacks(trainer) if self.hook_list.find(EMAHook) else ([], [])
+        savers = list(getattr(trainer, "checkpoint_callbacks", None) or [])
+        if savers and self.hook_list.find(CheckpointHook):
             get_logger().warning(
-                f"Both CheckpointHook and Lightning's {names} will save checkpoints. To keep only "
+                f"Both CheckpointHook and Lightning's {_class_names(savers)} will save checkpoints. To keep only "
                 "CheckpointHook's files, pass Trainer(enable_checkpointing=False)."
+            )
+        if at_end:
+            get_logger().warning(
+                f"Both EMAHook and Lightning's {_class_names(at_end)} average the weights: validation and "
+                f"EMAHook's checkpoints use the EMA, and {_class_names(at_end)} puts its own average into the model "
+                "when training ends. Keep one unless that is what you want."
             )
 
     def _close_run(self) -> None:
@@ -764,6 +795,10 @@ class HookBridge(Callback):
 _LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _class_names(objects: list[Any]) -> str:
+    return ", ".join(type(o).__name__ for o in objects)
 
 
 def _check_log_level(log_level: Any) -> str:

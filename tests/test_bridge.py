@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from mmengine.hooks import Hook as MMHook
@@ -304,6 +306,77 @@ def test_log_lines_survive_a_logging_config_that_disables_existing_loggers(tmp_p
     train, val = loaders()
     make_trainer(tmp_path, HookBridge(), max_epochs=1).fit(ToyModule(), train, val)
     assert "Saving checkpoint at 1 epochs" in capsys.readouterr().out
+
+
+class _WeightsAcrossValidation(pl.Callback):
+    """The largest change of any weight between the end of an epoch's training and the next epoch's first batch."""
+
+    def __init__(self) -> None:
+        self.snapshot: list[torch.Tensor] = []
+        self.changes: list[float] = []
+
+    def on_train_batch_end(self, trainer: Any, module: Any, *args: Any) -> None:
+        self.snapshot = [p.detach().clone() for p in module.parameters()]
+
+    def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, batch_idx: int) -> None:
+        if self.snapshot and batch_idx == 0:
+            self.changes.append(
+                max((p - s).abs().max().item() for p, s in zip(module.parameters(), self.snapshot, strict=True))
+            )
+
+
+def test_lightning_weight_averaging_beside_ema_hook_is_refused(tmp_path):
+    """Swapped in and out in the callbacks' order, two averages overwrite the training weights: shown, then refused."""
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    train, val = loaders()
+    probe = _WeightsAcrossValidation()
+    averaging = EMAWeightAveraging()
+    bridge = HookBridge(default_hooks={"checkpoint": None}, custom_hooks=[dict(type="EMAHook", momentum=0.5)])
+    trainer = make_trainer(tmp_path / "a", bridge, max_epochs=2, callbacks=[probe, averaging, bridge])
+    with pytest.MonkeyPatch.context() as patch:  # what happened before the check existed
+        patch.setattr(HookBridge, "_refuse_overlapping_callbacks", lambda self, trainer: None)
+        trainer.fit(ToyModule(), train, val)
+    assert max(probe.changes) > 1e-3  # validation changed the training weights
+
+    for callbacks in ([bridge, averaging], [averaging, bridge]):
+        bridge = HookBridge(default_hooks={"checkpoint": None}, custom_hooks=[dict(type="EMAHook")])
+        callbacks = [bridge if isinstance(c, HookBridge) else c for c in callbacks]
+        trainer = make_trainer(tmp_path / "b", bridge, max_epochs=1, callbacks=callbacks)
+        with pytest.raises(ValueError, match="EMAHook and Lightning's EMAWeightAveraging would both swap"):
+            trainer.fit(ToyModule(), train, val)
+    plain = HookBridge(default_hooks={"checkpoint": None})  # without EMAHook, Lightning's averaging is welcome
+    make_trainer(tmp_path / "c", plain, max_epochs=1, callbacks=[EMAWeightAveraging(), plain]).fit(
+        ToyModule(), train, val
+    )
+
+
+def test_an_error_while_setting_up_leaves_no_log_file_open(tmp_path, monkeypatch):
+    """The run's log file is opened before the other checks of ``setup``; a failure there closes it."""
+    import logging
+
+    def fail(self: Any, trainer: Any) -> None:
+        raise RuntimeError("a check failed")
+
+    def file_handlers() -> list[str]:
+        return [h.baseFilename for h in logging.getLogger("lightning_hooks").handlers if hasattr(h, "baseFilename")]
+
+    before = file_handlers()
+    monkeypatch.setattr(HookBridge, "_warn_implicit_max_epochs", fail)
+    train, val = loaders()
+    with pytest.raises(RuntimeError, match="a check failed"):
+        make_trainer(tmp_path, HookBridge(), max_epochs=1).fit(ToyModule(), train, val)
+    assert file_handlers() == before
+
+
+def test_warns_when_stochastic_weight_averaging_beside_ema_hook(tmp_path, capsys):
+    from lightning.pytorch.callbacks import StochasticWeightAveraging
+
+    train, val = loaders()
+    bridge = HookBridge(default_hooks={"checkpoint": None}, custom_hooks=[dict(type="EMAHook")])
+    swa = StochasticWeightAveraging(swa_lrs=0.05)
+    make_trainer(tmp_path, bridge, max_epochs=1, callbacks=[bridge, swa]).fit(ToyModule(), train, val)
+    assert "Both EMAHook and Lightning's StochasticWeightAveraging average the weights" in capsys.readouterr().out
 
 
 def test_warns_when_lightning_checkpointing_also_saves(tmp_path, capsys):
