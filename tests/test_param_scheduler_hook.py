@@ -8,11 +8,13 @@ the step) and the final lr.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from log_toy import run_lh, run_mm
@@ -255,3 +257,40 @@ def test_bad_interval_rejected(tmp_path):
 
         take_over_lightning_stepping(trainer)
     assert isinstance(ParamSchedulerHook(), ParamSchedulerHook)
+
+
+def test_a_scheduler_swapped_out_by_stochastic_weight_averaging_is_left_to_lightning(tmp_path):
+    """SWA puts its SWALR in place of the first config when averaging starts; the replaced one stops stepping."""
+    from lightning.pytorch.callbacks import StochasticWeightAveraging
+    from log_toy import LineCatcher
+    from toy import loaders, make_trainer
+
+    from lightning_hooks import HookBridge
+
+    class EpochStartLR(pl.Callback):
+        def __init__(self) -> None:
+            self.lrs: list[float] = []
+
+        def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
+            self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def fit(with_bridge: bool) -> list[float]:
+        record = EpochStartLR()
+        swa = StochasticWeightAveraging(swa_lrs=0.05, swa_epoch_start=2, annealing_epochs=1)
+        bridge = HookBridge(default_hooks=NO_CKPT, log_level="INFO")
+        callbacks = [record, swa, bridge] if with_bridge else [record, swa]
+        trainer = make_trainer(tmp_path / str(with_bridge), bridge, max_epochs=5, callbacks=callbacks)
+        trainer.fit(
+            ScheduledModule(lambda opt: [dict(scheduler=torch.optim.lr_scheduler.StepLR(opt, 1, 0.5))]), *loaders()
+        )
+        return record.lrs
+
+    catcher = LineCatcher()
+    logging.getLogger("lightning_hooks").addHandler(catcher)
+    try:
+        ours = fit(with_bridge=True)
+    finally:
+        logging.getLogger("lightning_hooks").removeHandler(catcher)
+    assert ours == pytest.approx(fit(with_bridge=False))
+    assert ours[1] == pytest.approx(0.05) and len(ours) == 5
+    assert any(m.startswith("ParamSchedulerHook no longer steps StepLR") for m in catcher.messages)

@@ -232,12 +232,32 @@ class ParamSchedulerHook(Hook):
         if not self._with_trainer:
             self._step_runner_schedulers(runner, by_epoch=True)
             return
+        self._drop_replaced(runner)
         if not self._scheduled:
             return
         count = runner.epoch + 1
         for entry in self._scheduled:
             if entry.by_epoch and entry.plateau != "torch" and count % entry.frequency == 0:
                 entry.scheduler.step()
+
+    def _drop_replaced(self, runner: RunnerView) -> None:
+        """Stop stepping the schedulers whose config left the Trainer's list, and say so.
+
+        Lightning's ``StochasticWeightAveraging`` puts its ``SWALR`` in place of the first
+        config when averaging starts; Lightning steps what replaced it.
+        """
+        configs = getattr(getattr(runner, "trainer", None), "lr_scheduler_configs", None) or []
+        present = {id(config) for config in configs}
+        gone = [entry for entry in self._scheduled if id(entry.config) not in present]
+        if not gone:
+            return
+        give_back_lightning_stepping(gone)
+        self._scheduled = [entry for entry in self._scheduled if id(entry.config) in present]
+        names = ", ".join(type(entry.scheduler).__name__ for entry in gone)
+        runner.logger.info(
+            f"ParamSchedulerHook no longer steps {names}: another callback (StochasticWeightAveraging, for "
+            "one) replaced it in the Trainer's scheduler configs, and Lightning steps what replaced it."
+        )
 
     def after_val_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         """Step the plateau schedulers with the validation metrics."""
@@ -249,6 +269,7 @@ class ParamSchedulerHook(Hook):
                     if getattr(scheduler, "by_epoch", False) and getattr(scheduler, "need_val_args", False) is True:
                         scheduler.step(metrics)
             return
+        self._drop_replaced(runner)
         for entry in self._scheduled:
             if entry.plateau == "mmengine":
                 entry.scheduler.step(metrics)
