@@ -133,8 +133,10 @@ def evaluation_epoch_metrics(trainer: pl.Trainer) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     if results is None:
         return metrics
-    for _, result_metric in results.valid_items():
-        if not result_metric.meta.on_epoch:
+    # Every dataloader's metrics (``acc/dataloader_idx_1``...): ``valid_items()`` gives only the
+    # current dataloader's, and there is none once the epoch has ended.
+    for result_metric in results.values():
+        if result_metric.has_reset or not result_metric.meta.on_epoch:
             continue
         value = results._get_cache(result_metric, on_step=False)
         if not isinstance(value, torch.Tensor):
@@ -142,6 +144,30 @@ def evaluation_epoch_metrics(trainer: pl.Trainer) -> dict[str, Any]:
         name, _ = results._forked_name(result_metric, on_step=False)
         metrics[name] = value.item() if value.numel() == 1 else value
     return metrics
+
+
+class EvalBatchIndex:
+    """MMEngine's batch index in an evaluation epoch that runs several dataloaders one after another.
+
+    Lightning starts ``batch_idx`` again at 0 for each dataloader. MMEngine's loop has one
+    dataloader, so hooks get the batches run so far in the epoch: the first dataloader's
+    indices, then the next dataloader's following on. Call :meth:`reset` as an epoch starts.
+    """
+
+    __slots__ = ("base", "last", "loader")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.base, self.loader, self.last = 0, 0, -1
+
+    def __call__(self, batch_idx: int, dataloader_idx: int) -> int:
+        if dataloader_idx != self.loader:  # the next dataloader started
+            self.base += self.last + 1
+            self.loader = dataloader_idx
+        self.last = batch_idx
+        return self.base + batch_idx
 
 
 class TrainBatchEndReader:

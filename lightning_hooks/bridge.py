@@ -166,6 +166,8 @@ class HookBridge(Callback):
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
         #: Per epoch: whether a batch ends the epoch, and its ``self.log`` values (see _lightning).
         self._epoch_bound: Optional[_lightning.TrainBatchEndReader] = None
+        #: The batch index hooks see in evaluation, counted over all of the epoch's dataloaders.
+        self._eval_index = _lightning.EvalBatchIndex()
         # Lightning calls these every iteration; no MMEngine mount point corresponds to them.
         _lightning.skip_callback_events(self, UNUSED_PER_ITERATION_EVENTS)
 
@@ -604,6 +606,7 @@ class HookBridge(Callback):
             self._call("before_val")
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._eval_index.reset()
         if self._evaluating(trainer):
             self._call("before_val_epoch")
 
@@ -611,7 +614,7 @@ class HookBridge(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         if self._evaluating(trainer):
-            self._call("before_val_iter", batch_idx=batch_idx, data_batch=batch)
+            self._call("before_val_iter", batch_idx=self._eval_index(batch_idx, dataloader_idx), data_batch=batch)
 
     def on_validation_batch_end(
         self,
@@ -623,7 +626,8 @@ class HookBridge(Callback):
         dataloader_idx: int = 0,
     ) -> None:
         if self._evaluating(trainer):
-            self._call("after_val_iter", batch_idx=batch_idx, data_batch=batch, outputs=outputs)
+            index = self._eval_index(batch_idx, dataloader_idx)
+            self._call("after_val_iter", batch_idx=index, data_batch=batch, outputs=outputs)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._evaluating(trainer):
@@ -635,6 +639,7 @@ class HookBridge(Callback):
             self._call("before_test")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._eval_index.reset()
         if self._run_open:
             self._call("before_test_epoch")
 
@@ -642,7 +647,7 @@ class HookBridge(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         if self._run_open:
-            self._call("before_test_iter", batch_idx=batch_idx, data_batch=batch)
+            self._call("before_test_iter", batch_idx=self._eval_index(batch_idx, dataloader_idx), data_batch=batch)
 
     def on_test_batch_end(
         self,
@@ -654,7 +659,8 @@ class HookBridge(Callback):
         dataloader_idx: int = 0,
     ) -> None:
         if self._run_open:
-            self._call("after_test_iter", batch_idx=batch_idx, data_batch=batch, outputs=outputs)
+            index = self._eval_index(batch_idx, dataloader_idx)
+            self._call("after_test_iter", batch_idx=index, data_batch=batch, outputs=outputs)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._run_open:

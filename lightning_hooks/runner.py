@@ -743,12 +743,13 @@ class RunnerView:
 
     @property
     def val_dataloader(self) -> Optional[LoaderView]:
-        """The (first) validation DataLoader; ``len()`` is the number of batches run."""
+        """The (first) validation DataLoader; ``len()`` is the number of batches run, over every
+        validation DataLoader (hooks see one evaluation loop, as in MMEngine)."""
         return self._eval_loader(self.trainer.val_dataloaders, "num_val_batches")
 
     @property
     def test_dataloader(self) -> Optional[LoaderView]:
-        """The (first) test DataLoader; ``len()`` is the number of batches run."""
+        """The (first) test DataLoader; ``len()`` is the number of batches run, over every test DataLoader."""
         return self._eval_loader(self.trainer.test_dataloaders, "num_test_batches")
 
     def _eval_loader(self, loaders: Any, count_attr: str) -> Optional[LoaderView]:
@@ -758,7 +759,7 @@ class RunnerView:
 
         def length() -> Any:
             counts = getattr(self.trainer, count_attr, None) or [None]
-            return counts[0]
+            return counts[0] if len(counts) == 1 else sum(counts)
 
         return self._loader_view(count_attr, loader, length)
 

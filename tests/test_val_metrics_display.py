@@ -15,12 +15,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from log_toy import read_json_lines, run_lh
+from log_toy import LineCatcher, read_json_lines, run_lh
 from mmengine.logging import MessageHub as MMHub
 from mmengine.runner import LogProcessor as MMLogProcessor
-from toy import ToyModule
+from torch.utils.data import DataLoader
+from toy import ToyDataset, ToyModule, make_trainer
+from toy import loaders as toy_loaders
 
-from lightning_hooks import LogProcessor
+from lightning_hooks import Hook, HookBridge, LogProcessor
 from lightning_hooks.message_hub import MessageHub
 
 VAL_LOSSES = [10.0, 7.0, 4.0]
@@ -132,3 +134,71 @@ def test_save_best_auto_with_a_loss_first_says_lower_is_better(tmp_path):
     assert len(chose) == 1 and "'val_loss'" in chose[0] and "rule 'less': a lower value is better" in chose[0]
     assert bridge.message_hub.get_info("best_ckpt").endswith("best_val_loss_epoch_2.pth")
     assert logging.getLogger("lightning_hooks").level <= logging.INFO
+
+
+class TwoLoaderModule(ToyModule):
+    """Validates and tests on two dataloaders (2 and 3 batches): Lightning names their metrics ``acc/dataloader_idx_N``."""
+
+    def train_dataloader(self):
+        return toy_loaders()[0]
+
+    def _two(self):
+        return [DataLoader(ToyDataset(12), batch_size=6), DataLoader(ToyDataset(9), batch_size=3)]
+
+    val_dataloader = test_dataloader = _two
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        super().validation_step(batch, batch_idx)
+
+    def test_step(self, batch, batch_idx, dataloader_idx=0):
+        super().test_step(batch, batch_idx)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_several_evaluation_dataloaders_are_one_loop_and_every_metric_arrives(tmp_path):
+    class Record(Hook):
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, int]] = []
+            self.metrics: list[dict] = []
+
+        def before_val_iter(self, runner, batch_idx, data_batch=None):
+            self.seen.append(("val", batch_idx))
+
+        def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            self.seen.append(("test", batch_idx))
+
+        def after_val_epoch(self, runner, metrics=None):
+            self.metrics.append(dict(metrics or {}))
+
+        def after_test_epoch(self, runner, metrics=None):
+            self.metrics.append(dict(metrics or {}))
+
+    record = Record()
+    bridge = HookBridge(
+        default_hooks=dict(
+            checkpoint=dict(type="CheckpointHook", interval=1, save_best="acc/dataloader_idx_1"),
+            logger=dict(type="LoggerHook", interval=1),
+        ),
+        custom_hooks=[record],
+    )
+    catcher_logger = logging.getLogger("lightning_hooks")
+    catcher = LineCatcher()
+    catcher_logger.addHandler(catcher)
+    try:
+        trainer = make_trainer(tmp_path, bridge, max_epochs=1, num_sanity_val_steps=0)
+        module = TwoLoaderModule()
+        trainer.fit(module)
+        validated = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        trainer.test(module)
+    finally:
+        catcher_logger.removeHandler(catcher)
+    assert record.seen == [("val", i) for i in range(5)] + [("test", i) for i in range(5)]
+    assert sorted(record.metrics[0]) == ["acc/dataloader_idx_0", "acc/dataloader_idx_1"]
+    assert record.metrics[0] == pytest.approx(validated)
+    assert sorted(record.metrics[1]) == ["acc/dataloader_idx_0", "acc/dataloader_idx_1"]
+    assert [m.split("  ")[0] for m in catcher.messages if m.startswith("Epoch(val) [1][")] == [
+        f"Epoch(val) [1][{i}/5]" for i in (1, 2, 3, 4, 5, 5)
+    ]
+    assert os.path.basename(bridge.message_hub.get_info("best_ckpt")) == "best_acc_dataloader_idx_1_epoch_1.pth"
