@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 
 import fsspec
 import pytest
 import torch
+from ckpt_helpers import files_in
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from log_toy import read_json_lines, read_tensorboard, run_lh, run_mm, wait_for_wandb_history
-from toy import ToyModule
+from log_toy import LineCatcher, read_json_lines, read_tensorboard, run_lh, run_mm, wait_for_wandb_history
+from torch.utils.data import DataLoader, IterableDataset
+from toy import ToyDataset, ToyModule, make_trainer
 
-from lightning_hooks import LoggerHook
+from lightning_hooks import HookBridge, LoggerHook
 
 TIMINGS = ("time", "data_time")
 ITER_TRAINER = dict(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
@@ -394,3 +397,66 @@ def test_mmengine_reads_the_loss_every_iteration(tmp_path):
         torch.Tensor.item = original
     assert len(per_iter) == 8
     assert min(per_iter) >= 1  # at least one host read per iteration, line or not
+
+
+# ----------------------------------------------------------------------------- loaders without a length
+class _Streamed(IterableDataset):
+    """The toy samples as a stream: the DataLoader cannot tell how many batches an epoch has."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __iter__(self):
+        data = ToyDataset(self.n)
+        return (data[i] for i in range(self.n))
+
+
+class StreamedModule(ToyModule):
+    def train_dataloader(self):
+        return DataLoader(_Streamed(12), batch_size=3)
+
+    def val_dataloader(self):
+        return DataLoader(_Streamed(12), batch_size=6)
+
+    test_dataloader = val_dataloader
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("by_epoch", [True, False], ids=["by-epoch", "by-iter"])
+def test_loaders_that_cannot_tell_their_length_get_lines_not_a_crash(tmp_path, by_epoch):
+    """MMEngine calls len() on the loader and fails; here the size shows as '?' and there is no ETA it cannot know."""
+    if by_epoch:
+        length: dict = dict(max_epochs=2)
+    else:
+        length = dict(max_steps=8, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
+    bridge = HookBridge(default_hooks=dict(logger=dict(type="LoggerHook", interval=2)))
+    trainer = make_trainer(tmp_path, bridge, num_sanity_val_steps=0, **length)
+    catcher = LineCatcher()
+    logging.getLogger("lightning_hooks").addHandler(catcher)
+    try:
+        module = StreamedModule()
+        trainer.fit(module)
+        trainer.test(module)
+    finally:
+        logging.getLogger("lightning_hooks").removeHandler(catcher)
+    lines = catcher.lines()
+    train = [line for line in lines if "(train)" in line]
+    if by_epoch:
+        assert [line.split("  ")[0] for line in train] == [f"Epoch(train) [{e}][{i}/?]" for e in (1, 2) for i in (2, 4)]
+        assert not any("eta" in line for line in train)  # the length of training is unknown
+    else:
+        assert [line.split("  ")[0] for line in train] == [f"Iter(train) [{i}/8]" for i in (2, 4, 6, 8)]
+        assert all("eta: <t>" in line for line in train)
+    val = [line for line in lines if "(val)" in line]
+    assert any(line.split("  ")[0].endswith("[2/?]") for line in val)
+    assert any(line.split("  ")[0].endswith("[2/2]") and "acc:" in line for line in val)
+    assert any(line.startswith(("Epoch(test) [2/2]", "Iter(test) [2/2]")) and "acc:" in line for line in lines)
+    assert files_in(tmp_path)  # and CheckpointHook saved as usual
+
+
+def test_end_of_epoch_is_false_for_a_loader_without_a_length():
+    hook = LoggerHook()
+    assert hook.end_of_epoch(DataLoader(_Streamed(6), batch_size=3), 1) is False
+    assert hook.end_of_epoch(DataLoader(ToyDataset(6), batch_size=3), 1) is True

@@ -198,8 +198,11 @@ class Hook:
         return dividend % n == 0 if dividend >= 0 and n > 0 else False
 
     def end_of_epoch(self, dataloader: Any, batch_idx: int) -> bool:
-        """Whether ``batch_idx`` is the last batch of ``dataloader``."""
-        return batch_idx + 1 == len(dataloader)
+        """Whether ``batch_idx`` is the last batch of ``dataloader`` (False when the loader cannot tell its length)."""
+        try:
+            return batch_idx + 1 == len(dataloader)
+        except TypeError:  # an IterableDataset without __len__: MMEngine raises here
+            return False
 
     def is_last_train_epoch(self, runner: RunnerView) -> bool:
         """Whether the current epoch is the last one."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from ..logging.log_processor import batches_in
 from ..message_hub import IterationRecorder
 from ..registry import HOOKS
 from .hook import DATA_BATCH, Hook
@@ -21,7 +22,9 @@ class IterTimerHook(Hook):
 
     ``time`` is the wall time since the previous iteration ended, so it includes
     ``data_time``. The training ETA is ``mean time * (max_iters - iter - 1)``;
-    validation and test write their own ETA under the same ``eta`` key.
+    validation and test write their own ETA under the same ``eta`` key. Where the
+    remaining length is unknown (a loader that cannot tell its length, and no
+    ``max_steps``), there is no ``eta`` rather than a wrong one.
     """
 
     priority = "NORMAL"
@@ -82,8 +85,12 @@ class IterTimerHook(Hook):
         self.t = now
         self.time_sec_tot += iter_time
         iteration = runner.iter
-        eta = self.time_sec_tot / (iteration - self.start_iter + 1) * (runner.max_iters - iteration - 1)
+        remaining = runner.max_iters - iteration - 1
         info = recorder.info
+        if remaining < 0:  # the length of training is unknown
+            info.pop("eta", None)
+            return
+        eta = self.time_sec_tot / (iteration - self.start_iter + 1) * remaining
         if "eta" in info:
             info["eta"] = eta
         else:
@@ -110,9 +117,13 @@ class IterTimerHook(Hook):
         if mode == "train":
             self.time_sec_tot += iter_time
             avg = self.time_sec_tot / (runner.iter - self.start_iter + 1)
-            hub.update_info("eta", avg * (runner.max_iters - runner.iter - 1))
+            remaining = runner.max_iters - runner.iter - 1
         else:
             loader = runner.val_dataloader if mode == "val" else runner.test_dataloader
             self.time_sec_test_val += iter_time
             avg = self.time_sec_test_val / (batch_idx + 1)
-            hub.update_info("eta", avg * (len(loader) - batch_idx - 1))  # type: ignore[arg-type]
+            remaining = batches_in(loader) - batch_idx - 1
+        if remaining < 0:  # a loader that cannot tell its length
+            hub.pop_info("eta")
+        else:
+            hub.update_info("eta", avg * remaining)

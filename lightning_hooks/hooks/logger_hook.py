@@ -38,7 +38,7 @@ from typing import Any, Optional, Union
 
 from ..logging.backends import DEFAULT_VIS_BACKENDS, build_writers, check_vis_backends
 from ..logging.file_copy import copy_logs, join_out_dir
-from ..logging.log_processor import LogProcessor
+from ..logging.log_processor import LogProcessor, batches_in
 from ..logging.scalars import json_ready
 from ..registry import HOOKS
 from ..runner import RunnerView, log_info
@@ -137,6 +137,8 @@ class LoggerHook(Hook):
         self._writers: list[Any] = []
         self._rank0 = True
         self._train_len: Optional[int] = None
+        #: Batches of the running validation or test epoch so far (its size, for a loader that cannot tell).
+        self._eval_batches = 0
         #: The runner view's logger, read once per run (``logging.getLogger`` takes the logging lock).
         self._logger: Optional[logging.Logger] = None
 
@@ -172,8 +174,8 @@ class LoggerHook(Hook):
 
     # ------------------------------------------------------------------ training
     def before_train_epoch(self, runner: RunnerView) -> None:
-        """Remember the epoch's length once (it is read after every iteration)."""
-        self._train_len = len(runner.train_dataloader)  # type: ignore[arg-type]  # set while training
+        """Remember the epoch's length once (it is read after every iteration); -1 when the loader cannot tell."""
+        self._train_len = batches_in(runner.train_dataloader)
 
     def after_train_iter(
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[dict] = None
@@ -187,7 +189,7 @@ class LoggerHook(Hook):
             return
         done, size = batch_idx + 1, self._train_len
         if size is None:  # before_train_epoch did not run (a subclass's override)
-            size = len(runner.train_dataloader)  # type: ignore[arg-type]
+            size = batches_in(runner.train_dataloader)
         elif done % self.interval and done != size and (runner.iter + 1) % self.interval_exp_name:
             return  # most iterations: no line, not the epoch's last, no Exp name
         last = done == size
@@ -212,6 +214,7 @@ class LoggerHook(Hook):
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[Sequence] = None
     ) -> None:
         """A validation line every ``interval`` batches (terminal only)."""
+        self._eval_batches = batch_idx + 1
         if runner.rank == 0 and self.every_n_inner_iters(batch_idx, self.interval):
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "val")
             log_info(runner.logger, line)
@@ -220,6 +223,7 @@ class LoggerHook(Hook):
         self, runner: RunnerView, batch_idx: int, data_batch: DATA_BATCH = None, outputs: Optional[Sequence] = None
     ) -> None:
         """A test line every ``interval`` batches (terminal only)."""
+        self._eval_batches = batch_idx + 1
         if runner.rank == 0 and self.every_n_inner_iters(batch_idx, self.interval):
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "test")
             log_info(runner.logger, line)
@@ -228,7 +232,7 @@ class LoggerHook(Hook):
         """The validation summary line; scalars at the completed epoch (or iteration) count."""
         if runner.rank != 0:
             return
-        tag, line = runner.log_processor.get_log_after_epoch(runner, len(runner.val_dataloader), "val")  # type: ignore[arg-type]
+        tag, line = runner.log_processor.get_log_after_epoch(runner, self._eval_size(runner.val_dataloader), "val")
         log_info(runner.logger, line)
         if runner.train_loop is None:
             step = 0
@@ -242,7 +246,7 @@ class LoggerHook(Hook):
             return
         tag, line = runner.log_processor.get_log_after_epoch(
             runner,
-            len(runner.test_dataloader),  # type: ignore[arg-type]
+            self._eval_size(runner.test_dataloader),
             "test",
             with_non_scalar=True,
         )
@@ -250,6 +254,11 @@ class LoggerHook(Hook):
         os.makedirs(runner.log_dir, exist_ok=True)
         with open(osp.join(runner.log_dir, self.json_log_path or f"{runner.timestamp}.json"), "w") as f:
             json.dump(json_ready(dict(tag)), f)
+
+    def _eval_size(self, loader: Any) -> int:
+        """``len(loader)`` as MMEngine passes it, or the batches that ran when the loader cannot tell."""
+        size = batches_in(loader)
+        return size if size >= 0 else self._eval_batches
 
     # ------------------------------------------------------------------ end of run
     def after_run(self, runner: RunnerView) -> None:

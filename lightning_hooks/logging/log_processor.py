@@ -31,7 +31,7 @@ import torch
 
 from ..errors import LogProcessorConfigError
 
-__all__ = ["LogProcessor", "build_log_processor"]
+__all__ = ["UNKNOWN_SIZE", "LogProcessor", "batches_in", "build_log_processor"]
 
 MODES = ("train", "val", "test")
 #: The steps of a training line that :meth:`LogProcessor._train_line` does in one pass.
@@ -52,6 +52,24 @@ _steps_of = operator.attrgetter(*_FAST_STEPS)
 WindowSize = Union[int, str, None]
 #: False for a torch built without CUDA: no model can be on a CUDA device, so a line does not ask.
 _CUDA_BUILT = torch.backends.cuda.is_built()
+
+
+#: The size :func:`batches_in` gives a loader that cannot tell its length; lines show it as ``?``.
+UNKNOWN_SIZE = -1
+
+
+def batches_in(loader: Any) -> int:
+    """``len(loader)``, or :data:`UNKNOWN_SIZE` for a loader that cannot tell (an ``IterableDataset``
+    without ``__len__``): lines then show ``[i/?]`` where MMEngine would fail."""
+    try:
+        return len(loader)
+    except TypeError:
+        return UNKNOWN_SIZE
+
+
+def _of_size(size: int) -> str:
+    """``size`` as a line shows it."""
+    return "?" if size < 0 else str(size)
 
 
 def _strip_prefix(key: str, prefix: str) -> str:
@@ -232,7 +250,8 @@ class LogProcessor:
 
     @staticmethod
     def _get_dataloader_size(runner: Any, mode: str) -> int:
-        return len(getattr(runner, f"{mode}_dataloader"))
+        """Batches per epoch of the ``mode`` loader (:data:`UNKNOWN_SIZE` when it cannot tell)."""
+        return batches_in(getattr(runner, f"{mode}_dataloader"))
 
     @staticmethod
     def _cuda_device(runner: Any) -> Optional[torch.device]:
@@ -261,20 +280,20 @@ class LogProcessor:
         """``Epoch(mode)[e][i/n]  `` or ``Iter(mode) [i/n]  `` and the epoch put in the tag."""
         if self.by_epoch:
             size = self._get_dataloader_size(runner, mode)
-            current = str(self._get_iter(runner, batch_idx)).rjust(len(str(size)))
+            current = str(self._get_iter(runner, batch_idx)).rjust(len(_of_size(size)))
             if mode == "test":
-                return f"Epoch({mode}) [{current}/{size}]  ", None
+                return f"Epoch({mode}) [{current}/{_of_size(size)}]  ", None
             epoch = self._get_epoch(runner, mode)
             epoch_str = f"[{epoch}]"
             if self._has_train_loop(runner):
                 epoch_str = epoch_str.rjust(len(str(runner.max_epochs)) + 3)
-            return f"Epoch({mode}){epoch_str}[{current}/{size}]  ", epoch
+            return f"Epoch({mode}){epoch_str}[{current}/{_of_size(size)}]  ", epoch
         if mode == "train":
             current = str(self._get_iter(runner, batch_idx)).rjust(len(str(runner.max_iters)))
             return f"Iter({mode}) [{current}/{runner.max_iters}]  ", None
         size = self._get_dataloader_size(runner, mode)
-        current = str(batch_idx + 1).rjust(len(str(size)))
-        return f"Iter({mode}) [{current}/{size}]  ", None
+        current = str(batch_idx + 1).rjust(len(_of_size(size)))
+        return f"Iter({mode}) [{current}/{_of_size(size)}]  ", None
 
     def _timing_str(self, runner: Any, values: dict[str, Any]) -> str:
         """``eta: ...  time: ...  data_time: ...  `` when both timings and the ETA exist (consumes them)."""
@@ -353,7 +372,8 @@ class LogProcessor:
             epoch_str = f"[{epoch}]"
             if in_fit:
                 epoch_str = epoch_str.rjust(len(str(runner.max_epochs)) + 3)
-            header = f"Epoch(train){epoch_str}[{str(batch_idx + 1).rjust(len(str(size)))}/{size}]  "
+            shown = str(size) if size >= 0 else "?"
+            header = f"Epoch(train){epoch_str}[{str(batch_idx + 1).rjust(len(shown))}/{shown}]  "
             tag["epoch"] = epoch
             tag["iter"] = runner.iter + 1 if in_fit else 0
         else:
@@ -435,6 +455,8 @@ class LogProcessor:
         if mode not in ("val", "test"):
             raise ValueError(f"get_log_after_epoch only accepts 'val' or 'test' mode, got {mode!r}")
         size = self._get_dataloader_size(runner, mode)
+        if size < 0:  # a loader that cannot tell its length: the batches that ran, as the caller counts them
+            size = batch_idx
         if self.by_epoch and mode == "val":
             header = f"Epoch({mode}) [{self._get_epoch(runner, mode)}][{size}/{size}]  "
         elif self.by_epoch:
