@@ -32,3 +32,34 @@ def test_only_rank_zero_writes_logs(tmp_path):
     assert log_text.count("Epoch(train) [1][1/2]") == 1
     assert log_text.count("Epoch(val) [2][1/1]    acc:") == 1  # the summary (the iteration line has the same header)
     assert sorted(os.listdir(log_dir / "vis_data")) == sorted(["scalars.json", f"{log_dir.name}.json"])
+
+
+def test_the_bridge_pickles_with_every_default_hook_and_ema():
+    """``strategy='ddp_spawn'`` pickles the Trainer's callbacks to start its workers."""
+    import pickle
+
+    from lightning_hooks import CheckpointHook
+
+    bridge = HookBridge(
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1, async_save=True)),
+        custom_hooks=[dict(type="EMAHook")],
+    )
+    copy = pickle.loads(pickle.dumps(bridge))
+    assert [type(h) for h in copy.hook_list.hooks] == [type(h) for h in bridge.hook_list.hooks]
+    (checkpoint,) = copy.hook_list.find(CheckpointHook)
+    with checkpoint._lock:  # a lock of its own, working
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ddp_spawn_trains_and_only_rank_zero_saves(tmp_path):
+    bridge = HookBridge(work_dir=str(tmp_path / "work"), custom_hooks=[dict(type="EMAHook")])
+    trainer = make_trainer(tmp_path, bridge, max_epochs=2, strategy="ddp_spawn", devices=2, num_sanity_val_steps=0)
+    train, val = loaders()
+    trainer.fit(ToyModule(), train, val)  # the workers ran copies of the bridge
+    assert sorted(p.name for p in (tmp_path / "work").iterdir() if p.is_file()) == [
+        "epoch_1.pth",
+        "epoch_2.pth",
+        "last_checkpoint",
+    ]

@@ -254,6 +254,16 @@ class CheckpointHook(Hook):
         self._newer_regular_durable = False  # a regular checkpoint of this fit is durable
 
     # ------------------------------------------------------------------ validation of arguments
+    def __getstate__(self) -> dict[str, Any]:
+        """The hook without its lock, so that it can be pickled (``strategy='ddp_spawn'`` pickles the callbacks)."""
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @staticmethod
     def _check_save_best(save_best: Any) -> Optional[list[str]]:
         if save_best is None:
