@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Optional, Union
@@ -91,7 +92,29 @@ def merge_default_hooks(default_hooks: Optional[Mapping[str, Optional[HookCfg]]]
             del merged[name]
         else:
             merged[name] = cfg if isinstance(cfg, Hook) else to_plain(cfg)
+    _warn_second_default(merged)
     return merged
+
+
+def _hook_type_name(cfg: Any) -> Optional[str]:
+    if isinstance(cfg, Hook):
+        return type(cfg).__name__
+    kind = cfg.get("type") if isinstance(cfg, Mapping) else None
+    return kind if isinstance(kind, str) else getattr(kind, "__name__", None)
+
+
+def _warn_second_default(merged: Mapping[str, Any]) -> None:
+    """Say so when a key of its own adds a second hook of a default hook's type (``loger`` beside ``logger``)."""
+    defaults = {_hook_type_name(merged[name]): name for name in DEFAULT_HOOKS if name in merged}
+    for name, cfg in merged.items():
+        default = defaults.get(_hook_type_name(cfg))
+        if name not in DEFAULT_HOOKS and default is not None:
+            warnings.warn(
+                f"default_hooks[{name!r}] adds a second {_hook_type_name(cfg)} beside default_hooks[{default!r}], "
+                f"and both will run. To change the default one, give its key: default_hooks={{{default!r}: ...}}.",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 class HookBridge(Callback):
@@ -133,9 +156,10 @@ class HookBridge(Callback):
         log_processor: Optional[Union[dict[str, Any], LogProcessor]] = None,
     ) -> None:
         super().__init__()
-        self.work_dir = str(work_dir) if work_dir is not None else None
+        _check_arguments(work_dir, experiment_name, resume, print_hooks_table, validate_at_end)
+        self.work_dir = os.fspath(work_dir) if work_dir is not None else None
         self.experiment_name_prefix = experiment_name
-        self.resume = bool(resume)
+        self.resume = resume
         self.log_level = _check_log_level(log_level)
         self.print_hooks_table = print_hooks_table
         self.validate_at_end = validate_at_end
@@ -144,8 +168,11 @@ class HookBridge(Callback):
         for cfg in merge_default_hooks(default_hooks).values():
             self.hook_list.register(cfg)
         if custom_hooks is not None:
-            if isinstance(custom_hooks, (Hook, Mapping)) or not isinstance(custom_hooks, Sequence):
-                raise TypeError(f"custom_hooks must be a list of hook configs or Hook instances, got {custom_hooks!r}")
+            if isinstance(custom_hooks, (Hook, Mapping, str)) or not isinstance(custom_hooks, Sequence):
+                raise TypeError(
+                    f"custom_hooks must be a list of hook configs or Hook instances, got {custom_hooks!r}; "
+                    "e.g. custom_hooks=[dict(type='EMAHook')]"
+                )
             for cfg in custom_hooks:
                 self.hook_list.register(cfg)
         _refuse_second_ema(self.hook_list)
@@ -801,6 +828,28 @@ class HookBridge(Callback):
 _LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _check_arguments(
+    work_dir: Any, experiment_name: Any, resume: Any, print_hooks_table: Any, validate_at_end: Any
+) -> None:
+    """Refuse arguments of the wrong type before they turn into a directory named ``5`` or a silent choice."""
+    if work_dir is not None and not isinstance(work_dir, (str, os.PathLike)):
+        raise TypeError(f"HookBridge: work_dir must be a path (str or os.PathLike), got {work_dir!r}")
+    if experiment_name is not None and not isinstance(experiment_name, str):
+        raise TypeError(f"HookBridge: experiment_name must be a str, got {experiment_name!r}")
+    if isinstance(resume, (str, os.PathLike)):
+        raise TypeError(
+            f"HookBridge: resume must be True or False, got {resume!r}. To resume from a checkpoint file, "
+            "pass it to fit: trainer.fit(model, ckpt_path=...); resume=True resumes from <work_dir>/last_checkpoint."
+        )
+    for name, value in (
+        ("resume", resume),
+        ("print_hooks_table", print_hooks_table),
+        ("validate_at_end", validate_at_end),
+    ):
+        if not isinstance(value, bool):
+            raise TypeError(f"HookBridge: {name} must be True or False, got {value!r}")
 
 
 def _class_names(objects: list[Any]) -> str:

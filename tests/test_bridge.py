@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -140,6 +141,13 @@ def test_hooks_table_matches_mmengine_for_complete_hooks(tmp_path):
         (dict(custom_hooks=dict(type="IterTimerHook")), TypeError, ["list"]),
         (dict(default_hooks=dict(timer=torch.nn.Linear(1, 1))), TypeError, ["Linear"]),
         (dict(log_level="LOUD"), ValueError, ["LOUD", "INFO"]),
+        (dict(custom_hooks="EMAHook"), TypeError, ["'EMAHook'", "custom_hooks=[dict(type='EMAHook')]"]),
+        (dict(resume="work_dirs/exp/epoch_3.pth"), TypeError, ["resume", "ckpt_path"]),
+        (dict(resume=1), TypeError, ["resume", "True or False"]),
+        (dict(work_dir=5), TypeError, ["work_dir", "got 5"]),
+        (dict(experiment_name=3), TypeError, ["experiment_name"]),
+        (dict(print_hooks_table="no"), TypeError, ["print_hooks_table"]),
+        (dict(validate_at_end=None), TypeError, ["validate_at_end"]),
     ],
 )
 def test_bad_configuration_gets_clear_errors(kwargs, error, words):
@@ -147,6 +155,17 @@ def test_bad_configuration_gets_clear_errors(kwargs, error, words):
         HookBridge(**kwargs)
     for word in words:
         assert word in str(info.value)
+
+
+def test_a_second_hook_of_a_default_type_is_said():
+    """MMEngine adds it silently: a misspelt key (``loger``) would print every line twice."""
+    with pytest.warns(UserWarning, match=r"default_hooks\['loger'\] adds a second LoggerHook beside .*'logger'"):
+        bridge = HookBridge(default_hooks=dict(loger=dict(type="LoggerHook")))
+    assert [type(h).__name__ for h in bridge.hook_list.hooks].count("LoggerHook") == 2  # as in MMEngine
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HookBridge(default_hooks=dict(logger=dict(type="LoggerHook", interval=5), extra=dict(type="EMAHook")))
+        HookBridge(default_hooks=dict(logger=None, my_logger=dict(type="LoggerHook")))  # replaces, not a second
 
 
 def test_checkpoint_state_is_plain_and_round_trips(tmp_path):
