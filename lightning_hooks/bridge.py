@@ -796,6 +796,22 @@ class HookBridge(Callback):
                 pl_module.load_state_dict(checkpoint["state_dict"], strict=False)
         if resuming and self.message_hub is not None and "message_hub" in checkpoint:
             self.message_hub.load_state_dict(checkpoint["message_hub"])
+        if resuming and "ema_state_dict" in checkpoint:
+            self._warn_ema_checkpoint_without_ema()
+
+    def _warn_ema_checkpoint_without_ema(self) -> None:
+        """Resuming an EMAHook checkpoint without EMAHook continues from the average (MMEngine says nothing)."""
+        from .hooks.ema_hook import EMAHook
+
+        if self.hook_list.find(EMAHook):
+            return
+        message = (
+            "This checkpoint was saved with EMAHook: its state_dict holds the averaged weights, and the "
+            "training weights are in ema_state_dict. Without EMAHook in this run, training goes on from the "
+            "averaged weights. Add EMAHook to custom_hooks to continue where the run stopped."
+        )
+        get_logger().warning(message)
+        warnings.warn(message, UserWarning, stacklevel=2)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-type state of every hook that has a ``state_dict`` method."""

@@ -488,3 +488,31 @@ def test_no_host_reads_in_any_training_iteration(tmp_path):
     for i, hook in enumerate(hooks):  # one EMAHook per bridge: a second one is refused
         run_lh(tmp_path / str(i), [hook], model=BNToy())
     assert len(counts) == 16 and counts == [0] * 16
+
+
+def test_resuming_an_ema_checkpoint_without_ema_hook_is_said(tmp_path):
+    """The checkpoint's state_dict is the average: without EMAHook, training would go on from it, silently in MMEngine."""
+    import warnings
+
+    train, val = loaders()
+    no_ckpt_defaults = dict(logger=None)
+    first = HookBridge(work_dir=str(tmp_path), default_hooks=no_ckpt_defaults, custom_hooks=[EMAHook(momentum=0.5)])
+    make_trainer(tmp_path, first, max_epochs=1).fit(ToyModule(), train, val)
+
+    def resume(custom_hooks: list, max_epochs: int) -> list[str]:
+        bridge = HookBridge(
+            work_dir=str(tmp_path), default_hooks=no_ckpt_defaults, custom_hooks=custom_hooks, resume=True
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            make_trainer(tmp_path, bridge, max_epochs=max_epochs).fit(ToyModule(), train, val)
+        return [str(w.message) for w in caught if "saved with EMAHook" in str(w.message)]
+
+    said = resume([], 2)
+    assert len(said) == 1 and "Add EMAHook to custom_hooks" in said[0]
+    assert resume([EMAHook(momentum=0.5)], 3) == []
+    tested = HookBridge(work_dir=str(tmp_path), default_hooks=no_ckpt_defaults)
+    with warnings.catch_warnings(record=True) as caught:  # evaluating the average is what a test run wants
+        warnings.simplefilter("always")
+        make_trainer(tmp_path, tested).test(ToyModule(), val, ckpt_path=str(tmp_path / "epoch_1.pth"))
+    assert not [w for w in caught if "saved with EMAHook" in str(w.message)]
