@@ -798,6 +798,8 @@ class HookBridge(Callback):
             self.message_hub.load_state_dict(checkpoint["message_hub"])
         if resuming and "ema_state_dict" in checkpoint:
             self._warn_ema_checkpoint_without_ema()
+        if resuming and RESUME_KEY in checkpoint:
+            _fill_dropped_training_state(checkpoint)
 
     def _warn_ema_checkpoint_without_ema(self) -> None:
         """Resuming an EMAHook checkpoint without EMAHook continues from the average (MMEngine says nothing)."""
@@ -866,6 +868,28 @@ def _check_arguments(
     ):
         if not isinstance(value, bool):
             raise TypeError(f"HookBridge: {name} must be True or False, got {value!r}")
+
+
+def _fill_dropped_training_state(checkpoint: dict[str, Any]) -> None:
+    """Resume a checkpoint saved with ``save_optimizer=False`` or ``save_param_scheduler=False`` as MMEngine
+    does: the optimizers or schedulers keep the state they were built with. Lightning would refuse it
+    (a ``KeyError`` about ``ModelCheckpoint.save_weights_only``); an empty list of states loads nothing."""
+    missing = [
+        what
+        for key, what in (("optimizer_states", "optimizer"), ("lr_schedulers", "learning-rate scheduler"))
+        if key not in checkpoint
+    ]
+    if not missing:
+        return
+    checkpoint.setdefault("optimizer_states", [])
+    checkpoint.setdefault("lr_schedulers", [])
+    message = (
+        f"This checkpoint holds no {' and no '.join(missing)} state (CheckpointHook saved it with "
+        "save_optimizer=False or save_param_scheduler=False): training resumes with them as they are "
+        "built now, as MMEngine does."
+    )
+    get_logger().warning(message)
+    warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def _class_names(objects: list[Any]) -> str:

@@ -7,10 +7,11 @@ resume point are compared bit for bit on CPU (fixed seed, no shuffling).
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
-from ckpt_helpers import NO_DEFAULTS, ScoredModule, files_in, run_lightning, runtime_info
+from ckpt_helpers import NO_DEFAULTS, ScoredModule, files_in, run_lightning, run_mmengine_ckpt, runtime_info
 from toy import loaders, make_trace_hook, make_trainer
 
 from lightning_hooks import Hook, HookBridge
@@ -164,3 +165,57 @@ def test_resume_argument_on_the_hook_auto_resumes(tmp_path):
     trainer, bridge, _ = run_lightning(tmp_path, cfg, SCORES, max_epochs=3)
     assert trainer.ckpt_path == str(tmp_path / "epoch_2.pth")
     assert bridge.state.epoch == 3 and bridge.state.iter == 12 and trainer.global_step == 12
+
+
+@pytest.mark.parametrize(
+    ("dropped", "missing"),
+    [
+        (dict(save_optimizer=False), "no optimizer state"),
+        (dict(save_param_scheduler=False), "no learning-rate scheduler state"),
+        (dict(save_optimizer=False, save_param_scheduler=False), "no optimizer and no learning-rate scheduler"),
+    ],
+)
+def test_resume_without_optimizer_or_scheduler_state_goes_on_as_mmengine(tmp_path, dropped, missing):
+    """MMEngine resumes such a checkpoint with the states as built (Lightning refuses it with a KeyError)."""
+
+    class Seen(Hook):
+        def before_train(self, runner):
+            optimizer = runner.optim_wrapper.optimizer
+            self.momentum_buffers = sum(len(s) for s in optimizer.state.values())
+            self.lr = optimizer.param_groups[0]["lr"]
+
+    cfg = dict(type="CheckpointHook", interval=1, **dropped)
+    run_lightning(tmp_path, cfg, {"acc": [0.5] * 4}, max_epochs=2, module=ScoredModule({}, optimizer="sgd+steplr"))
+    seen = Seen()
+    bridge = HookBridge(
+        default_hooks={**NO_DEFAULTS, "checkpoint": cfg}, custom_hooks=[seen], work_dir=str(tmp_path), resume=True
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = make_trainer(tmp_path, bridge, max_epochs=3, num_sanity_val_steps=0)
+        trainer.fit(ScoredModule({}, optimizer="sgd+steplr"), *loaders())
+    said = [str(w.message) for w in caught if "This checkpoint holds no" in str(w.message)]
+    assert len(said) == 1 and missing in said[0]
+    assert bridge.runner.epoch == 3  # resumed after epoch 2, trained the third
+    # what was not saved starts as built: a fresh optimizer has no momentum buffers and its first lr (the lr
+    # lives in the optimizer's state, as in MMEngine); a saved optimizer keeps the decayed lr
+    assert (seen.momentum_buffers == 0) == ("save_optimizer" in dropped)
+    assert seen.lr == pytest.approx(0.1 if "save_optimizer" in dropped else 0.025)
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.last_epoch == (1 if "save_param_scheduler" in dropped else 3)  # stepped once after resuming
+
+
+def test_resume_without_optimizer_state_ends_where_mmengine_ends(tmp_path):
+    """Both resume the save_optimizer=False checkpoint with a fresh SGD (no momentum): the same final weights."""
+    cfg = dict(type="CheckpointHook", interval=1, save_optimizer=False)
+    run_mmengine_ckpt(tmp_path / "mm", cfg, {"acc": [0.5] * 4}, max_epochs=2)
+    mm = run_mmengine_ckpt(tmp_path / "mm", cfg, {"acc": [0.5] * 4}, max_epochs=3, resume=True)
+    run_lightning(tmp_path / "lh", cfg, {"acc": [0.5] * 4}, max_epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, _, module = run_lightning(tmp_path / "lh", cfg, {"acc": [0.5] * 4}, max_epochs=3, resume=True)
+    ours = {k: v for k, v in module.state_dict().items()}
+    theirs = {k: v for k, v in mm.model.state_dict().items()}
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-6, atol=1e-7)
