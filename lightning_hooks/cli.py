@@ -108,6 +108,17 @@ def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
     return checkpoint
 
 
+def _work_dir_hint(path: str) -> str:
+    """For a run's work_dir: the checkpoint its ``last_checkpoint`` names (read as text, not followed)."""
+    marker = osp.join(path, "last_checkpoint")
+    try:
+        with open(marker, encoding="utf-8") as f:
+            named = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return f"; it looks like a work_dir, whose last_checkpoint names {named}" if named else ""
+
+
 def _load_sharded(path: str, trust: bool) -> dict[str, Any]:
     """A sharded checkpoint directory (ModelParallelStrategy) read into one dict with MMEngine's layout.
 
@@ -117,7 +128,7 @@ def _load_sharded(path: str, trust: bool) -> dict[str, Any]:
     from .sharded_checkpoint import is_sharded_checkpoint, read_sharded_checkpoint
 
     if not is_sharded_checkpoint(path):
-        raise CheckpointReadError(f"{path} is a directory but not a complete sharded checkpoint")
+        raise CheckpointReadError(f"{path} is a directory but not a complete sharded checkpoint{_work_dir_hint(path)}")
     try:
         return read_sharded_checkpoint(path, trust=trust)
     except pickle.UnpicklingError as exc:

@@ -97,6 +97,13 @@ def test_inspect_reports_counters_best_and_keys(trained, capsys):
     assert "epoch      : 2" in text and "EMA        : yes" in text and "state_dict" in text
 
 
+def test_inspect_of_a_work_dir_names_its_last_checkpoint(trained, capsys):
+    assert main(["inspect", str(trained)]) == 2
+    err = capsys.readouterr().err
+    assert "not a complete sharded checkpoint" in err
+    assert f"last_checkpoint names {trained / 'epoch_2.pth'}" in err
+
+
 def test_inspect_mmengine_checkpoint_needs_trust(tmp_path, monkeypatch, capsys):
     run_mmengine(tmp_path, [], train_cfg=dict(by_epoch=True, max_epochs=1, val_interval=1))
     path = next(tmp_path.glob("epoch_1.pth"))
