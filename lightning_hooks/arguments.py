@@ -14,7 +14,14 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["check_keywords", "guard_init", "unknown_keyword_error"]
+__all__ = ["check_flags", "check_keywords", "guard_init", "unknown_keyword_error"]
+
+
+def check_flags(owner: str, **flags: Any) -> None:
+    """Each flag must be True or False: a string such as ``'false'`` or a path would be truthy and pass unnoticed."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
 
 
 def unknown_keyword_error(owner: str, name: str, valid: Iterable[str]) -> TypeError:

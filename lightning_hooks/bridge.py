@@ -32,6 +32,7 @@ from lightning.pytorch.callbacks import Callback
 
 from . import _lightning
 from ._version import __version__
+from .arguments import check_flags
 from .checkpoint_io import arm_auto_resume, save_through_trainer
 from .config import OnUnsupported, bridge_kwargs_from_mmengine_config
 from .dispatch import HookList, hook_type_error
@@ -861,13 +862,7 @@ def _check_arguments(
             f"HookBridge: resume must be True or False, got {resume!r}. To resume from a checkpoint file, "
             "pass it to fit: trainer.fit(model, ckpt_path=...); resume=True resumes from <work_dir>/last_checkpoint."
         )
-    for name, value in (
-        ("resume", resume),
-        ("print_hooks_table", print_hooks_table),
-        ("validate_at_end", validate_at_end),
-    ):
-        if not isinstance(value, bool):
-            raise TypeError(f"HookBridge: {name} must be True or False, got {value!r}")
+    check_flags("HookBridge", resume=resume, print_hooks_table=print_hooks_table, validate_at_end=validate_at_end)
 
 
 def _fill_dropped_training_state(checkpoint: dict[str, Any]) -> None:

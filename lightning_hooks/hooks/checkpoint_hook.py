@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from math import inf
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from ..arguments import check_flags
 from ..checkpoint_io import AtomicCheckpointIO
 from ..errors import CheckpointConfigError
 from ..fileio import (
@@ -174,7 +175,8 @@ class CheckpointHook(Hook):
         keep_resumed: bool = True,
         resume: bool = False,
     ) -> None:
-        _check_flags(
+        check_flags(
+            "CheckpointHook",
             by_epoch=by_epoch,
             save_optimizer=save_optimizer,
             save_param_scheduler=save_param_scheduler,
@@ -826,13 +828,6 @@ class CheckpointHook(Hook):
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_flags(**flags: Any) -> None:
-    """Each flag must be True or False (a string such as 'false' would be truthy)."""
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise TypeError(f"CheckpointHook: {name} must be True or False, got {value!r}")
-
-
 def _shown(keys: list[str]) -> Union[str, list[str]]:
     """``save_best`` as the user is likely to have written it: a single key as a string."""
     return keys[0] if len(keys) == 1 else keys
