@@ -41,7 +41,7 @@ KEY_ROLES: dict[str, tuple[str, str]] = {
     "log_processor": ("bridge", "LoggerHook's line format"),
     "default_scope": ("bridge", "not needed: scoped names such as 'mmdet.X' resolve to X"),
     "train_cfg": ("trainer", "max_epochs/max_steps, validation interval, val_begin, dynamic_intervals"),
-    "env_cfg": ("trainer", "cudnn_benchmark -> Trainer(benchmark=...)"),
+    "env_cfg": ("trainer", "cudnn_benchmark -> Trainer(benchmark=...); mp_cfg, dist_cfg: the Trainer's strategy"),
     "randomness": ("trainer", "deterministic -> Trainer(deterministic=...); seed -> seed_from_mmengine_config"),
     "launcher": ("trainer", "Lightning's strategy and launcher start the processes"),
     "optim_wrapper": ("optimizers", "mmengine_optimizers(module, cfg)"),
