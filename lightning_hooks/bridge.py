@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import os.path as osp
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Optional, Union
@@ -31,8 +30,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from . import _lightning
+from . import bridge_checks as checks
 from ._version import __version__
-from .arguments import check_flags
 from .checkpoint_io import arm_auto_resume, save_through_trainer
 from .config import OnUnsupported, bridge_kwargs_from_mmengine_config
 from .dispatch import HookList, hook_type_error
@@ -93,29 +92,8 @@ def merge_default_hooks(default_hooks: Optional[Mapping[str, Optional[HookCfg]]]
             del merged[name]
         else:
             merged[name] = cfg if isinstance(cfg, Hook) else to_plain(cfg)
-    _warn_second_default(merged)
+    checks.warn_second_default(merged, DEFAULT_HOOKS)
     return merged
-
-
-def _hook_type_name(cfg: Any) -> Optional[str]:
-    if isinstance(cfg, Hook):
-        return type(cfg).__name__
-    kind = cfg.get("type") if isinstance(cfg, Mapping) else None
-    return kind if isinstance(kind, str) else getattr(kind, "__name__", None)
-
-
-def _warn_second_default(merged: Mapping[str, Any]) -> None:
-    """Say so when a key of its own adds a second hook of a default hook's type (``loger`` beside ``logger``)."""
-    defaults = {_hook_type_name(merged[name]): name for name in DEFAULT_HOOKS if name in merged}
-    for name, cfg in merged.items():
-        default = defaults.get(_hook_type_name(cfg))
-        if name not in DEFAULT_HOOKS and default is not None:
-            warnings.warn(
-                f"default_hooks[{name!r}] adds a second {_hook_type_name(cfg)} beside default_hooks[{default!r}], "
-                f"and both will run. To change the default one, give its key: default_hooks={{{default!r}: ...}}.",
-                UserWarning,
-                stacklevel=4,
-            )
 
 
 class HookBridge(Callback):
@@ -157,11 +135,11 @@ class HookBridge(Callback):
         log_processor: Optional[Union[dict[str, Any], LogProcessor]] = None,
     ) -> None:
         super().__init__()
-        _check_arguments(work_dir, experiment_name, resume, print_hooks_table, validate_at_end)
+        checks.check_arguments(work_dir, experiment_name, resume, print_hooks_table, validate_at_end)
         self.work_dir = os.fspath(work_dir) if work_dir is not None else None
         self.experiment_name_prefix = experiment_name
         self.resume = resume
-        self.log_level = _check_log_level(log_level)
+        self.log_level = checks.check_log_level(log_level)
         self.print_hooks_table = print_hooks_table
         self.validate_at_end = validate_at_end
         self._restore_val: dict[str, Any] = {}
@@ -176,7 +154,7 @@ class HookBridge(Callback):
                 )
             for cfg in custom_hooks:
                 self.hook_list.register(cfg)
-        _refuse_second_ema(self.hook_list)
+        checks.refuse_second_ema(self.hook_list)
         self.hook_list.resolve_all()
         self.state = LoopState()
         self.message_hub: Optional[MessageHub] = None
@@ -231,7 +209,7 @@ class HookBridge(Callback):
         """Add a hook (config dict or instance) in priority order."""
         built = self.hook_list.register(hook, priority)
         try:
-            _refuse_second_ema(self.hook_list)
+            checks.refuse_second_ema(self.hook_list)
         except ValueError:
             self.hook_list.remove(built)
             raise
@@ -266,14 +244,14 @@ class HookBridge(Callback):
             return
         self._stage = stage
         if stage == "fit":
-            self._refuse_overlapping_callbacks(trainer)
+            checks.refuse_overlapping_callbacks(trainer, self.hook_list)
         self._prepare_runtime(trainer)
         try:
             self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime, self.save_checkpoint)
             if stage == "fit":
                 self._configure_train_loop(trainer)
-                self._warn_overlapping_callbacks(trainer)
-                self._warn_implicit_max_epochs(trainer)
+                checks.warn_overlapping_callbacks(trainer, self.hook_list)
+                checks.warn_implicit_max_epochs(trainer, self.hook_list)
                 if self.resume:
                     arm_auto_resume(trainer, self.runtime.work_dir, self.runner.logger)
             if self.print_hooks_table:
@@ -340,65 +318,6 @@ class HookBridge(Callback):
             "HookBridge(work_dir=...) or Trainer(default_root_dir=...); Lightning's own logs go there too. "
             "Nothing is written into the current directory unless you name it (work_dir='.')."
         )
-
-    def _warn_implicit_max_epochs(self, trainer: pl.Trainer) -> None:
-        """Say so when a fit runs 1000 epochs (Lightning's default) and CheckpointHook keeps every checkpoint."""
-        from .hooks.checkpoint_hook import CheckpointHook
-
-        if not trainer.is_global_zero or trainer.max_epochs != _LIGHTNING_DEFAULT_MAX_EPOCHS:
-            return
-        if trainer.max_steps not in (None, -1):
-            return
-        for hook in self.hook_list.find(CheckpointHook):
-            if not isinstance(hook, CheckpointHook):
-                continue
-            if hook.interval > 0 and hook.max_keep_ckpts <= 0:
-                unit = "epochs" if hook.by_epoch else "iterations"
-                files = f" (up to {trainer.max_epochs // hook.interval} files)" if hook.by_epoch else ""
-                get_logger().warning(
-                    f"This fit runs {trainer.max_epochs} epochs, Lightning's default when Trainer(max_epochs=...) "
-                    f"is not set, and CheckpointHook keeps a checkpoint every {hook.interval} {unit}{files} "
-                    f"(max_keep_ckpts={hook.max_keep_ckpts}). Set Trainer(max_epochs=...) or "
-                    "CheckpointHook(max_keep_ckpts=...)."
-                )
-                return
-
-    def _refuse_overlapping_callbacks(self, trainer: pl.Trainer) -> None:
-        """Refuse a weight average that Lightning swaps into the model for validation beside EMAHook's.
-
-        As a second EMAHook is refused: swapped in and out in the callbacks' order (not nested),
-        the two swaps overwrite the training weights.
-        """
-        from .hooks.ema_hook import EMAHook
-
-        swapping, _ = _lightning.averaging_callbacks(trainer) if self.hook_list.find(EMAHook) else ([], [])
-        if swapping:
-            raise ValueError(
-                f"EMAHook and Lightning's {_class_names(swapping)} would both swap a weight average into the model "
-                "for validation, and the two swaps overwrite the training weights. Keep one: remove "
-                f"{_class_names(swapping)} from the Trainer's callbacks, or EMAHook from custom_hooks."
-            )
-
-    def _warn_overlapping_callbacks(self, trainer: pl.Trainer) -> None:
-        """Say so when one of Lightning's callbacks does a hook's job beside it (checkpoints, weight averages)."""
-        from .hooks.checkpoint_hook import CheckpointHook
-        from .hooks.ema_hook import EMAHook
-
-        if not trainer.is_global_zero:
-            return
-        _, at_end = _lightning.averaging_callbacks(trainer) if self.hook_list.find(EMAHook) else ([], [])
-        savers = list(getattr(trainer, "checkpoint_callbacks", None) or [])
-        if savers and self.hook_list.find(CheckpointHook):
-            get_logger().warning(
-                f"Both CheckpointHook and Lightning's {_class_names(savers)} will save checkpoints. To keep only "
-                "CheckpointHook's files, pass Trainer(enable_checkpointing=False)."
-            )
-        if at_end:
-            get_logger().warning(
-                f"Both EMAHook and Lightning's {_class_names(at_end)} average the weights: validation and "
-                f"EMAHook's checkpoints use the EMA, and {_class_names(at_end)} puts its own average into the model "
-                "when training ends. Keep one unless that is what you want."
-            )
 
     def _close_run(self) -> None:
         if not self._run_open:
@@ -798,23 +717,9 @@ class HookBridge(Callback):
         if resuming and self.message_hub is not None and "message_hub" in checkpoint:
             self.message_hub.load_state_dict(checkpoint["message_hub"])
         if resuming and "ema_state_dict" in checkpoint:
-            self._warn_ema_checkpoint_without_ema()
+            checks.warn_ema_checkpoint_without_ema(self.hook_list)
         if resuming and RESUME_KEY in checkpoint:
-            _fill_dropped_training_state(checkpoint)
-
-    def _warn_ema_checkpoint_without_ema(self) -> None:
-        """Resuming an EMAHook checkpoint without EMAHook continues from the average (MMEngine says nothing)."""
-        from .hooks.ema_hook import EMAHook
-
-        if self.hook_list.find(EMAHook):
-            return
-        message = (
-            "This checkpoint was saved with EMAHook: its state_dict holds the averaged weights, and the "
-            "training weights are in ema_state_dict. Without EMAHook in this run, training goes on from the "
-            "averaged weights. Add EMAHook to custom_hooks to continue where the run stopped."
-        )
-        get_logger().warning(message)
-        warnings.warn(message, UserWarning, stacklevel=2)
+            checks.fill_dropped_training_state(checkpoint)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-type state of every hook that has a ``state_dict`` method."""
@@ -841,74 +746,6 @@ class HookBridge(Callback):
     def __repr__(self) -> str:
         names = ", ".join(type(h).__name__ for h in self.hook_list)
         return f"HookBridge(hooks=[{names}])"
-
-
-#: What Lightning trains for when neither ``max_epochs`` nor ``max_steps`` is given.
-_LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
-
-_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
-
-def _check_arguments(
-    work_dir: Any, experiment_name: Any, resume: Any, print_hooks_table: Any, validate_at_end: Any
-) -> None:
-    """Refuse arguments of the wrong type before they turn into a directory named ``5`` or a silent choice."""
-    if work_dir is not None and not isinstance(work_dir, (str, os.PathLike)):
-        raise TypeError(f"HookBridge: work_dir must be a path (str or os.PathLike), got {work_dir!r}")
-    if experiment_name is not None and not isinstance(experiment_name, str):
-        raise TypeError(f"HookBridge: experiment_name must be a str, got {experiment_name!r}")
-    if isinstance(resume, (str, os.PathLike)):
-        raise TypeError(
-            f"HookBridge: resume must be True or False, got {resume!r}. To resume from a checkpoint file, "
-            "pass it to fit: trainer.fit(model, ckpt_path=...); resume=True resumes from <work_dir>/last_checkpoint."
-        )
-    check_flags("HookBridge", resume=resume, print_hooks_table=print_hooks_table, validate_at_end=validate_at_end)
-
-
-def _fill_dropped_training_state(checkpoint: dict[str, Any]) -> None:
-    """Resume a checkpoint saved with ``save_optimizer=False`` or ``save_param_scheduler=False`` as MMEngine
-    does: the optimizers or schedulers keep the state they were built with. Lightning would refuse it
-    (a ``KeyError`` about ``ModelCheckpoint.save_weights_only``); an empty list of states loads nothing."""
-    missing = [
-        what
-        for key, what in (("optimizer_states", "optimizer"), ("lr_schedulers", "learning-rate scheduler"))
-        if key not in checkpoint
-    ]
-    if not missing:
-        return
-    checkpoint.setdefault("optimizer_states", [])
-    checkpoint.setdefault("lr_schedulers", [])
-    message = (
-        f"This checkpoint holds no {' and no '.join(missing)} state (CheckpointHook saved it with "
-        "save_optimizer=False or save_param_scheduler=False): training resumes with them as they are "
-        "built now, as MMEngine does."
-    )
-    get_logger().warning(message)
-    warnings.warn(message, UserWarning, stacklevel=2)
-
-
-def _class_names(objects: list[Any]) -> str:
-    return ", ".join(type(o).__name__ for o in objects)
-
-
-def _check_log_level(log_level: Any) -> str:
-    """The level name, upper-cased; anything else is an error naming the valid names."""
-    if isinstance(log_level, str) and log_level.upper() in _LOG_LEVELS:
-        return log_level.upper()
-    raise ValueError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
-
-
-def _refuse_second_ema(hook_list: HookList) -> None:
-    """Two EMAHooks would both swap averaged weights into the one model and corrupt the training weights."""
-    from .hooks.ema_hook import EMAHook
-
-    emas = hook_list.find(EMAHook)
-    if len(emas) > 1:
-        raise ValueError(
-            f"HookBridge got {len(emas)} EMAHooks ({', '.join(repr(h) for h in emas)}); only one is allowed: "
-            "each swaps its average into the model for validation, so a second one would overwrite the "
-            "training weights. Keep one EMAHook."
-        )
 
 
 def _identity(state_dict: Any) -> Any:

@@ -12,7 +12,7 @@ import torch
 from mmengine.hooks import Hook as MMHook
 from toy import ToyModule, _mm_classes, loaders, make_trainer, run_mmengine
 
-from lightning_hooks import HOOKS, Hook, HookBridge, MessageHub
+from lightning_hooks import HOOKS, Hook, HookBridge, MessageHub, bridge_checks
 from lightning_hooks.bridge import merge_default_hooks
 
 
@@ -354,7 +354,7 @@ def test_lightning_weight_averaging_beside_ema_hook_is_refused(tmp_path):
     bridge = HookBridge(default_hooks={"checkpoint": None}, custom_hooks=[dict(type="EMAHook", momentum=0.5)])
     trainer = make_trainer(tmp_path / "a", bridge, max_epochs=2, callbacks=[probe, averaging, bridge])
     with pytest.MonkeyPatch.context() as patch:  # what happened before the check existed
-        patch.setattr(HookBridge, "_refuse_overlapping_callbacks", lambda self, trainer: None)
+        patch.setattr(bridge_checks, "refuse_overlapping_callbacks", lambda trainer, hook_list: None)
         trainer.fit(ToyModule(), train, val)
     assert max(probe.changes) > 1e-3  # validation changed the training weights
 
@@ -374,14 +374,14 @@ def test_an_error_while_setting_up_leaves_no_log_file_open(tmp_path, monkeypatch
     """The run's log file is opened before the other checks of ``setup``; a failure there closes it."""
     import logging
 
-    def fail(self: Any, trainer: Any) -> None:
+    def fail(trainer: Any, hook_list: Any) -> None:
         raise RuntimeError("a check failed")
 
     def file_handlers() -> list[str]:
         return [h.baseFilename for h in logging.getLogger("lightning_hooks").handlers if hasattr(h, "baseFilename")]
 
     before = file_handlers()
-    monkeypatch.setattr(HookBridge, "_warn_implicit_max_epochs", fail)
+    monkeypatch.setattr(bridge_checks, "warn_implicit_max_epochs", fail)
     train, val = loaders()
     with pytest.raises(RuntimeError, match="a check failed"):
         make_trainer(tmp_path, HookBridge(), max_epochs=1).fit(ToyModule(), train, val)
