@@ -154,7 +154,7 @@ def give_back_lightning_stepping(taken: list[_Scheduled]) -> None:
             entry.config.interval = entry.interval
 
 
-def _warn_batch_stepping(taken: list[_Scheduled], accumulate: Any) -> None:
+def _warn_batch_stepping(taken: list[_Scheduled], accumulate: Any, logger: Any) -> None:
     """Say so when a Lightning ``interval='step'`` scheduler will step more often than Lightning steps it.
 
     Under gradient accumulation this hook steps iteration-based schedulers every batch, as
@@ -166,15 +166,15 @@ def _warn_batch_stepping(taken: list[_Scheduled], accumulate: Any) -> None:
     names = [type(entry.scheduler).__name__ for entry in taken if entry.from_interval and not entry.by_epoch]
     if not names:
         return
-    warnings.warn(
+    message = (
         f"ParamSchedulerHook steps the interval='step' scheduler(s) {', '.join(names)} after every batch, "
         f"as MMEngine counts iterations: with accumulate_grad_batches={accumulate} that is {accumulate} steps "
         "per optimizer step, where Lightning would step once. To keep Lightning's stepping, pass "
         "default_hooks=dict(param_scheduler=None) to HookBridge; to keep this hook, count the schedule in "
-        f"batches (e.g. {accumulate}x the step sizes and lengths).",
-        UserWarning,
-        stacklevel=2,
+        f"batches (e.g. {accumulate}x the step sizes and lengths)."
     )
+    logger.warning(message)  # found during a run: the run's log, and Python's warnings for filters and tests
+    warnings.warn(message, UserWarning, stacklevel=2)
 
 
 @HOOKS.register_module()
@@ -201,7 +201,7 @@ class ParamSchedulerHook(Hook):
             return  # MMEngine's own Runner: runner.param_schedulers is stepped
         self._with_trainer = True
         self._scheduled = take_over_lightning_stepping(trainer)
-        _warn_batch_stepping(self._scheduled, getattr(trainer, "accumulate_grad_batches", 1))
+        _warn_batch_stepping(self._scheduled, getattr(trainer, "accumulate_grad_batches", 1), runner.logger)
 
     def idle_stages(self) -> frozenset[str]:
         """``after_train_iter`` while stepping the Trainer's schedulers, none of them per iteration."""
