@@ -652,23 +652,48 @@ class RunnerView:
         self,
         out_dir: str,
         filename: str,
-        meta: Optional[dict[str, Any]] = None,
+        file_client_args: Optional[dict[str, Any]] = None,
         save_optimizer: bool = True,
         save_param_scheduler: bool = True,
-        **kwargs: Any,
+        meta: Optional[dict[str, Any]] = None,
+        by_epoch: bool = True,
+        backend_args: Optional[dict[str, Any]] = None,
+        *,
+        checkpoint_io: Any = None,
+        after_write: Optional[Callable[[], None]] = None,
     ) -> None:
         """Write a Lightning checkpoint at ``out_dir/filename`` through ``trainer.save_checkpoint``.
 
-        It carries MMEngine's ``meta`` and ``message_hub``; ``before_save_checkpoint``
-        fires while it is built. Collective under DDP: every rank must call it.
+        MMEngine's ``Runner.save_checkpoint``, with its arguments in its order. ``meta`` gets
+        ``epoch`` and ``iter`` unless it has them: ``epoch + 1`` and ``iter`` with ``by_epoch``
+        (the epoch that ends), ``epoch`` and ``iter + 1`` without. The file carries ``meta`` and
+        the ``message_hub``; ``before_save_checkpoint`` fires while it is built. Collective under
+        DDP: every rank must call it. ``out_dir`` may be an fsspec URL; ``file_client_args`` and
+        ``backend_args`` (storage options) are refused by name rather than ignored.
+        ``checkpoint_io`` and ``after_write`` are CheckpointHook's (an atomic writer, and what to do
+        once the file is on disk).
         """
+        if file_client_args is not None or backend_args is not None:
+            name = "file_client_args" if file_client_args is not None else "backend_args"
+            raise ValueError(
+                f"runner.save_checkpoint: {name} is not supported; storage is chosen by out_dir, a local path "
+                "or an fsspec URL (credentials as fsspec reads them, e.g. from the environment)"
+            )
+        if meta is None:
+            meta = {}
+        elif not isinstance(meta, dict):
+            raise TypeError(f"meta should be a dict or None, but got {type(meta)}")
+        meta = dict(meta)
+        state = self._state
+        meta.setdefault("epoch", state.epoch + 1 if by_epoch else state.epoch)
+        meta.setdefault("iter", state.iter if by_epoch else state.iter + 1)
         self._save_checkpoint(
             join_path(out_dir, filename),
             meta=meta,
             save_optimizer=save_optimizer,
             save_param_scheduler=save_param_scheduler,
-            checkpoint_io=kwargs.get("checkpoint_io"),
-            after_write=kwargs.get("after_write"),
+            checkpoint_io=checkpoint_io,
+            after_write=after_write,
         )
 
     def call_after_stage(self, fn: Callable[[], None]) -> None:

@@ -15,12 +15,15 @@ import os
 import pickle
 import re
 import warnings
+from typing import Any
 
 import pytest
 import torch
 from ckpt_helpers import files_in, run_lightning, run_mmengine_ckpt, runtime_info, strip_dir, unhash
+from mmengine.hooks import Hook as MMHook
+from toy import ToyModule, loaders, make_trainer, run_mmengine
 
-from lightning_hooks import CheckpointHook
+from lightning_hooks import CheckpointHook, Hook, HookBridge
 from lightning_hooks.fileio import pickle_sha256
 
 RAMP = {"acc": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
@@ -278,3 +281,32 @@ def test_save_best_without_any_validation_is_said(tmp_path, validating):
     else:
         assert len(said) == 1 and "save_best='acc'" in said[0] and "limit_val_batches" in said[0]
         assert best == []
+
+
+@pytest.mark.parametrize("by_epoch", [True, False], ids=["by_epoch", "by_iter"])
+def test_runner_save_checkpoint_from_a_hook_writes_mmengines_meta(tmp_path, by_epoch):
+    """A hook calls ``runner.save_checkpoint`` mid-epoch, as MMEngine hooks do: ``meta`` gets epoch and iter by
+    MMEngine's rule unless it has them, and the arguments are MMEngine's, in its order."""
+
+    def save_at_iter_5(base: type) -> Any:
+        class SaveMine(base):  # type: ignore[misc, valid-type]
+            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+                if runner.iter == 5:
+                    # positional, MMEngine's order: out_dir, filename, file_client_args, save_optimizer
+                    runner.save_checkpoint(
+                        runner.work_dir, "mine.pth", None, False, meta={"note": 1}, by_epoch=by_epoch
+                    )
+
+        return SaveMine()
+
+    run_mmengine(tmp_path / "mm", [save_at_iter_5(MMHook)])
+    bridge = HookBridge(default_hooks=dict(checkpoint=None), custom_hooks=[save_at_iter_5(Hook)])
+    make_trainer(tmp_path / "lh", bridge, max_epochs=2).fit(ToyModule(), *loaders())
+    theirs = torch.load(tmp_path / "mm" / "mine.pth", map_location="cpu", weights_only=False)
+    ours = torch.load(tmp_path / "lh" / "mine.pth", weights_only=True)
+    assert {k: ours["meta"][k] for k in ("note", "epoch", "iter")} == {
+        k: theirs["meta"][k] for k in ("note", "epoch", "iter")
+    }
+    assert "optimizer_states" not in ours and "optimizer" not in theirs  # save_optimizer=False, given positionally
+    with pytest.raises(ValueError, match="backend_args is not supported"):
+        bridge.runner.save_checkpoint(str(tmp_path), "x.pth", backend_args={"anon": True})
