@@ -508,12 +508,36 @@ def _read(path: str, doc: str) -> Any:
     return property(attrgetter(path), doc=doc)
 
 
+#: MMEngine Runner attributes with no counterpart here, and where their job is done under Lightning.
+_MMENGINE_ONLY = {
+    "visualizer": "there is no Visualizer: LoggerHook writes the scalars (its vis_backends and the Trainer's "
+    "loggers); draw images through the Trainer's logger (runner.trainer.logger)",
+    "val_evaluator": "metrics are what the module logs in validation_step; hooks get them as after_val_epoch's metrics",
+    "test_evaluator": "metrics are what the module logs in test_step; hooks get them as after_test_epoch's metrics",
+    "val_loop": "Lightning runs validation: see runner.val_dataloader, runner.val_interval and runner.trainer",
+    "test_loop": "Lightning runs testing: see runner.test_dataloader and runner.trainer",
+    "launcher": "Lightning's strategy starts the processes: see runner.distributed, runner.rank, runner.world_size",
+    "deterministic": "set Trainer(deterministic=...)",
+    "load_checkpoint": "load weights with LoadFromHook, or resume with trainer.fit(ckpt_path=...) or "
+    "HookBridge(resume=True)",
+    "load_or_resume": "Lightning loads checkpoints: trainer.fit(ckpt_path=...) or HookBridge(resume=True)",
+}
+
+
 class RunnerView:
     """MMEngine's Runner, as far as hooks use it, over a Lightning Trainer.
 
     Counters (``epoch``, ``iter``, ``max_epochs``, ``max_iters``) follow
-    MMEngine's loops; ``trainer`` gives the Trainer itself for anything else.
+    MMEngine's loops; ``trainer`` gives the Trainer itself for anything else. A Runner
+    attribute with no counterpart here is an ``AttributeError`` that says where its job is done.
     """
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: costs nothing for the attributes that exist.
+        hint = _MMENGINE_ONLY.get(name)
+        if hint is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(f"runner.{name} (MMEngine's Runner) has no counterpart under Lightning: {hint}")
 
     def __init__(
         self,
@@ -730,6 +754,11 @@ class RunnerView:
     def model(self) -> pl.LightningModule:
         """The LightningModule (already unwrapped from DDP)."""
         return self.trainer.lightning_module
+
+    @property
+    def model_name(self) -> str:
+        """The model's class name, as MMEngine's ``runner.model_name``."""
+        return type(self.model).__name__
 
     optim_wrapper: OptimWrapperView = _read("_optim_wrapper", "Access to the optimizers and their learning rates.")
 

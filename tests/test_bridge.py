@@ -408,3 +408,24 @@ def test_warns_when_lightning_checkpointing_also_saves(tmp_path, capsys):
         tmp_path / "c", HookBridge(default_hooks={"checkpoint": None}), max_epochs=1, enable_checkpointing=True
     ).fit(ToyModule(), train, val)
     assert "Both CheckpointHook" not in capsys.readouterr().out
+
+
+def test_mmengine_runner_attributes_without_a_counterpart_say_where_their_job_is(tmp_path):
+    """A hook ported from MMEngine that reaches for runner.visualizer learns where that job is done."""
+    seen: dict[str, Any] = {}
+
+    class Reach(Hook):
+        def before_train(self, runner):
+            seen["model_name"] = runner.model_name
+            seen["hasattr"] = hasattr(runner, "visualizer")
+            for name in ("visualizer", "val_evaluator", "load_checkpoint", "no_such_thing"):
+                try:
+                    getattr(runner, name)
+                except AttributeError as error:
+                    seen[name] = str(error)
+
+    make_trainer(tmp_path, HookBridge(custom_hooks=[Reach()]), max_epochs=1).fit(ToyModule(), *loaders())
+    assert seen["model_name"] == "ToyModule" and seen["hasattr"] is False
+    assert "no counterpart under Lightning" in seen["visualizer"] and "LoggerHook" in seen["visualizer"]
+    assert "validation_step" in seen["val_evaluator"] and "LoadFromHook" in seen["load_checkpoint"]
+    assert seen["no_such_thing"] == "'RunnerView' object has no attribute 'no_such_thing'"
