@@ -498,6 +498,20 @@ class TrainLoopView:
         return self._runner.val_begin
 
 
+def _absent(name: str, hint: str) -> Any:
+    """A read-only property for a Runner attribute with no counterpart: reading it is an ``AttributeError``
+    (``hasattr`` is False) that says where its job is done.
+
+    A property, not ``__getattr__``: a class with ``__getattr__`` takes the slow attribute path for
+    every attribute, and hooks read the runner's counters every iteration.
+    """
+
+    def absent(self: Any) -> Any:
+        raise AttributeError(f"runner.{name} (MMEngine's Runner) has no counterpart under Lightning: {hint}")
+
+    return property(absent, doc=f"Not available: {hint}.")
+
+
 def _read(path: str, doc: str) -> Any:
     """A read-only property that reads the dotted attribute ``path`` of the view.
 
@@ -531,13 +545,6 @@ class RunnerView:
     MMEngine's loops; ``trainer`` gives the Trainer itself for anything else. A Runner
     attribute with no counterpart here is an ``AttributeError`` that says where its job is done.
     """
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup fails: costs nothing for the attributes that exist.
-        hint = _MMENGINE_ONLY.get(name)
-        if hint is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        raise AttributeError(f"runner.{name} (MMEngine's Runner) has no counterpart under Lightning: {hint}")
 
     def __init__(
         self,
@@ -837,3 +844,9 @@ class RunnerView:
     def device(self) -> torch.device:
         """The device this process computes on (the Trainer strategy's root device)."""
         return self.trainer.strategy.root_device
+
+
+for _name, _hint in _MMENGINE_ONLY.items():
+    setattr(RunnerView, _name, _absent(_name, _hint))
+
+del _name, _hint
