@@ -25,7 +25,7 @@ from .arguments import check_flags
 from .hooks.checkpoint_hook import CheckpointHook
 from .hooks.ema_hook import EMAHook
 from .hooks.hook import Hook
-from .runner import get_logger
+from .runner import get_logger, warn_during_run
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -171,8 +171,7 @@ def warn_implicit_max_epochs(trainer: pl.Trainer, hook_list: HookList) -> None:
 
 # ---------------------------------------------------------------------- the resumed checkpoint
 def _warn(message: str) -> None:
-    get_logger().warning(message)
-    warnings.warn(message, UserWarning, stacklevel=3)
+    warn_during_run(get_logger(), message, stacklevel=3)
 
 
 def warn_ema_checkpoint_without_ema(hook_list: HookList) -> None:

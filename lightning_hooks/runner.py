@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from functools import partial
@@ -153,6 +154,14 @@ def _own_handlers(logger: logging.Logger) -> Optional[list[logging.Handler]]:
         ):
             return None
     return handlers
+
+
+def warn_during_run(logger: Any, message: str, stacklevel: int = 2) -> None:
+    """A problem found during a run: a warning in the run's log (and log file), and a Python
+    warning, so that tests and users who filter warnings see it too. ``stacklevel`` as for
+    :func:`warnings.warn`, counted from the caller of this function."""
+    logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
 
 def log_info(logger: Any, msg: str) -> None:

@@ -52,6 +52,7 @@ from ..fileio import (
 from ..publishing import write_published
 from ..registry import HOOKS
 from ..rules import DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, infer_rule
+from ..runner import warn_during_run
 from ..sharded_checkpoint import is_sharded_checkpoint, read_sharded_checkpoint, recover_directories
 from .hook import DATA_BATCH, Hook
 
@@ -834,9 +835,8 @@ def _shown(keys: list[str]) -> Union[str, list[str]]:
 
 
 def _warn(runner: RunnerView, message: str) -> None:
-    """A warning both in the log and as a Python warning (so tests and users filtering warnings see it)."""
-    runner.logger.warning(message)
-    warnings.warn(message, UserWarning, stacklevel=3)
+    """A warning both in the run's log and as a Python warning, at the caller of the hook's method."""
+    warn_during_run(runner.logger, message, stacklevel=3)
 
 
 class _NamePatterns:

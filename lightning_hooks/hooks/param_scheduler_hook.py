@@ -42,6 +42,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..optim.schedulers import ParamScheduler
 from ..registry import HOOKS
+from ..runner import warn_during_run
 from .hook import DATA_BATCH, Hook
 
 if TYPE_CHECKING:
@@ -173,8 +174,7 @@ def _warn_batch_stepping(taken: list[_Scheduled], accumulate: Any, logger: Any) 
         "default_hooks=dict(param_scheduler=None) to HookBridge; to keep this hook, count the schedule in "
         f"batches (e.g. {accumulate}x the step sizes and lengths)."
     )
-    logger.warning(message)  # found during a run: the run's log, and Python's warnings for filters and tests
-    warnings.warn(message, UserWarning, stacklevel=2)
+    warn_during_run(logger, message)
 
 
 @HOOKS.register_module()
