@@ -331,7 +331,14 @@ class HookBridge(Callback):
             close_log_file(self.runtime.log_file)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._close_run()
+        try:
+            if self._run_open and trainer.world_size > 1:
+                # The bridge's last collective is a broadcast (the final evaluation's metrics);
+                # a gloo process that exits right after a broadcast can abort (SIGABRT).
+                # Meeting in a barrier first ends every rank's collectives together.
+                trainer.strategy.barrier("lightning_hooks.teardown")
+        finally:
+            self._close_run()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         # Lightning skips on_train_end and teardown on errors; MMEngine-style cleanup still runs.

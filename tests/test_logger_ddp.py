@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
+import lightning.pytorch as pl
 import pytest
 from log_toy import read_json_lines
 from toy import ToyModule, loaders, make_trainer
@@ -63,3 +65,33 @@ def test_ddp_spawn_trains_and_only_rank_zero_saves(tmp_path):
         "epoch_2.pth",
         "last_checkpoint",
     ]
+
+
+class _TeardownClock(pl.Callback):
+    """Rank 1 reaches the bridge's ``teardown`` a second late; rank 0 notes when it enters and leaves it."""
+
+    def __init__(self, out: str, mark: str) -> None:
+        self.out, self.mark = out, mark
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.global_rank == 1 and self.mark == "enter":
+            time.sleep(1.0)
+        if trainer.global_rank == 0:
+            with open(os.path.join(self.out, self.mark), "w") as f:
+                f.write(repr(time.monotonic()))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="ddp_fork needs fork (POSIX)")
+@pytest.mark.timeout(120)
+def test_ranks_meet_before_the_run_closes(tmp_path):
+    """The bridge's last collective is a broadcast of the final metrics, and a gloo process
+    that exits right after a broadcast can abort; so every rank meets the others in
+    ``teardown`` before its run closes."""
+    bridge = HookBridge(default_hooks=dict(checkpoint=None, logger=None), work_dir=str(tmp_path / "work"))
+    callbacks = [_TeardownClock(str(tmp_path), "enter"), bridge, _TeardownClock(str(tmp_path), "leave")]
+    trainer = make_trainer(tmp_path, bridge, callbacks=callbacks, max_epochs=1, strategy="ddp_fork", devices=2)
+    train, val = loaders()
+    trainer.fit(ToyModule(), train, val)
+    enter, leave = (float((tmp_path / mark).read_text()) for mark in ("enter", "leave"))
+    assert leave - enter > 0.8  # rank 0 waited in the bridge for the late rank 1
