@@ -20,6 +20,8 @@ __all__ = [
     "LightningHooksError",
     "LogProcessorConfigError",
     "MessageHubError",
+    "OptimConfigError",
+    "OptimKeyError",
     "ResumeError",
     "ScalarTypeError",
     "TrainLoopError",
@@ -64,6 +66,29 @@ class ScalarTypeError(LightningHooksError, TypeError, ValueError, AssertionError
     MMEngine raises ``TypeError`` in ``HistoryBuffer.update`` and
     ``AssertionError`` in ``MessageHub.update_scalar(s)``; this is both.
     """
+
+
+class OptimConfigError(LightningHooksError, ValueError, AssertionError):
+    """A bad ``optim_wrapper``, optimizer or parameter-scheduler setting.
+
+    It is a ``ValueError``, and also an ``AssertionError`` because MMEngine checks several
+    of these (``eta_min`` with ``eta_min_ratio``, ``last_step``, ``epoch_length``, an
+    ``optim_wrapper`` without ``optimizer``, ...) with ``assert``; code written against
+    MMEngine still catches it.
+    """
+
+
+class OptimKeyError(LightningHooksError, KeyError, ValueError):
+    """A name the optimizer or a scheduler needs is unknown.
+
+    A scheduled ``param_name`` the parameter groups lack, ``initial_<param_name>`` when
+    resuming with ``last_step``, or an ``optim_wrapper.constructor``. A ``KeyError``, as
+    MMEngine raises, and a ``ValueError``. The message reads as written (a plain
+    ``KeyError`` would show it quoted).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class TrainLoopError(LightningHooksError, AttributeError, AssertionError):

@@ -119,7 +119,10 @@ def test_custom_keys_longest_first_and_copied_into_the_group():
         ),
         (dict(optimizer=dict(type="SGD", lr=0.1), type="AmpOptimWrapper", loss_scale=512.0), "loss_scale=512.0"),
         (dict(optimizer=dict(type="SGD", lr=0.1), accumulative_counts=0), "accumulative_counts must be an int >= 1"),
-        (dict(generator=dict(optimizer=dict(type="Adam", lr=0.1))), "needs an 'optimizer' entry"),
+        (
+            dict(generator=dict(optimizer=dict(type="Adam", lr=0.1))),
+            r'must contain "optimizer" config; got keys \[.generator.\]',
+        ),
     ],
 )
 def test_bad_optim_wrapper_names_the_value(wrapper, match):

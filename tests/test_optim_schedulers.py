@@ -212,7 +212,9 @@ def test_last_step_resumes_without_a_state_dict():
         ours.step()
         theirs.step()
     assert ours.last_step == theirs.last_step
-    with pytest.raises(KeyError, match="has no 'initial_lr', needed to resume at last_step=3"):
+    with pytest.raises(
+        KeyError, match=r"param 'initial_lr' is not specified in param_groups\[0\], needed to resume at last_step=3"
+    ):
         build_param_scheduler(cfg, three_groups("sgd"))
 
 
@@ -234,7 +236,7 @@ def test_registry_names_match_mmengine():
         (
             dict(type="StepLR", step_size=1, begin=5, end=5),
             ValueError,
-            r"StepLR: end must be greater than begin, got begin=5, end=5",
+            r"StepLR: end should be larger than begin \(end is exclusive\), got begin=5, end=5",
         ),
         (dict(type="LinearLR", begin=4, end=2), ValueError, r"begin=4, end=2"),
         (

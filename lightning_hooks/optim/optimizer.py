@@ -31,14 +31,16 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from ..errors import OptimConfigError, OptimKeyError
 from ..registry import Registry, to_plain
 
 __all__ = ["OPTIMIZERS", "WrapperSettings", "build_optimizer", "parse_optim_wrapper", "wrapper_settings"]
 
-#: Optimizer classes by name: every ``torch.optim`` optimizer, and whatever users register.
+#: Optimizer classes by name: every ``torch.optim`` optimizer (with the base class ``Optimizer``,
+#: as in MMEngine), and whatever users register.
 OPTIMIZERS = Registry("optimizer")
 for _name, _cls in inspect.getmembers(torch.optim, inspect.isclass):
-    if issubclass(_cls, torch.optim.Optimizer) and _cls is not torch.optim.Optimizer:
+    if issubclass(_cls, torch.optim.Optimizer):
         OPTIMIZERS.register_module(name=_name, module=_cls)
 
 _logger = logging.getLogger("lightning_hooks")
@@ -165,9 +167,9 @@ def parse_optim_wrapper(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
     cfg = _as_dict(cfg)
     if "optimizer" not in cfg:
         keys = sorted(cfg)
-        raise ValueError(
-            f"optim_wrapper needs an 'optimizer' entry, got keys {keys}; several optimizers (one wrapper per "
-            "key) need manual optimization in Lightning and are not supported by mmengine_optimizers"
+        raise OptimConfigError(
+            f'`optim_wrapper_cfg` must contain "optimizer" config; got keys {keys}. Several optimizers (one '
+            "wrapper per key) need manual optimization in Lightning and are not supported by mmengine_optimizers"
         )
     settings = wrapper_settings(cfg)
     wrapper_type = str(cfg.get("type", "OptimWrapper")).rsplit(".", 1)[-1]
@@ -177,15 +179,24 @@ def parse_optim_wrapper(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
         raise ValueError(f"optim_wrapper: unsupported keys {unknown} for {wrapper_type}; supported: {sorted(allowed)}")
     constructor = cfg.get("constructor", "DefaultOptimWrapperConstructor")
     if str(constructor).rsplit(".", 1)[-1] != "DefaultOptimWrapperConstructor":
-        raise ValueError(
+        raise OptimKeyError(
             f"optim_wrapper.constructor={constructor!r} is not supported; only MMEngine's "
             "DefaultOptimWrapperConstructor rules are built in (build the optimizer yourself for others)"
         )
+    paramwise = _paramwise_dict(cfg.get("paramwise_cfg"))  # checked first, as MMEngine's constructor does
     optimizer_cfg = cfg["optimizer"]
     if not isinstance(optimizer_cfg, Mapping) or "type" not in optimizer_cfg:
         raise ValueError(f"optim_wrapper.optimizer must be a dict with a 'type', got {optimizer_cfg!r}")
-    paramwise = cfg.get("paramwise_cfg") or {}
-    return dict(optimizer_cfg), dict(paramwise), settings
+    return dict(optimizer_cfg), paramwise, settings
+
+
+def _paramwise_dict(paramwise: Any) -> dict[str, Any]:
+    """``paramwise_cfg`` as a dict (None: no rules); anything else is MMEngine's TypeError."""
+    if paramwise is None:
+        return {}
+    if not isinstance(paramwise, Mapping):
+        raise TypeError(f"paramwise_cfg should be None or a dict, but got {type(paramwise).__name__}: {paramwise!r}")
+    return dict(paramwise)
 
 
 # ------------------------------------------------------------------------------------ paramwise rules
@@ -313,6 +324,7 @@ def build_optimizer(
     cls = _optimizer_class(args.pop("type"))
     first_arg = next(iter(inspect.signature(cls).parameters))
     params: Any
+    paramwise_cfg = _paramwise_dict(paramwise_cfg)
     if not paramwise_cfg:
         params = model.parameters()
     else:

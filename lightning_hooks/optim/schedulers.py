@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Optional, Union
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from ..errors import OptimConfigError, OptimKeyError
 from ..registry import Registry, to_plain
 
 __all__ = [
@@ -86,14 +87,14 @@ _logger = logging.getLogger("lightning_hooks")
 
 def _check_optimizer(optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        raise TypeError(f"optimizer should be an Optimizer (torch.optim.Optimizer), got {type(optimizer).__name__}")
 
 
 def _check_param_name(cls_name: str, optimizer: Optimizer, param_name: str) -> None:
     for i, group in enumerate(optimizer.param_groups):
         if param_name not in group:
             keys = sorted(k for k in group if k != "params")
-            raise ValueError(
+            raise OptimKeyError(
                 f"{cls_name}: param_name={param_name!r} is not a setting of the optimizer "
                 f"{type(optimizer).__name__} (param group {i} has {keys})"
             )
@@ -149,9 +150,11 @@ class ParamScheduler(LRScheduler):
         _check_optimizer(optimizer)
         _check_param_name(name, optimizer, param_name)
         if end <= begin:
-            raise ValueError(f"{name}: end must be greater than begin, got begin={begin}, end={end}")
+            raise OptimConfigError(
+                f"{name}: end should be larger than begin (end is exclusive), got begin={begin}, end={end}"
+            )
         if not isinstance(last_step, int) or isinstance(last_step, bool) or last_step < -1:
-            raise ValueError(f"{name}: last_step must be an int >= -1, got {last_step!r}")
+            raise OptimConfigError(f"{name}: last_step must be an int >= -1, got {last_step!r}")
         if not isinstance(by_epoch, bool):
             raise TypeError(f"{name}: by_epoch must be a bool, got {by_epoch!r}")
         self.optimizer = optimizer
@@ -167,8 +170,9 @@ class ParamScheduler(LRScheduler):
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if initial not in group:
-                    raise KeyError(
-                        f"{name}: param group {i} has no {initial!r}, needed to resume at last_step={last_step}"
+                    raise OptimKeyError(
+                        f"{name}: param {initial!r} is not specified in param_groups[{i}], needed to resume at "
+                        f"last_step={last_step} (resume the optimizer too, or build the scheduler with last_step=-1)"
                     )
         self.base_values = [group[initial] for group in optimizer.param_groups]
         self.last_step = last_step
@@ -190,11 +194,11 @@ class ParamScheduler(LRScheduler):
         ``T_max``, ``periods``, ``total_steps``) are multiplied by ``epoch_length``.
         """
         if not by_epoch:
-            raise ValueError(
+            raise OptimConfigError(
                 f"{cls.__name__}: convert_to_iter_based=True needs an epoch-based config, got by_epoch=False"
             )
         if not isinstance(epoch_length, int) or epoch_length <= 0:
-            raise ValueError(f"{cls.__name__}: epoch_length must be a positive int, got {epoch_length!r}")
+            raise OptimConfigError(f"{cls.__name__}: epoch_length must be a positive int, got {epoch_length!r}")
         for key in cls._scaled_by_epoch_length:
             value = kwargs.get(key)
             if value is None:
@@ -265,10 +269,12 @@ class ParamScheduler(LRScheduler):
             self.__dict__["milestones"] = Counter(milestones)
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(param_name={self.param_name!r}, begin={self.begin}, end={self.end}, "
-            f"by_epoch={self.by_epoch})"
-        )
+        settings = ", ".join(
+            f"{key}={self.__dict__[key]!r}"
+            for key in ("param_name", "begin", "end", "by_epoch")
+            if key in self.__dict__
+        )  # a scheduler whose construction failed has only some of them
+        return f"{type(self).__name__}({settings})"
 
 
 # ----------------------------------------------------------------------------------- generic schedulers
@@ -345,7 +351,7 @@ class ConstantParamScheduler(ParamScheduler):
         verbose: bool = False,
     ) -> None:
         if factor > 1.0 or factor < 0:
-            raise ValueError(f"{type(self).__name__}: factor must be between 0 and 1, got {factor}")
+            raise OptimConfigError(f"{type(self).__name__}: factor must be between 0 and 1, got {factor}")
         self.factor = factor
         self.total_iters = end - begin - 1
         super().__init__(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
@@ -407,7 +413,7 @@ class CosineAnnealingParamScheduler(ParamScheduler):
         if eta_min is None and eta_min_ratio is None:
             eta_min = 0.0
         if eta_min is not None and eta_min_ratio is not None:
-            raise ValueError(
+            raise OptimConfigError(
                 f"{type(self).__name__}: give either eta_min or eta_min_ratio, got eta_min={eta_min}, "
                 f"eta_min_ratio={eta_min_ratio}"
             )
@@ -458,9 +464,9 @@ class LinearParamScheduler(ParamScheduler):
     ) -> None:
         name = type(self).__name__
         if start_factor > 1.0 or start_factor < 0:
-            raise ValueError(f"{name}: start_factor must be between 0 and 1, got {start_factor}")
+            raise OptimConfigError(f"{name}: start_factor must be between 0 and 1, got {start_factor}")
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError(f"{name}: end_factor must be between 0 and 1, got {end_factor}")
+            raise OptimConfigError(f"{name}: end_factor must be between 0 and 1, got {end_factor}")
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = end - begin - 1
@@ -541,14 +547,14 @@ class OneCycleParamScheduler(ParamScheduler):
     ) -> None:
         name = type(self).__name__
         if param_name != "lr":
-            raise ValueError(f"{name} only schedules the learning rate, got param_name={param_name!r}")
+            raise OptimConfigError(f"{name} only schedules the learning rate, got param_name={param_name!r}")
         _check_optimizer(optimizer)
         if total_steps is not None and (not isinstance(total_steps, int) or total_steps <= 0):
-            raise ValueError(f"{name}: total_steps must be a positive int, got {total_steps!r}")
+            raise OptimConfigError(f"{name}: total_steps must be a positive int, got {total_steps!r}")
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
-            raise ValueError(f"{name}: pct_start must be a float between 0 and 1, got {pct_start!r}")
+            raise OptimConfigError(f"{name}: pct_start must be a float between 0 and 1, got {pct_start!r}")
         if anneal_strategy not in _ANNEAL:
-            raise ValueError(f"{name}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+            raise OptimConfigError(f"{name}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
         self.eta_max = eta_max
         self.div_factor = div_factor
         self.final_div_factor = final_div_factor
@@ -580,14 +586,14 @@ class OneCycleParamScheduler(ParamScheduler):
         if isinstance(value, (list, tuple)):
             # MMEngine's OptimWrapper adds one group (the base settings) when there are several.
             if len(value) not in (n, n + 1) or (len(value) == n + 1 and n == 1):
-                raise ValueError(f"{type(self).__name__}: expected {n} values for eta_max, got {len(value)}")
+                raise OptimConfigError(f"{type(self).__name__}: expected {n} values for eta_max, got {len(value)}")
             return list(value[:n])
         return [value] * n
 
     def _get_value(self) -> list[float]:
         step = self.last_step
         if step > self.total_steps:
-            raise ValueError(
+            raise OptimConfigError(
                 f"{type(self).__name__}: tried to step {step + 1} times; total_steps is {self.total_steps}"
             )
         anneal = _ANNEAL[self.anneal_strategy]
@@ -627,12 +633,12 @@ class CosineRestartParamScheduler(ParamScheduler):
     ) -> None:
         name = type(self).__name__
         if (eta_min is None) == (eta_min_ratio is None):
-            raise ValueError(
+            raise OptimConfigError(
                 f"{name}: give exactly one of eta_min and eta_min_ratio, got eta_min={eta_min}, "
                 f"eta_min_ratio={eta_min_ratio}"
             )
         if len(periods) != len(restart_weights):
-            raise ValueError(
+            raise OptimConfigError(
                 f"{name}: periods and restart_weights must have the same length, got {list(periods)} and "
                 f"{list(restart_weights)}"
             )
@@ -707,23 +713,23 @@ class ReduceOnPlateauParamScheduler(ParamScheduler):
     ) -> None:
         name = type(self).__name__
         if not by_epoch:
-            raise ValueError(f"{name} is epoch-based only (it steps after validation), got by_epoch=False")
+            raise OptimConfigError(f"{name} is epoch-based only (it steps after validation), got by_epoch=False")
         self._setup(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
         self._global_step = 0
         if factor >= 1.0:
-            raise ValueError(f"{name}: factor must be < 1.0, got {factor}")
+            raise OptimConfigError(f"{name}: factor must be < 1.0, got {factor}")
         if threshold < 0:
-            raise ValueError(f"{name}: threshold must be >= 0, got {threshold}")
+            raise OptimConfigError(f"{name}: threshold must be >= 0, got {threshold}")
         if rule not in ("less", "greater"):
-            raise ValueError(f"{name}: rule must be 'less' or 'greater', got {rule!r}")
+            raise OptimConfigError(f"{name}: rule must be 'less' or 'greater', got {rule!r}")
         if threshold_rule not in ("rel", "abs"):
-            raise ValueError(f"{name}: threshold_rule must be 'rel' or 'abs', got {threshold_rule!r}")
+            raise OptimConfigError(f"{name}: threshold_rule must be 'rel' or 'abs', got {threshold_rule!r}")
         if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"{name}: monitor must name a validation metric, got {monitor!r}")
+            raise OptimConfigError(f"{name}: monitor must name a validation metric, got {monitor!r}")
         n = len(optimizer.param_groups)
         if isinstance(min_value, (list, tuple)):
             if len(min_value) not in (n, n + 1) or (len(min_value) == n + 1 and n == 1):
-                raise ValueError(f"{name}: expected {n} values for min_value, got {len(min_value)}")
+                raise OptimConfigError(f"{name}: expected {n} values for min_value, got {len(min_value)}")
             self.min_values = list(min_value[:n])
         else:
             self.min_values = [min_value] * n
@@ -804,7 +810,7 @@ class QuadraticWarmupParamScheduler(ParamScheduler):
         verbose: bool = False,
     ) -> None:
         if end >= INF:
-            raise ValueError(f"{type(self).__name__}: end must be set (the step where the warmup ends)")
+            raise OptimConfigError(f"{type(self).__name__}: end must be set (the step where the warmup ends)")
         self.total_iters = end - begin
         super().__init__(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
 
@@ -833,8 +839,9 @@ class _MomentumMixin:
         self.use_betas = False
         if "momentum" not in optimizer.defaults:
             if "betas" not in optimizer.defaults:
-                raise ValueError(
-                    f"{type(self).__name__}: the optimizer {type(optimizer).__name__} has neither momentum nor betas"
+                raise OptimConfigError(
+                    f"{type(self).__name__}: optimizer must support momentum when using momentum scheduler; "
+                    f"the optimizer {type(optimizer).__name__} has neither momentum nor betas"
                 )
             self.use_betas = True
             for group in optimizer.param_groups:
@@ -914,11 +921,11 @@ def build_param_scheduler(
     convert = args.pop("convert_to_iter_based", False)
     if convert:
         if not by_epoch:
-            raise ValueError(
+            raise OptimConfigError(
                 f"{cls.__name__}: convert_to_iter_based=True converts an epoch-based config, but it has by_epoch=False"
             )
         if epoch_length is None:
-            raise ValueError(
+            raise OptimConfigError(
                 f"{cls.__name__}: convert_to_iter_based=True needs the epoch length (iterations per epoch)"
             )
         return _construct(cls, cls.build_iter_from_epoch, optimizer, args, epoch_length=epoch_length)

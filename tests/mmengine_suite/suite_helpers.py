@@ -118,3 +118,21 @@ def documented_behaviour(section: str) -> Iterator[None]:
         yield
     except Exception as error:
         raise DocumentedBehaviourBroken(f"{section}: {type(error).__name__}: {error}") from error
+
+
+def check_schedulers_leave_optimizer_step_alone() -> None:
+    """What docs/comparison.md promises for schedulers and ``optimizer.step``: a scheduler neither wraps ``optimizer.step`` nor warns when it steps first."""
+    import warnings
+
+    import torch
+
+    from lightning_hooks.optim import StepLR
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    step = optimizer.step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scheduler = StepLR(optimizer, step_size=1)
+        scheduler.step()  # before any optimizer.step()
+        optimizer.step()
+    assert optimizer.step == step and not hasattr(optimizer.step, "_with_counter")
