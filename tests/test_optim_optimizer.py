@@ -145,3 +145,48 @@ def test_wrapper_settings_as_trainer_kwargs():
         gradient_clip_val=0.5, gradient_clip_algorithm="value", accumulate_grad_batches=4, precision="bf16-mixed"
     )
     assert parse_optim_wrapper(dict(optimizer=SGD))[2].trainer_kwargs() == {}
+
+
+# ------------------------------------------------------------------------------------ optimizer names
+def test_optimizer_names_are_mmengines():
+    """torch's optimizers under MMEngine's names: its ``Adafactor`` is ``TorchAdafactor`` ('Adafactor' is transformers')."""
+    import inspect
+
+    import mmengine.optim  # noqa: F401  (fills MMEngine's registry)
+    from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+
+    from lightning_hooks.optim import OPTIMIZERS
+
+    theirs = {
+        name: cls
+        for name, cls in MMENGINE_OPTIMIZERS.module_dict.items()
+        if inspect.isclass(cls) and cls.__module__.startswith("torch.optim")
+    }
+    ours = {name: cls for name, cls in OPTIMIZERS.module_dict.items() if cls.__module__.startswith("torch.optim")}
+    assert ours == theirs
+    assert "TorchAdafactor" in ours and "Adafactor" not in ours
+
+
+def test_a_package_optimizer_without_its_package_names_the_package():
+    # MMEngine's 'Adafactor' is transformers' (not installed here); torch's has other arguments
+    with pytest.raises(
+        KeyError, match=r"'Adafactor' is the Adafactor of transformers .*not installed.*'TorchAdafactor'"
+    ):
+        build_optimizer(nn.Linear(2, 2), dict(type="Adafactor", lr=1e-3))
+
+
+def test_a_package_optimizer_is_found_on_first_use(tmp_path, monkeypatch):
+    """Like MMEngine's registry when lion-pytorch is installed: ``type='Lion'`` is ``lion_pytorch.Lion``."""
+    import sys
+
+    from lightning_hooks.optim import OPTIMIZERS
+
+    (tmp_path / "lion_pytorch.py").write_text("import torch\n\n\nclass Lion(torch.optim.SGD):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lion_pytorch", raising=False)
+    monkeypatch.setattr(OPTIMIZERS, "_module_dict", dict(OPTIMIZERS._module_dict))  # restored afterwards
+    optimizer = build_optimizer(nn.Linear(2, 2), dict(type="Lion", lr=0.1))
+    assert type(optimizer).__module__ == "lion_pytorch" and type(optimizer).__name__ == "Lion"
+    assert OPTIMIZERS.get("Lion") is type(optimizer)  # registered once found
+    with pytest.raises(KeyError, match=r"'Lino' is not registered .*Did you mean 'Lion'"):
+        build_optimizer(nn.Linear(2, 2), dict(type="Lino", lr=0.1))

@@ -20,6 +20,7 @@ The wrapper's own options have Trainer equivalents (:class:`WrapperSettings`):
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 from collections.abc import Mapping
@@ -36,12 +37,25 @@ from ..registry import Registry, to_plain
 
 __all__ = ["OPTIMIZERS", "WrapperSettings", "build_optimizer", "parse_optim_wrapper", "wrapper_settings"]
 
-#: Optimizer classes by name: every ``torch.optim`` optimizer (with the base class ``Optimizer``,
-#: as in MMEngine), and whatever users register.
+#: Optimizer classes by name, as MMEngine's registry names them: every ``torch.optim`` optimizer
+#: (with the base class ``Optimizer``; torch's ``Adafactor`` as ``TorchAdafactor``, since MMEngine
+#: gives ``Adafactor`` to transformers'), and whatever users register. The optimizers MMEngine
+#: registers from other installed packages are found on first use (see ``_PACKAGE_OPTIMIZERS``).
 OPTIMIZERS = Registry("optimizer")
 for _name, _cls in inspect.getmembers(torch.optim, inspect.isclass):
     if issubclass(_cls, torch.optim.Optimizer):
-        OPTIMIZERS.register_module(name=_name, module=_cls)
+        OPTIMIZERS.register_module(name="TorchAdafactor" if _name == "Adafactor" else _name, module=_cls)
+
+#: Optimizers MMEngine registers when their package is installed: name -> (package, module).
+#: bitsandbytes' (``AdamW8bit``, ``PagedLion8bit``, ...; ``bnb_<name>`` where torch has the name)
+#: are looked up in ``bitsandbytes.optim`` by name.
+_PACKAGE_OPTIMIZERS = {
+    "DAdaptAdaGrad": ("dadaptation", "dadaptation"),
+    "DAdaptAdam": ("dadaptation", "dadaptation"),
+    "DAdaptSGD": ("dadaptation", "dadaptation"),
+    "Lion": ("lion-pytorch", "lion_pytorch"),
+    "Adafactor": ("transformers", "transformers"),
+}
 
 _logger = logging.getLogger("lightning_hooks")
 
@@ -298,13 +312,41 @@ class _ParamwiseRules:
 
 def _optimizer_class(type_name: Any) -> Any:
     if isinstance(type_name, str):
-        cls = OPTIMIZERS.get(type_name)
+        cls = OPTIMIZERS.get(type_name) or _package_optimizer(type_name)
         if cls is None:
             raise OPTIMIZERS._unknown_type_error(type_name)
         return cls
     if isinstance(type_name, type) and issubclass(type_name, torch.optim.Optimizer):
         return type_name
     raise TypeError(f"optimizer type must be a registered name or an Optimizer class, got {type_name!r}")
+
+
+def _package_optimizer(name: str) -> Any:
+    """An optimizer MMEngine takes from another installed package, registered here on first use.
+
+    None when ``name`` is none of them; an :class:`OptimKeyError` naming the package when it
+    is one of them but its package is not installed (MMEngine would say only "not registered").
+    """
+    package, module_name = _PACKAGE_OPTIMIZERS.get(name, ("bitsandbytes", "bitsandbytes.optim"))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if name not in _PACKAGE_OPTIMIZERS:
+            return None  # not a known name: the caller's "not registered" error, with close matches
+        torch_one = " (torch's own Adafactor is 'TorchAdafactor')" if name == "Adafactor" else ""
+        raise OptimKeyError(
+            f"optimizer type {name!r} is the {name} of {package} in MMEngine's registry, and {package} is not "
+            f"installed ({exc}); install it, or register the class you mean in lightning_hooks.optim.OPTIMIZERS"
+            f"{torch_one}"
+        ) from exc
+    attribute = name[len("bnb_") :] if module_name == "bitsandbytes.optim" and name.startswith("bnb_") else name
+    cls = getattr(module, attribute, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        return None
+    if module_name == "bitsandbytes.optim" and attribute != name and OPTIMIZERS.get(attribute) is None:
+        return None  # MMEngine adds bnb_ only to names torch already has
+    OPTIMIZERS.register_module(name=name, module=cls)
+    return cls
 
 
 def build_optimizer(
