@@ -489,6 +489,11 @@ def fit_with(tmp_path: Any, cfg: dict, **trainer_kwargs: Any) -> pl.Trainer:
             ValueError,
             r"constructor='LayerDecayOptimizerConstructor' is not supported",
         ),
+        (  # MMEngine asserts this (an AssertionError); here it is also a ValueError
+            dict(optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)), auto_scale_lr=dict(enable=True)),
+            AssertionError,
+            r"auto_scale_lr.enable=True needs base_batch_size",
+        ),
     ],
 )
 def test_bad_recipe_fails_before_training(tmp_path, cfg, error, match):

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .._lightning import attached_trainer, load_train_dataloader
+from ..errors import OptimConfigError
 from ..registry import to_plain
 from .optimizer import WrapperSettings, build_optimizer, parse_optim_wrapper
 from .schedulers import ParamScheduler, build_param_scheduler
@@ -143,9 +144,9 @@ def scale_lr(optimizer: torch.optim.Optimizer, auto_scale_lr: Any, trainer: Any)
         return
     unknown = sorted(set(auto_scale_lr) - {"enable", "base_batch_size"})
     if unknown:
-        raise ValueError(f"auto_scale_lr: unknown keys {unknown}; supported: ['base_batch_size', 'enable']")
-    if "base_batch_size" not in auto_scale_lr:
-        raise ValueError("auto_scale_lr.enable=True needs base_batch_size")
+        raise OptimConfigError(f"auto_scale_lr: unknown keys {unknown}; supported: ['base_batch_size', 'enable']")
+    if "base_batch_size" not in auto_scale_lr:  # an AssertionError too, as in MMEngine
+        raise OptimConfigError("auto_scale_lr.enable=True needs base_batch_size")
     if trainer is None:
         raise ValueError(
             "auto_scale_lr.enable=True needs the Trainer (call mmengine_optimizers in configure_optimizers)"
