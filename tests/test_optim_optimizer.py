@@ -167,12 +167,13 @@ def test_optimizer_names_are_mmengines():
     assert "TorchAdafactor" in ours and "Adafactor" not in ours
 
 
-def test_a_package_optimizer_without_its_package_names_the_package():
+@pytest.mark.parametrize("name", ["Adafactor", "mmengine.Adafactor"])
+def test_a_package_optimizer_without_its_package_names_the_package(name):
     # MMEngine's 'Adafactor' is transformers' (not installed here); torch's has other arguments
     with pytest.raises(
         KeyError, match=r"'Adafactor' is the Adafactor of transformers .*not installed.*'TorchAdafactor'"
     ):
-        build_optimizer(nn.Linear(2, 2), dict(type="Adafactor", lr=1e-3))
+        build_optimizer(nn.Linear(2, 2), dict(type=name, lr=1e-3))
 
 
 def test_a_package_optimizer_is_found_on_first_use(tmp_path, monkeypatch):

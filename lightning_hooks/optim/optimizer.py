@@ -327,6 +327,7 @@ def _package_optimizer(name: str) -> Any:
     None when ``name`` is none of them; an :class:`OptimKeyError` naming the package when it
     is one of them but its package is not installed (MMEngine would say only "not registered").
     """
+    name = name.rsplit(".", 1)[-1]  # a scope (``mmengine.Lion``) names the registry, not the class
     package, module_name = _PACKAGE_OPTIMIZERS.get(name, ("bitsandbytes", "bitsandbytes.optim"))
     try:
         module = importlib.import_module(module_name)
