@@ -176,18 +176,52 @@ def test_a_package_optimizer_without_its_package_names_the_package(name):
         build_optimizer(nn.Linear(2, 2), dict(type=name, lr=1e-3))
 
 
-def test_a_package_optimizer_is_found_on_first_use(tmp_path, monkeypatch):
-    """Like MMEngine's registry when lion-pytorch is installed: ``type='Lion'`` is ``lion_pytorch.Lion``."""
+@pytest.fixture
+def stand_in_packages(tmp_path, monkeypatch):
+    """A directory on ``sys.path`` for stand-in third-party packages, and a registry restored afterwards.
+
+    Nothing imported from it outlives the test (``sys.modules`` and ``OPTIMIZERS`` are put back).
+    """
     import sys
 
     from lightning_hooks.optim import OPTIMIZERS
 
-    (tmp_path / "lion_pytorch.py").write_text("import torch\n\n\nclass Lion(torch.optim.SGD):\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "lion_pytorch", raising=False)
-    monkeypatch.setattr(OPTIMIZERS, "_module_dict", dict(OPTIMIZERS._module_dict))  # restored afterwards
+    monkeypatch.setattr(OPTIMIZERS, "_module_dict", dict(OPTIMIZERS._module_dict))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if name.split(".")[0] in ("lion_pytorch", "bitsandbytes"):
+            del sys.modules[name]
+
+
+def test_a_package_optimizer_is_found_on_first_use(stand_in_packages):
+    """Like MMEngine's registry when lion-pytorch is installed: ``type='Lion'`` is ``lion_pytorch.Lion``."""
+    from lightning_hooks.optim import OPTIMIZERS
+
+    (stand_in_packages / "lion_pytorch.py").write_text("import torch\n\n\nclass Lion(torch.optim.SGD):\n    pass\n")
     optimizer = build_optimizer(nn.Linear(2, 2), dict(type="Lion", lr=0.1))
     assert type(optimizer).__module__ == "lion_pytorch" and type(optimizer).__name__ == "Lion"
     assert OPTIMIZERS.get("Lion") is type(optimizer)  # registered once found
     with pytest.raises(KeyError, match=r"'Lino' is not registered .*Did you mean 'Lion'"):
         build_optimizer(nn.Linear(2, 2), dict(type="Lino", lr=0.1))
+
+
+def test_bitsandbytes_optimizers_are_found_under_mmengines_names(stand_in_packages):
+    """bitsandbytes' classes by name, ``bnb_<name>`` where torch has the name, and its ``Lion`` without lion-pytorch."""
+    package = stand_in_packages / "bitsandbytes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "optim.py").write_text(
+        "import torch\n\n\nclass AdamW8bit(torch.optim.AdamW):\n    pass\n\n\n"
+        "class Adam(torch.optim.Adam):\n    pass\n\n\nclass Lion(torch.optim.SGD):\n    pass\n"
+    )
+
+    def built(name: str) -> type:
+        return type(build_optimizer(nn.Linear(2, 2), dict(type=name, lr=0.1)))
+
+    assert (built("AdamW8bit").__module__, built("AdamW8bit").__name__) == ("bitsandbytes.optim", "AdamW8bit")
+    assert built("bnb_Adam").__module__ == "bitsandbytes.optim" and built("Adam") is torch.optim.Adam
+    assert built("Lion").__module__ == "bitsandbytes.optim"  # lion-pytorch is not installed here
+    with pytest.raises(KeyError, match=r"'bnb_Lion' is not registered"):  # torch has no Lion: no bnb_ name
+        built("bnb_Lion")

@@ -21,6 +21,7 @@ The wrapper's own options have Trainer equivalents (:class:`WrapperSettings`):
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import logging
 from collections.abc import Mapping
@@ -328,24 +329,51 @@ def _package_optimizer(name: str) -> Any:
     is one of them but its package is not installed (MMEngine would say only "not registered").
     """
     name = name.rsplit(".", 1)[-1]  # a scope (``mmengine.Lion``) names the registry, not the class
-    package, module_name = _PACKAGE_OPTIMIZERS.get(name, ("bitsandbytes", "bitsandbytes.optim"))
+    if name in _PACKAGE_OPTIMIZERS:
+        return _listed_package_optimizer(name)
+    return _bitsandbytes_optimizer(name)
+
+
+def _listed_package_optimizer(name: str) -> Any:
+    package, module_name = _PACKAGE_OPTIMIZERS[name]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        if name not in _PACKAGE_OPTIMIZERS:
-            return None  # not a known name: the caller's "not registered" error, with close matches
+        fallback = _bitsandbytes_optimizer(name)  # MMEngine's 'Lion' is bitsandbytes' without lion-pytorch
+        if fallback is not None:
+            return fallback
         torch_one = " (torch's own Adafactor is 'TorchAdafactor')" if name == "Adafactor" else ""
         raise OptimKeyError(
             f"optimizer type {name!r} is the {name} of {package} in MMEngine's registry, and {package} is not "
             f"installed ({exc}); install it, or register the class you mean in lightning_hooks.optim.OPTIMIZERS"
             f"{torch_one}"
         ) from exc
-    attribute = name[len("bnb_") :] if module_name == "bitsandbytes.optim" and name.startswith("bnb_") else name
-    cls = getattr(module, attribute, None)
+    return _register_optimizer(name, getattr(module, name, None))
+
+
+def _bitsandbytes_optimizer(name: str) -> Any:
+    """bitsandbytes' optimizer ``name`` (``bnb_<name>`` where torch has the name, as MMEngine names them)."""
+    try:
+        module = importlib.import_module("bitsandbytes.optim")
+    except ImportError:
+        return None
+    attribute = name.removeprefix("bnb_")
+    if attribute != name and not _taken_before_bitsandbytes(attribute):
+        return None  # MMEngine adds bnb_ only to names registered before bitsandbytes'
+    return _register_optimizer(name, getattr(module, attribute, None))
+
+
+def _taken_before_bitsandbytes(name: str) -> bool:
+    """Whether MMEngine registers ``name`` before bitsandbytes' optimizers (torch's, or an installed listed package's)."""
+    if isinstance(getattr(torch.optim, name, None), type):
+        return True
+    listed = _PACKAGE_OPTIMIZERS.get(name)
+    return listed is not None and importlib.util.find_spec(listed[1]) is not None
+
+
+def _register_optimizer(name: str, cls: Any) -> Any:
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         return None
-    if module_name == "bitsandbytes.optim" and attribute != name and OPTIMIZERS.get(attribute) is None:
-        return None  # MMEngine adds bnb_ only to names torch already has
     OPTIMIZERS.register_module(name=name, module=cls)
     return cls
 
