@@ -282,16 +282,19 @@ def test_default_optimizer_constructor_paramwise_cfg_not_dict():
 
 
 @pytest.mark.parametrize(
-    "optimizer",
+    "optimizer, match",
     [
-        dict(lr=0.0001, weight_decay=None),  # upstream's config
-        dict(type="SGD", lr=0.0001, weight_decay=None),  # added: with a type, so the rule is what fails
+        # upstream's config has no type: rejected for that here, where MMEngine's constructor first
+        # finds the missing weight decay
+        (dict(lr=0.0001, weight_decay=None), "must be a dict with a 'type'"),
+        # added: with a type, the weight-decay rule is what fails
+        (dict(type="SGD", lr=0.0001, weight_decay=None), "needs the optimizer's weight_decay"),
     ],
     ids=["upstream", "with_type"],
 )
-def test_default_optimizer_constructor_decay_mult_without_weight_decay(optimizer):
+def test_default_optimizer_constructor_decay_mult_without_weight_decay(optimizer, match):
     cfg = dict(type="OptimWrapper", optimizer=optimizer)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=match):
         construct(ExampleModel(), cfg, dict(bias_decay_mult=1, norm_decay_mult=1))
 
 
