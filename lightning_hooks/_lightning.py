@@ -38,6 +38,7 @@ __all__ = [
     "intercept_resume_start",
     "load_train_dataloader",
     "mark_epoch_finished",
+    "mark_stopped_epoch_validation_pending",
     "mark_validation_pending",
     "move_default_outputs",
     "restore_trainer_attributes",
@@ -50,6 +51,7 @@ __all__ = [
     "train_total_batch_idx",
     "unwrap_optimizer",
     "validate_after_this_batch",
+    "validation_ends_training",
     "validation_follows_batch",
     "writer_kind",
 ]
@@ -329,6 +331,36 @@ def validation_follows_batch(trainer: pl.Trainer) -> bool:
     """Lightning's own decision, read in ``on_train_batch_end``: will it validate after this batch?"""
     fetcher = trainer.fit_loop._data_fetcher
     return fetcher is not None and bool(trainer.fit_loop.epoch_loop._should_check_val_fx(fetcher))
+
+
+def validation_ends_training(trainer: pl.Trainer) -> bool:
+    """Whether the validation starting now is the last of ``fit`` because training was asked to stop.
+
+    Read in ``on_validation_start``. With ``trainer.should_stop`` set (``max_time``, a callback)
+    and the minimum epochs and steps met, Lightning validates after the batch that asked,
+    wherever it falls in the epoch, and then ends the epoch and the fit.
+    """
+    return bool(trainer.should_stop) and bool(trainer.fit_loop._can_stop_early)
+
+
+def mark_stopped_epoch_validation_pending(loops: dict[str, Any], epoch_batches: int) -> None:
+    """Loop state saved right before the validation of an epoch that stopped early: a resume runs
+    that validation, then starts the next epoch.
+
+    The epoch's own batch counters are moved to its end (``epoch_batches``), as if its remaining
+    batches had run: Lightning then re-runs the validation there and closes the epoch, as the
+    stopped run did. The run's totals (the batches and optimizer steps that did run) are kept.
+    No-op when ``loops`` has another layout.
+    """
+    fit = loops.get("fit_loop")
+    if not isinstance(fit, dict) or "epoch_loop.batch_progress" not in fit:
+        return
+    progress = fit["epoch_loop.batch_progress"]
+    current = progress["current"]
+    for counter in ("ready", "started", "processed", "completed"):
+        current[counter] = max(current[counter], epoch_batches)
+    progress["is_last_batch"] = True
+    mark_validation_pending(loops)
 
 
 def mark_validation_pending(loops: dict[str, Any]) -> None:

@@ -168,6 +168,8 @@ class HookBridge(Callback):
         self._pending_save: Optional[dict[str, Any]] = None
         self._batch_end_counters: Optional[tuple[int, int]] = None
         self._resuming_before_validation = False
+        #: True while an epoch stopped early is closed before its validation (see on_validation_start).
+        self._closing_stopped_epoch = False
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
         #: Per epoch: whether a batch ends the epoch, and its ``self.log`` values (see _lightning).
@@ -557,7 +559,31 @@ class HookBridge(Callback):
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_val_settings(trainer)
         if self._evaluating(trainer):
+            if self._epoch_stops_here(trainer):
+                self._close_stopped_epoch()
             self._call("before_val")
+
+    def _epoch_stops_here(self, trainer: pl.Trainer) -> bool:
+        """Whether this validation ends a training epoch cut short by ``trainer.should_stop``."""
+        return (
+            self._stage == "fit"
+            and self.state.by_epoch
+            and not self._epoch_closed
+            and _lightning.validation_ends_training(trainer)
+        )
+
+    def _close_stopped_epoch(self) -> None:
+        """``after_train_epoch`` before the validation Lightning runs when asked to stop mid-epoch.
+
+        The epoch ends right after that validation, so it is validated as a finished epoch is in
+        MMEngine: after ``after_train_epoch`` (a checkpoint of the epoch is written first) and
+        under the epoch's number, not under the previous one's.
+        """
+        self._closing_stopped_epoch = True
+        try:
+            self._close_train_epoch()
+        finally:
+            self._closing_stopped_epoch = False
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._eval_index.reset()
@@ -689,8 +715,13 @@ class HookBridge(Callback):
         )
         checkpoint["meta"] = meta
         val_pending = self._stage == "fit" and not trainer.validating and self._validation_follows(trainer)
-        checkpoint[RESUME_KEY] = {"validation_pending": bool(val_pending and "loops" in checkpoint)}
-        if val_pending and "loops" in checkpoint:
+        stopped = self._closing_stopped_epoch
+        checkpoint[RESUME_KEY] = {"validation_pending": bool((val_pending or stopped) and "loops" in checkpoint)}
+        if stopped and "loops" in checkpoint:
+            # Saved in after_train_epoch of an epoch stopped early, before its validation: a resume
+            # runs that validation, then the next epoch.
+            _lightning.mark_stopped_epoch_validation_pending(checkpoint["loops"], int(trainer.num_training_batches))
+        elif val_pending and "loops" in checkpoint:
             # Saved before this step's validation: a resume runs that validation first, so every
             # hook's reaction to it (best scores, early stopping, plateau schedulers) is exact.
             _lightning.mark_validation_pending(checkpoint["loops"])
