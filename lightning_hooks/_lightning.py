@@ -51,6 +51,7 @@ __all__ = [
     "train_total_batch_idx",
     "unwrap_optimizer",
     "validate_after_this_batch",
+    "validates_within_epochs",
     "validation_ends_training",
     "validation_follows_batch",
     "writer_kind",
@@ -116,6 +117,17 @@ def validate_after_this_batch(trainer: pl.Trainer, by_epoch: bool) -> dict[str, 
             saved["val_check_batch"] = every_batch
             trainer.val_check_batch = 1
     return saved
+
+
+def validates_within_epochs(trainer: pl.Trainer) -> bool:
+    """Whether Lightning validates inside training epochs, not only at their ends: a ``val_check_interval``
+    shorter than the epoch, or one in wall time. Read once the fit loop has set up its data (``on_train_start``)."""
+    if not trainer.enable_validation:
+        return False
+    if getattr(trainer, "_val_check_time_interval", None) is not None:
+        return True
+    every = trainer.val_check_batch
+    return every is not None and every != float("inf") and every < trainer.num_training_batches
 
 
 def restore_trainer_attributes(trainer: pl.Trainer, saved: dict[str, Any]) -> None:

@@ -373,6 +373,7 @@ class HookBridge(Callback):
         self._epoch_bound = None
         check_train_sampler(trainer.train_dataloader)
         self._sync_counters(trainer)
+        checks.warn_shared_validation_steps(trainer, self.hook_list, self.state.by_epoch)
         if self._resuming_before_validation:
             # The checkpoint was written in after_train_epoch/after_train_iter, before that step's
             # validation; Lightning runs that validation first. The epoch's after_train_epoch has run.

@@ -25,6 +25,7 @@ from .arguments import check_flags
 from .hooks.checkpoint_hook import CheckpointHook
 from .hooks.ema_hook import EMAHook
 from .hooks.hook import Hook
+from .hooks.logger_hook import LoggerHook
 from .runner import get_logger, warn_during_run
 
 if TYPE_CHECKING:
@@ -165,6 +166,26 @@ def warn_implicit_max_epochs(trainer: pl.Trainer, hook_list: HookList) -> None:
                 f"is not set, and CheckpointHook keeps a checkpoint every {hook.interval} {unit}{files} "
                 f"(max_keep_ckpts={hook.max_keep_ckpts}). Set Trainer(max_epochs=...) or "
                 "CheckpointHook(max_keep_ckpts=...)."
+            )
+            return
+
+
+def warn_shared_validation_steps(trainer: pl.Trainer, hook_list: HookList, by_epoch: bool) -> None:
+    """Say so when the validations of one epoch would be recorded at one step.
+
+    LoggerHook's ``log_metric_by_epoch=True`` (MMEngine's default) records validation scalars at
+    the number of completed epochs, which names one validation per epoch in MMEngine's epoch-based
+    loop; Lightning's ``val_check_interval`` can validate several times within an epoch.
+    """
+    if not by_epoch or not trainer.is_global_zero or not _lightning.validates_within_epochs(trainer):
+        return
+    for hook in hook_list.find(LoggerHook):
+        if getattr(hook, "log_metric_by_epoch", False) is True:
+            get_logger().warning(
+                f"Lightning validates within each training epoch here (val_check_interval="
+                f"{trainer.val_check_interval!r}), and LoggerHook(log_metric_by_epoch=True) records validation "
+                "scalars at the number of completed epochs, so the validations of one epoch share a step. "
+                "Set LoggerHook(log_metric_by_epoch=False) to record each at its iteration."
             )
             return
 

@@ -460,3 +460,25 @@ def test_end_of_epoch_is_false_for_a_loader_without_a_length():
     hook = LoggerHook()
     assert hook.end_of_epoch(DataLoader(_Streamed(6), batch_size=3), 1) is False
     assert hook.end_of_epoch(DataLoader(ToyDataset(6), batch_size=3), 1) is True
+
+
+@pytest.mark.parametrize(
+    ("hook_kwargs", "trainer_kwargs", "warned", "val_steps"),
+    [
+        (dict(), dict(val_check_interval=0.5), True, [0, 1, 1, 2]),
+        (dict(log_metric_by_epoch=False), dict(val_check_interval=0.5), False, [2, 4, 6, 8]),
+        (dict(), dict(), False, [1, 2]),
+    ],
+    ids=["by-epoch-within-epochs", "by-iteration", "at-epoch-ends"],
+)
+def test_validations_within_an_epoch_that_would_share_a_step_are_named(
+    tmp_path, messages, hook_kwargs, trainer_kwargs, warned, val_steps
+):
+    bridge_kwargs = dict(default_hooks=logger_cfg(interval=2, **hook_kwargs))
+    _, bridge, _ = run_lh(tmp_path, trainer_kwargs=dict(max_epochs=2, **trainer_kwargs), bridge_kwargs=bridge_kwargs)
+    records = read_json_lines(os.path.join(log_dir_of(bridge), "vis_data", "scalars.json"))
+    assert [r["step"] for r in records if "acc" in r] == val_steps
+    found = [m for m in messages.warnings() if "share a step" in m]
+    assert len(found) == (1 if warned else 0), messages.warnings()
+    if warned:
+        assert "val_check_interval=0.5" in found[0] and "LoggerHook(log_metric_by_epoch=False)" in found[0]

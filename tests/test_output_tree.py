@@ -6,7 +6,6 @@ Each run happens in an empty temporary working directory, with Lightning's defau
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -15,29 +14,6 @@ import pytest
 from toy import ToyModule, loaders
 
 from lightning_hooks import Hook, HookBridge
-
-
-class Messages(logging.Handler):
-    """The package logger's messages (it does not propagate to the root logger)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def warnings(self) -> list[str]:
-        return [r.getMessage() for r in self.records if r.levelno >= logging.WARNING]
-
-
-@pytest.fixture
-def messages():
-    handler = Messages()
-    logger = logging.getLogger("lightning_hooks")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
 
 
 def fit(bridge: HookBridge, **trainer_kwargs) -> pl.Trainer:
