@@ -77,6 +77,8 @@ _FLOAT_ONLY = {float}
 _FLUSH_AT = 4096
 _DTYPE, _IS_CPU, _NDIM = attrgetter("dtype"), attrgetter("is_cpu"), attrgetter("ndim")
 _F32 = {torch.float32}
+#: Dtypes whose values a float32 tensor holds exactly: a float32 stack of them reads as ``t.item()`` would.
+_EXACT_IN_F32 = {torch.float32, torch.float16, torch.bfloat16}
 _TENSOR_ONLY = {torch.Tensor}
 _ONE = {1}
 _NUMEL = torch.Tensor.numel
@@ -113,6 +115,22 @@ def _numpy_float_sum(values: list[float]) -> float:
     for i in range(end, n):
         res += values[i]
     return 0.0 + res
+
+
+def _tensor_items(tensors: list[torch.Tensor]) -> list[Number]:
+    """``[t.item() for t in tensors]``, MMEngine's reading (a float64 stays a double, an integer an int),
+    with one device-to-host copy per device and dtype rather than one per tensor."""
+    if len(tensors) < 2:
+        return [t.item() for t in tensors]
+    groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for index, tensor in enumerate(tensors):
+        groups.setdefault((tensor.device, tensor.dtype), []).append(index)
+    numbers: list[Number] = [0] * len(tensors)
+    for indices in groups.values():
+        values = torch.stack([tensors[i].reshape(()) for i in indices]).tolist()
+        for index, value in zip(indices, values, strict=True):
+            numbers[index] = value
+    return numbers
 
 
 class HistoryBuffer:
@@ -278,15 +296,7 @@ class HistoryBuffer:
             return
         if len(pending) > 1 and self._flush_float32(pending):
             return
-        tensors = [v for v, _ in self._pending if isinstance(v, torch.Tensor)]
-        if len(tensors) < 2:
-            numbers = [t.reshape(()).float().item() for t in tensors]
-        elif all(t.is_cpu and t.dtype is torch.float32 and t.dim() == 0 for t in tensors):
-            numbers = torch.stack(tensors).tolist()  # the usual CPU case: no conversions to run first
-        else:
-            # One device->host copy for the whole batch of pending tensors.
-            numbers = torch.stack([t.reshape(()).float() for t in tensors]).cpu().tolist()
-        host = iter(numbers)
+        host = iter(_tensor_items([v for v, _ in self._pending if isinstance(v, torch.Tensor)]))
         flushed = [next(host) if isinstance(v, torch.Tensor) else v for v, _ in self._pending]
         if any(type(v) is not float for v in flushed):
             self._has_int = True
@@ -297,22 +307,23 @@ class HistoryBuffer:
 
     def _flush_float32(self, pending: list[tuple[Any, Number]]) -> bool:
         """The usual pending history, 0-d tensors that stack to float32 (a loss per iteration), in one
-        copy; False for anything else (the general path below).
+        copy; False for anything else (the general path, :func:`_tensor_items`).
 
-        The values are the general path's, which stacks ``t.reshape(()).float()``: the stack
-        promotes to float32 only from types whose float32 conversion is ``.float()``'s. 0-d
-        float32 tensors on the CPU are read one by one instead: there is no copy to batch, and
-        ``float(t)`` on each costs less than building the stack.
+        The values are ``t.item()``'s, as MMEngine reads them: only float32, float16 and bfloat16
+        are stacked, whose values a float32 stack holds exactly. 0-d float32 tensors on the CPU
+        are read one by one instead: there is no copy to batch, and ``float(t)`` on each costs
+        less than building the stack.
         """
         tensors, counts = zip(*pending, strict=True)
         try:
-            cpu_float32 = (
-                set(map(_DTYPE, tensors)) == _F32 and all(map(_IS_CPU, tensors)) and not any(map(_NDIM, tensors))
-            )
+            dtypes = set(map(_DTYPE, tensors))
+            cpu_float32 = dtypes == _F32 and all(map(_IS_CPU, tensors)) and not any(map(_NDIM, tensors))
         except AttributeError:  # a number behind the tensors
-            cpu_float32 = False
+            return False
         if cpu_float32:  # nothing to copy: read each number, cheaper than stacking them first
             return self._take(pending, list(map(float, tensors)), counts)
+        if not dtypes <= _EXACT_IN_F32:  # float64 stays a double and an integer an int, as .item() gives them
+            return False
         try:
             stacked = torch.stack(tensors)
         except (TypeError, RuntimeError):  # a number behind the tensors, shapes or devices that differ

@@ -461,8 +461,8 @@ def test_a_write_that_makes_no_progress_is_an_error(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- reading the hub
 def _reference(items: list[Any]) -> list[Any]:
-    """What the general flush gives: each tensor as ``reshape(()).float()``, numbers as they are."""
-    return [v.reshape(()).float().item() if isinstance(v, torch.Tensor) else v for v in items]
+    """What the general flush gives: each tensor as ``.item()`` reads it (MMEngine's reading), numbers as they are."""
+    return [v.item() if isinstance(v, torch.Tensor) else v for v in items]
 
 
 def test_pending_tensors_read_as_the_general_flush_reads_them() -> None:

@@ -32,6 +32,39 @@ def test_history_buffer_statistics_match_mmengine(window):
     np.testing.assert_array_equal(ours.data[1], theirs.data[1])
 
 
+DTYPE_SEQUENCES = {
+    "float64": [torch.float64] * 12,
+    "float32": [torch.float32] * 12,
+    "float16": [torch.float16] * 12,
+    "bfloat16": [torch.bfloat16] * 12,
+    "int64": [torch.int64] * 12,
+    "one float64": [torch.float64],
+    "mixed": [torch.float32, torch.float64, torch.int64, torch.float16] * 3,
+    "float16 and float32": [torch.float16, torch.float32] * 6,
+}
+
+
+@pytest.mark.parametrize("dtypes", DTYPE_SEQUENCES.values(), ids=DTYPE_SEQUENCES.keys())
+@pytest.mark.parametrize("how", ["update_scalar", "appender"])
+def test_tensor_scalars_keep_the_number_item_gives_as_mmengine(dtypes, how):
+    """A float64 loss (``Trainer(precision="64-true")``) stays a double and an integer an int, bit for bit."""
+    values = [0.1 * (i + 1) if dtype.is_floating_point else 3 * i + 1 for i, dtype in enumerate(dtypes)]
+    tensors = [torch.tensor(v, dtype=dtype) for v, dtype in zip(values, dtypes, strict=True)]
+    theirs = MMMessageHub(f"mm-{how}-{len(dtypes)}")
+    ours = MessageHub(f"ours-{how}-{len(dtypes)}")
+    append = ours.scalar_appender("loss") if how == "appender" else None
+    for tensor in tensors:
+        theirs.update_scalar("loss", tensor)
+        if append is None:
+            ours.update_scalar("loss", tensor)
+        else:
+            append(tensor)
+    expected = [float(v) for v in theirs.get_scalar("loss").data[0]]
+    assert [float(v) for v in ours.get_scalar("loss").data[0]] == expected
+    assert ours.get_scalar("loss").mean(10) == theirs.get_scalar("loss").mean(10)
+    assert ours.get_scalar("loss").current() == theirs.get_scalar("loss").current()
+
+
 def test_history_buffer_max_length_and_errors():
     buf = HistoryBuffer(max_length=3)
     for v in range(5):

@@ -73,13 +73,15 @@ def test_history_buffer_mean_matches_numpy_on_every_path():
     assert mixed.mean() == float(np.array([1, 2.5, 3]).sum() / 3)
 
 
-def test_pending_cpu_tensors_read_as_float32_values():
+def test_pending_cpu_tensors_read_as_item_reads_them():
+    """MMEngine's reading: a float64 stays a double, an integer an int."""
     buffer = HistoryBuffer()
     values = [torch.tensor(0.1), torch.tensor([0.2]), torch.tensor(0.3, dtype=torch.float64), torch.tensor(4)]
     for value in values:
         buffer.update(value)
     buffer.update(5.0)
-    expected = [v.reshape(()).float().item() for v in values] + [5.0]
+    expected = [v.item() for v in values] + [5.0]
+    assert expected[2:4] == [0.3, 4]
     assert buffer.data[0].tolist() == expected
     stacked = HistoryBuffer()
     for i in range(5):
