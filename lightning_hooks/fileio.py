@@ -31,8 +31,10 @@ __all__ = [
     "TEMP_FILE_RE",
     "atomic_torch_save",
     "atomic_write_text",
+    "check_weights_source",
     "find_last_checkpoint",
     "fsync_dir",
+    "is_download_url",
     "is_local_path",
     "is_sharded_checkpoint",
     "join_path",
@@ -40,6 +42,7 @@ __all__ = [
     "path_in_directory",
     "pickle_sha256",
     "read_text",
+    "read_weights",
     "remove_path",
     "remove_stale_temp_files",
     "temp_name",
@@ -215,6 +218,43 @@ def read_text(path: str) -> str:
     """The content of a text file on any fsspec filesystem."""
     with fsspec.open(str(path), "r", encoding="utf-8") as f:
         return f.read()
+
+
+#: MMEngine's model-zoo schemes, resolved there through its own name tables (and pavi, its cloud).
+_MMENGINE_ZOO_SCHEMES = ("open-mmlab://", "openmmlab://", "torchvision://", "modelzoo://", "mmcls://", "pavi://")
+
+
+def is_download_url(source: str) -> bool:
+    """Whether ``source`` is an ``http://`` or ``https://`` URL (downloaded into torch's hub cache)."""
+    return str(source).startswith(("http://", "https://"))
+
+
+def check_weights_source(source: str) -> None:
+    """Refuse MMEngine's model-zoo names (``open-mmlab://``, ``torchvision://``...), with the reason."""
+    if str(source).startswith(_MMENGINE_ZOO_SCHEMES):
+        scheme = str(source).split("://", 1)[0]
+        raise ValueError(
+            f"{source!r}: {scheme}:// names a checkpoint through MMEngine's model-zoo tables, which this "
+            "package does not have; give its https:// URL or a local file instead"
+        )
+
+
+def read_weights(source: str) -> Any:
+    """The object stored at ``source``, loaded on the CPU with ``torch.load(weights_only=True)``.
+
+    ``source`` is what MMEngine's ``load_from`` accepts: a local path (``~`` expanded), an
+    ``http(s)://`` URL, downloaded once into torch's hub cache (``$TORCH_HOME/hub/checkpoints``,
+    where MMEngine keeps it too), or any fsspec URL (``s3://``, ``memory://``...). MMEngine's
+    model-zoo names (``open-mmlab://``, ``torchvision://``...) are refused with the reason.
+    """
+    source = str(source)
+    check_weights_source(source)
+    if is_download_url(source):
+        return torch.hub.load_state_dict_from_url(source, map_location="cpu", progress=False, weights_only=True)
+    if not is_local_path(source):
+        with fsspec.open(source, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
+    return torch.load(osp.expanduser(_local(source)), map_location="cpu", weights_only=True)
 
 
 def path_in_directory(path: Any, directory: str) -> bool:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
+from ..fileio import check_weights_source, is_download_url, read_weights
 from ..registry import HOOKS
 from .hook import Hook
 
@@ -43,11 +44,13 @@ def load_weights(
 ) -> tuple[list[str], list[str]]:
     """Load the weights of ``filename`` into ``model``; returns (missing keys, unexpected keys).
 
-    The file is read with ``torch.load(weights_only=True)``; its ``state_dict_key`` entry (or the
-    whole file, when it is a bare state dict) is loaded after ``revise_keys``' substitutions.
+    ``filename`` is a local path, an ``http(s)://`` URL or an fsspec URL (see
+    :func:`~lightning_hooks.fileio.read_weights`), read with ``torch.load(weights_only=True)``; its
+    ``state_dict_key`` entry (or the whole file, when it is a bare state dict) is loaded after
+    ``revise_keys``' substitutions.
     """
     try:
-        checkpoint = torch.load(filename, map_location="cpu", weights_only=True)
+        checkpoint = read_weights(filename)
     except pickle.UnpicklingError as exc:
         raise ValueError(
             f"load_from={filename!r} holds objects other than tensors (MMEngine's own checkpoints keep "
@@ -69,7 +72,8 @@ class LoadFromHook(Hook):
 
     Args:
         filename: the checkpoint (a Lightning or MMEngine checkpoint whose weights load with
-            ``weights_only=True``, or a bare state dict).
+            ``weights_only=True``, or a bare state dict): a local path, an ``http(s)://`` URL
+            (downloaded once into torch's hub cache, as MMEngine does) or an fsspec URL.
         revise_keys: ``(pattern, replacement)`` regular expressions applied to every key in turn.
         strict: fail on missing or unexpected keys (MMEngine: False, and they are logged).
         state_dict_key: the checkpoint entry holding the weights.
@@ -86,6 +90,7 @@ class LoadFromHook(Hook):
     ) -> None:
         if not isinstance(filename, str) or not filename:
             raise TypeError(f"filename must be a non-empty str, got {filename!r}")
+        check_weights_source(filename)
         pairs = []
         for pair in revise_keys:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
@@ -106,6 +111,8 @@ class LoadFromHook(Hook):
         if getattr(runner.trainer, "ckpt_path", None) is not None:
             runner.logger.info(f"load_from={self.filename} skipped: resuming from {runner.trainer.ckpt_path}")
             return
+        if is_download_url(self.filename) and runner.world_size > 1:
+            self._download_on_rank_zero_first(runner)
         missing, unexpected = load_weights(
             runner.model, self.filename, self.revise_keys, self.strict, self.state_dict_key
         )
@@ -115,6 +122,21 @@ class LoadFromHook(Hook):
             runner.logger.warning(f"missing keys in source state_dict: {', '.join(missing)}")
         if unexpected:
             runner.logger.warning(f"unexpected key in source state_dict: {', '.join(unexpected)}")
+
+    def _download_on_rank_zero_first(self, runner: RunnerView) -> None:
+        """Rank 0 downloads the file into the cache before the other ranks read it there, as MMEngine does.
+
+        A failed download is raised on every rank, so no rank waits for the others forever.
+        """
+        error = None
+        if runner.rank == 0:
+            try:
+                read_weights(self.filename)
+            except Exception as exc:  # reported on every rank below
+                error = f"{type(exc).__name__}: {exc}"
+        error = runner.broadcast(error)
+        if error is not None:
+            raise RuntimeError(f"load_from={self.filename!r} could not be downloaded on rank 0: {error}")
 
     def __repr__(self) -> str:
         return f"LoadFromHook(filename={self.filename!r}, revise_keys={self.revise_keys!r}, strict={self.strict})"

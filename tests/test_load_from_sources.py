@@ -1,0 +1,109 @@
+"""``load_from`` from where MMEngine reads it: local paths with ``~``, ``http(s)://`` URLs (downloaded
+once into torch's hub cache), fsspec URLs; MMEngine's model-zoo names are refused by name.
+
+The URLs are served by a local HTTP server that counts its downloads: nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import sys
+import threading
+
+import fsspec
+import pytest
+import torch
+from toy import ToyModule, loaders, make_trainer
+
+from lightning_hooks import HookBridge
+from lightning_hooks.hooks import LoadFromHook
+from lightning_hooks.hooks.load_from_hook import load_weights
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.downloads.append(self.path)  # type: ignore[attr-defined]
+        super().do_GET()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """``(url of the served directory, its path, the paths downloaded)``; torch's cache in ``tmp_path``."""
+    root = tmp_path / "served"
+    root.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CountingHandler, directory=str(root)))
+    server.downloads = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root, server.downloads  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+def _weights(value: float) -> dict:
+    source = ToyModule()
+    with torch.no_grad():
+        source.linear.weight.fill_(value)
+    return {"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}, "meta": {"epoch": 1}}
+
+
+def test_an_https_url_is_downloaded_once_into_torchs_cache_as_mmengine_does(served, tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    url, root, downloads = served
+    torch.save(_weights(3.0), root / "detector_20230101-0123abcd.pth")
+    source = f"{url}/detector_20230101-0123abcd.pth"
+
+    module = ToyModule()
+    assert load_weights(module, source) == ([], [])
+    assert torch.all(module.linear.weight == 3.0)
+    cached = tmp_path / "torch_home" / "hub" / "checkpoints" / "detector_20230101-0123abcd.pth"
+    assert cached.is_file()
+    theirs = _load_checkpoint(source, map_location="cpu")  # MMEngine finds the same cached file
+    assert downloads == ["/detector_20230101-0123abcd.pth"]
+    for key, value in theirs["state_dict"].items():
+        assert torch.equal(module.state_dict()[key.removeprefix("module.")], value)
+
+    again = ToyModule()
+    load_weights(again, source)
+    assert torch.all(again.linear.weight == 3.0) and len(downloads) == 1  # read from the cache
+
+
+def test_fsspec_urls_and_home_paths_load(tmp_path, monkeypatch):
+    with fsspec.open("memory://zoo/weights.pth", "wb") as f:
+        torch.save(_weights(4.0), f)
+    module = ToyModule()
+    load_weights(module, "memory://zoo/weights.pth")
+    assert torch.all(module.linear.weight == 4.0)
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    torch.save(_weights(5.0), tmp_path / "weights.pth")
+    load_weights(module, "~/weights.pth")
+    assert torch.all(module.linear.weight == 5.0)
+
+
+@pytest.mark.parametrize("source", ["open-mmlab://resnet50_v1c", "torchvision://resnet50", "mmcls://resnet50"])
+def test_mmengine_model_zoo_names_are_refused_when_the_hook_is_built(source):
+    scheme = source.split("://")[0]
+    with pytest.raises(ValueError, match=f"{scheme}:// names a checkpoint through MMEngine's model-zoo tables"):
+        LoadFromHook(source)
+    with pytest.raises(ValueError, match="https:// URL or a local file"):
+        HookBridge(custom_hooks=[dict(type="LoadFromHook", filename=source)])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="ddp_fork needs fork (POSIX)")
+@pytest.mark.timeout(120)
+def test_under_ddp_rank_zero_downloads_and_the_others_read_the_cache(served, tmp_path):
+    url, root, downloads = served
+    torch.save(_weights(6.0), root / "weights.pth")
+    hook = LoadFromHook(f"{url}/weights.pth")
+    bridge = HookBridge(default_hooks=dict(checkpoint=None, logger=None), custom_hooks=[hook])
+    trainer = make_trainer(tmp_path, bridge, max_epochs=1, strategy="ddp_fork", devices=2)
+    trainer.validate(ToyModule(), loaders()[1])
+    assert downloads == ["/weights.pth"]  # one download: rank 1 waited for it and read the cache
