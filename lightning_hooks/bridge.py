@@ -40,7 +40,7 @@ from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
 from .registry import to_plain
 from .runner import RunnerView, check_train_sampler, close_log_file, get_logger
-from .state import LoopState, RunContext
+from .state import UNBOUNDED, LoopState, RunContext
 
 __all__ = ["DEFAULT_HOOKS", "RESUME_KEY", "HookBridge", "MMEngineConfigHookBridge", "merge_default_hooks", "use_hooks"]
 
@@ -358,11 +358,17 @@ class HookBridge(Callback):
         if state.by_epoch:
             state.epoch = trainer.current_epoch
             state.iter = batches_done
-            state.max_epochs = trainer.max_epochs if trainer.max_epochs is not None else 0
-            if num_batches != float("inf"):
+            max_epochs = trainer.max_epochs if trainer.max_epochs is not None else 0
+            state.max_epochs = max_epochs if max_epochs >= 0 else UNBOUNDED  # -1: until stopped
+            if state.max_epochs == UNBOUNDED:
+                state.max_iters = UNBOUNDED
+            elif num_batches != float("inf"):
                 state.max_iters = int(state.max_epochs * num_batches)
             else:
-                state.max_iters = int(trainer.max_steps) if trainer.max_steps and trainer.max_steps > 0 else 0
+                steps = trainer.max_steps
+                state.max_iters = (
+                    int(steps) * int(trainer.accumulate_grad_batches) if steps and steps > 0 else UNBOUNDED
+                )
         else:
             state.epoch = 0
             state.iter = batches_done

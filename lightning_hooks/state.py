@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from .logging.log_processor import LogProcessor
     from .message_hub import MessageHub
 
-__all__ = ["LoopState", "RunContext"]
+__all__ = ["UNBOUNDED", "LoopState", "RunContext"]
+
+#: ``max_epochs``/``max_iters`` of a training the Trainer does not bound: ``max_epochs=-1`` without
+#: ``max_steps`` (Lightning's "until stopped"), or iterations of a loader that cannot tell its length.
+UNBOUNDED = -1
 
 
 @dataclass
@@ -26,7 +30,8 @@ class LoopState:
     ``epoch`` is 0-based while an epoch runs and is incremented right after
     ``after_train_epoch``, so validation sees the number of completed epochs.
     ``iter`` counts batches (not optimizer steps) and is incremented right after
-    ``after_train_iter``. In iteration-based training ``epoch`` stays 0.
+    ``after_train_iter``. In iteration-based training ``epoch`` stays 0. ``max_epochs`` and
+    ``max_iters`` are :data:`UNBOUNDED` where the Trainer sets no limit.
     """
 
     by_epoch: bool = True

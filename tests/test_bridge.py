@@ -9,6 +9,7 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
+from ckpt_helpers import files_in
 from mmengine.hooks import Hook as MMHook
 from toy import ToyModule, _mm_classes, loaders, make_trainer, run_mmengine
 
@@ -273,6 +274,40 @@ def test_iteration_based_counters(tmp_path):
         check_val_every_n_epoch=None,
     ).fit(ToyModule(), train, val)
     assert seen == [(1, 12, False)]  # max_steps counts optimizer steps; max_iters counts batches
+
+
+class _StopAfter(pl.Callback):
+    """Asks Lightning to stop once ``steps`` optimizer steps ran (as ``max_time`` or a user's callback would)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        trainer.should_stop = trainer.should_stop or trainer.global_step >= self.steps
+
+
+def test_training_until_stopped_has_no_length_and_runs_every_hook(tmp_path, messages):
+    """``Trainer(max_epochs=-1)`` without ``max_steps``: Lightning trains until stopped. The lengths are -1
+    (unknown), and hooks that check against them (EMAHook's ``begin_*``) skip the check instead of failing."""
+    seen = []
+
+    class Look(Hook):
+        def before_train(self, runner):
+            seen.append((runner.max_epochs, runner.max_iters, runner.by_epoch))
+
+    bridge = HookBridge(
+        default_hooks=dict(logger=dict(type="LoggerHook", interval=2)),
+        custom_hooks=[Look(), dict(type="EMAHook", begin_epoch=1)],
+        work_dir=str(tmp_path),
+    )
+    trainer = make_trainer(tmp_path, bridge, callbacks=[bridge, _StopAfter(10)], max_epochs=-1)
+    trainer.fit(ToyModule(), *loaders())
+    assert seen == [(-1, -1, True)]
+    assert trainer.global_step == 10 and bridge.runner.epoch == 3
+    train_lines = [r.getMessage() for r in messages.records if r.getMessage().startswith("Epoch(train)")]
+    assert "Epoch(train) [1][2/4]  lr:" in train_lines[0] and "Epoch(train) [3][2/4]  lr:" in train_lines[-1]
+    assert not any("eta:" in line for line in train_lines)  # no end to count down to
+    assert files_in(tmp_path) == ["epoch_1.pth", "epoch_2.pth", "epoch_3.pth", "last_checkpoint"]
 
 
 def test_mmengine_runner_smoke_for_reference(tmp_path):

@@ -212,6 +212,17 @@ def test_profile_times_longer_than_the_run_is_an_error(tmp_path):
     assert not torch.autograd._profiler_enabled()
 
 
+def test_profile_times_is_not_checked_against_a_training_that_runs_until_stopped():
+    """``Trainer(max_epochs=-1)`` without ``max_steps``: the run's length is -1 (unknown), not a bound."""
+    from types import SimpleNamespace
+
+    unbounded = SimpleNamespace(max_epochs=-1, max_iters=-1)
+    ProfilerHook(by_epoch=True).before_train(unbounded)
+    ProfilerHook(by_epoch=False, profile_times=3).before_train(unbounded)
+    with pytest.raises(ValueError, match="should not be greater than 2"):
+        ProfilerHook(by_epoch=False, profile_times=3).before_train(SimpleNamespace(max_epochs=1, max_iters=2))
+
+
 def test_profiler_is_closed_when_training_fails(tmp_path):
     class Boom(LHHook):
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):

@@ -319,14 +319,15 @@ class EMAHook(Hook):
         self._swap = None
 
     def before_train(self, runner: RunnerView) -> None:
-        """Check ``begin_*`` against the run's length and put the average where the model now is."""
+        """Check ``begin_*`` against the run's length (when the Trainer bounds it) and put the average
+        where the model now is."""
         if self.enabled_by_epoch:
-            if self.begin_epoch > runner.max_epochs:
+            if 0 <= runner.max_epochs < self.begin_epoch:
                 raise AveragingConfigError(
                     f"self.begin_epoch should be smaller than or equal to runner.max_epochs: {runner.max_epochs}, "
                     f"but got begin_epoch: {self.begin_epoch}"
                 )
-        elif self.begin_iter > runner.max_iters:
+        elif 0 <= runner.max_iters < self.begin_iter:
             raise AveragingConfigError(
                 f"self.begin_iter should be smaller than or equal to runner.max_iters: {runner.max_iters}, "
                 f"but got begin_iter: {self.begin_iter}"

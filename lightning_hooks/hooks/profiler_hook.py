@@ -229,9 +229,10 @@ class ProfilerHook(Hook):
         runner.logger.info("profiler is profiling...")
 
     def before_train(self, runner: RunnerView) -> None:
-        """Check ``profile_times`` against the run's epochs or iterations, now that they are known."""
+        """Check ``profile_times`` against the run's epochs or iterations, now that they are known
+        (not for a training the Trainer does not bound)."""
         max_times = runner.max_epochs if self.by_epoch else runner.max_iters
-        if max_times < self.profile_times:
+        if 0 <= max_times < self.profile_times:
             raise ValueError(
                 f"``profile_times`` should not be greater than {max_times} (the run's "
                 f"{'epochs' if self.by_epoch else 'iterations'}), got {self.profile_times}"

@@ -286,7 +286,8 @@ class LogProcessor:
             epoch = self._get_epoch(runner, mode)
             epoch_str = f"[{epoch}]"
             if self._has_train_loop(runner):
-                epoch_str = epoch_str.rjust(len(str(runner.max_epochs)) + 3)
+                max_epochs = runner.max_epochs  # -1 when training runs until stopped: as wide as the epoch
+                epoch_str = epoch_str.rjust(len(str(max_epochs if max_epochs >= 0 else epoch)) + 3)
             return f"Epoch({mode}){epoch_str}[{current}/{_of_size(size)}]  ", epoch
         if mode == "train":
             current = str(self._get_iter(runner, batch_idx)).rjust(len(str(runner.max_iters)))
@@ -371,7 +372,8 @@ class LogProcessor:
             epoch = runner.epoch + 1
             epoch_str = f"[{epoch}]"
             if in_fit:
-                epoch_str = epoch_str.rjust(len(str(runner.max_epochs)) + 3)
+                max_epochs = runner.max_epochs  # -1 when training runs until stopped: as wide as the epoch
+                epoch_str = epoch_str.rjust(len(str(max_epochs if max_epochs >= 0 else epoch)) + 3)
             shown = str(size) if size >= 0 else "?"
             header = f"Epoch(train){epoch_str}[{str(batch_idx + 1).rjust(len(shown))}/{shown}]  "
             tag["epoch"] = epoch
