@@ -39,8 +39,8 @@ from .hooks.hook import Hook
 from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
 from .registry import to_plain
-from .runner import RunnerView, check_train_sampler, close_log_file, get_logger
-from .state import UNBOUNDED, LoopState, RunContext
+from .runner import RunnerView, check_train_sampler, close_log_file, get_logger, sync_loop_state
+from .state import LoopState, RunContext
 
 __all__ = ["DEFAULT_HOOKS", "RESUME_KEY", "HookBridge", "MMEngineConfigHookBridge", "merge_default_hooks", "use_hooks"]
 
@@ -252,6 +252,7 @@ class HookBridge(Callback):
             self.runner = RunnerView(trainer, self.hook_list, self.state, self.runtime, self.save_checkpoint)
             if stage == "fit":
                 self._configure_train_loop(trainer)
+                sync_loop_state(self.state, trainer)  # max_epochs for before_run, as MMEngine's hooks see it
                 checks.warn_overlapping_callbacks(trainer, self.hook_list)
                 checks.warn_implicit_max_epochs(trainer, self.hook_list)
                 if self.resume:
@@ -350,35 +351,10 @@ class HookBridge(Callback):
             get_logger().error(f"after_run failed while handling {exception!r}: {secondary!r}")
 
     # ------------------------------------------------------------------ training
-    def _sync_counters(self, trainer: pl.Trainer) -> None:
-        """Take epoch and iteration counts from the Trainer (they are restored on resume)."""
-        state = self.state
-        batches_done = _lightning.train_batches_processed(trainer)
-        num_batches = trainer.num_training_batches
-        if state.by_epoch:
-            state.epoch = trainer.current_epoch
-            state.iter = batches_done
-            max_epochs = trainer.max_epochs if trainer.max_epochs is not None else 0
-            state.max_epochs = max_epochs if max_epochs >= 0 else UNBOUNDED  # -1: until stopped
-            if state.max_epochs == UNBOUNDED:
-                state.max_iters = UNBOUNDED
-            elif num_batches != float("inf"):
-                state.max_iters = int(state.max_epochs * num_batches)
-            else:
-                steps = trainer.max_steps
-                state.max_iters = (
-                    int(steps) * int(trainer.accumulate_grad_batches) if steps and steps > 0 else UNBOUNDED
-                )
-        else:
-            state.epoch = 0
-            state.iter = batches_done
-            state.max_epochs = 1
-            state.max_iters = int(trainer.max_steps) * int(trainer.accumulate_grad_batches)
-
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_bound = None
         check_train_sampler(trainer.train_dataloader)
-        self._sync_counters(trainer)
+        sync_loop_state(self.state, trainer)
         checks.warn_shared_validation_steps(trainer, self.hook_list, self.state.by_epoch)
         if self._resuming_before_validation:
             # The checkpoint was written in after_train_epoch/after_train_iter, before that step's

@@ -28,7 +28,7 @@ from .checkpoint_io import arm_auto_resume
 from .errors import UnsupportedSamplerError
 from .fileio import join_path
 from .message_hub import MessageHub
-from .state import LoopState, RunContext
+from .state import UNBOUNDED, LoopState, RunContext
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -44,6 +44,7 @@ __all__ = [
     "TrainLoopView",
     "check_train_sampler",
     "get_logger",
+    "sync_loop_state",
 ]
 
 LOGGER_NAME = "lightning_hooks"
@@ -154,6 +155,35 @@ def _own_handlers(logger: logging.Logger) -> Optional[list[logging.Handler]]:
         ):
             return None
     return handlers
+
+
+def sync_loop_state(state: LoopState, trainer: pl.Trainer) -> None:
+    """Take the epoch and iteration counts and the run's length from the Trainer.
+
+    The counts are restored on resume, so the bridge takes them again when training starts. The
+    lengths are :data:`~lightning_hooks.state.UNBOUNDED` where the Trainer sets no limit, and
+    ``max_iters`` also while the training loader is not loaded yet (before ``before_train``,
+    unless a hook asked for ``runner.train_dataloader``).
+    """
+    batches_done = _lightning.train_batches_processed(trainer)
+    num_batches = trainer.num_training_batches
+    if state.by_epoch:
+        state.epoch = trainer.current_epoch
+        state.iter = batches_done
+        max_epochs = trainer.max_epochs if trainer.max_epochs is not None else 0
+        state.max_epochs = max_epochs if max_epochs >= 0 else UNBOUNDED  # -1: until stopped
+        if state.max_epochs == UNBOUNDED:
+            state.max_iters = UNBOUNDED
+        elif num_batches != float("inf"):
+            state.max_iters = int(state.max_epochs * num_batches)
+        else:
+            steps = trainer.max_steps
+            state.max_iters = int(steps) * int(trainer.accumulate_grad_batches) if steps and steps > 0 else UNBOUNDED
+    else:
+        state.epoch = 0
+        state.iter = batches_done
+        state.max_epochs = 1
+        state.max_iters = int(trainer.max_steps) * int(trainer.accumulate_grad_batches)
 
 
 def warn_during_run(logger: Any, message: str, stacklevel: int = 2) -> None:
@@ -799,10 +829,17 @@ class RunnerView:
     @property
     def train_dataloader(self) -> Optional[LoaderView]:
         """The training DataLoader; ``len()`` is the number of batches per epoch."""
-        loader = self.trainer.train_dataloader
+        trainer = self.trainer
+        loader = trainer.train_dataloader
+        if loader is None and _fit_running(trainer):
+            # Asked for before Lightning loads it (in before_run, as MMEngine's hooks may): load it now,
+            # as Lightning's estimated_stepping_batches does, and take the run's length from it.
+            _lightning.load_train_dataloader(trainer)
+            sync_loop_state(self._state, trainer)
+            loader = trainer.train_dataloader
         if loader is None:
             return None
-        return self._loader_view("train", loader, lambda: self.trainer.num_training_batches)
+        return self._loader_view("train", loader, lambda: trainer.num_training_batches)
 
     def _loader_view(self, kind: str, loader: Any, length: Callable[[], Any]) -> LoaderView:
         """One view per loader: ``runner.train_dataloader is runner.train_dataloader``."""

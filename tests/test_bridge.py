@@ -256,6 +256,33 @@ def test_runner_view_attributes(tmp_path):
     assert "Hooks will be executed in the following order" in text and "Saving checkpoint at 3 epochs" in text
 
 
+def _run_start_recorder(base: type, seen: list) -> Any:
+    """A hook recording, in before_run, what MMEngine's hooks may read there: the loader's length and the run's."""
+
+    class RunStart(base):  # type: ignore[misc, valid-type]
+        def before_run(self, runner) -> None:
+            seen.append((len(runner.train_dataloader), runner.max_epochs, runner.max_iters))
+
+    return RunStart()
+
+
+@pytest.mark.parametrize("train_cfg", [dict(by_epoch=True, max_epochs=3), dict(by_epoch=False, max_iters=10)])
+def test_before_run_sees_the_training_loader_and_length_as_in_mmengine(tmp_path, train_cfg):
+    theirs: list = []
+    run_mmengine(
+        tmp_path / "mm", [_run_start_recorder(MMHook, theirs)], train_cfg=train_cfg, infinite="max_iters" in train_cfg
+    )
+    ours: list = []
+    bridge = HookBridge(custom_hooks=[_run_start_recorder(Hook, ours)], work_dir=str(tmp_path / "lh"))
+    if "max_iters" in train_cfg:
+        length = dict(max_steps=10, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
+    else:
+        length = dict(max_epochs=3)
+    make_trainer(tmp_path, bridge, **length).fit(ToyModule(), *loaders())
+    expected = [(4, 3, 12)] if "max_epochs" in train_cfg else [(4, 1, 10)]
+    assert ours == theirs == expected
+
+
 def test_iteration_based_counters(tmp_path):
     seen = []
 
