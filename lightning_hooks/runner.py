@@ -365,8 +365,16 @@ class OptimWrapperView:
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        """The Trainer's optimizers (unwrapped from Lightning's LightningOptimizer)."""
-        return [_lightning.unwrap_optimizer(o) for o in self._trainer.optimizers]
+        """The Trainer's optimizers (unwrapped from Lightning's LightningOptimizer).
+
+        In a ``fit`` they exist from ``before_train`` on: Lightning calls ``configure_optimizers``
+        after ``before_run``. Reading them earlier is an error that says so (MMEngine builds its
+        optimizer wrapper before ``before_run``), rather than an empty answer.
+        """
+        optimizers = self._trainer.optimizers
+        if not optimizers and _fit_running(self._trainer):
+            raise _not_created_yet("runner.optim_wrapper has no optimizers")
+        return [_lightning.unwrap_optimizer(o) for o in optimizers]
 
     def hold_for_epoch(self) -> None:
         """Read the Trainer's optimizers once for the training epoch that starts.
@@ -438,6 +446,14 @@ class OptimWrapperView:
         if len(optimizers) == 1:
             return optimizers[0].state_dict()
         return [o.state_dict() for o in optimizers]
+
+
+def _not_created_yet(what: str) -> RuntimeError:
+    """The error for reading optimizers or schedulers in a ``fit`` before Lightning created them."""
+    return RuntimeError(
+        f"{what} yet: Lightning creates the optimizers and schedulers from configure_optimizers after "
+        "before_run (MMEngine builds them before it). Read them from before_train on."
+    )
 
 
 def _fit_running(trainer: pl.Trainer) -> bool:
@@ -813,6 +829,8 @@ class RunnerView:
         """The LR schedulers of ``configure_optimizers``, each with a ``by_epoch`` attribute."""
         configs = getattr(self.trainer, "lr_scheduler_configs", None) or []
         if not configs:
+            if not self.trainer.optimizers and _fit_running(self.trainer):
+                raise _not_created_yet("runner.param_schedulers are not known")
             return None
         schedulers = []
         for config in configs:

@@ -283,6 +283,33 @@ def test_before_run_sees_the_training_loader_and_length_as_in_mmengine(tmp_path,
     assert ours == theirs == expected
 
 
+@pytest.mark.parametrize("read", ["get_lr", "param_schedulers"])
+def test_optimizers_read_before_lightning_creates_them_is_an_error_that_says_when(tmp_path, read):
+    """MMEngine builds its optimizer wrapper before before_run; Lightning calls configure_optimizers after it."""
+
+    def look(runner):
+        return runner.optim_wrapper.get_lr() if read == "get_lr" else runner.param_schedulers
+
+    seen = []
+
+    class Early(Hook):
+        def before_run(self, runner):
+            look(runner)
+
+    class Later(Hook):
+        def before_train(self, runner):
+            seen.append(look(runner))
+
+    module = ToyModule(scheduler=lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, 1))
+    with pytest.raises(RuntimeError, match=r"after before_run .* Read them from before_train on"):
+        make_trainer(tmp_path, HookBridge(custom_hooks=[Early()]), max_epochs=1).fit(module, *loaders())
+    make_trainer(tmp_path, HookBridge(custom_hooks=[Later()]), max_epochs=1).fit(module, *loaders())
+    if read == "get_lr":
+        assert seen == [{"lr": [0.1]}]
+    else:
+        assert [type(s).__name__ for s in seen[0]] == ["StepLR"]
+
+
 def test_iteration_based_counters(tmp_path):
     seen = []
 
