@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import torch
-from ckpt_helpers import files_in, run_lightning, run_mmengine_ckpt, runtime_info, strip_dir, unhash
+from ckpt_helpers import ScoredModule, files_in, run_lightning, run_mmengine_ckpt, runtime_info, strip_dir, unhash
 from mmengine.hooks import Hook as MMHook
 from toy import ToyModule, loaders, make_trainer, run_mmengine
 
@@ -310,3 +310,17 @@ def test_runner_save_checkpoint_from_a_hook_writes_mmengines_meta(tmp_path, by_e
     assert "optimizer_states" not in ours and "optimizer" not in theirs  # save_optimizer=False, given positionally
     with pytest.raises(ValueError, match="backend_args is not supported"):
         bridge.runner.save_checkpoint(str(tmp_path), "x.pth", backend_args={"anon": True})
+
+
+def test_a_validation_inside_an_epoch_leaves_the_epochs_checkpoint_as_it_was(tmp_path):
+    """Lightning's val_check_interval=0.5 validates mid-epoch. A new best there is not re-saved into
+    epoch_<completed epochs>.pth (MMEngine's re-save names the step by epoch, and MMEngine never
+    validates inside one): that file keeps the end of its epoch, and the next epoch's save records the best."""
+    scores = {"acc": [0.1, 0.2, 0.3, 0.4]}  # every validation a new best
+    cfg = dict(type="CheckpointHook", interval=1, save_best="acc")
+    module = ScoredModule(scores, by_epoch=False)  # one score per validation, two per epoch
+    run_lightning(tmp_path, cfg, scores, max_epochs=2, module=module, val_check_interval=0.5)
+    first = torch.load(tmp_path / "epoch_1.pth", map_location="cpu", weights_only=False)
+    assert (first["meta"]["iter"], first["global_step"]) == (4, 4)  # not the state of the validation at iteration 6
+    assert files_in(tmp_path) == ["best_acc_epoch_2.pth", "epoch_1.pth", "epoch_2.pth", "last_checkpoint"]
+    assert runtime_info(str(tmp_path / "epoch_2.pth"))["best_score"] == pytest.approx(0.4)

@@ -242,6 +242,8 @@ class CheckpointHook(Hook):
         self.keep_resumed = keep_resumed
         self.resume = resume
         self.last_ckpt: Optional[str] = None
+        #: ``runner.iter`` at the latest end of a training epoch (by-epoch saving), or None before one.
+        self._epoch_end_iter: Optional[int] = None
         self.keep_ckpt_ids: deque = deque()
         self._io = AtomicCheckpointIO(fsync=fsync, async_save=async_save)
         self._warned_standalone = False
@@ -496,6 +498,7 @@ class CheckpointHook(Hook):
         else:
             self.out_dir = join_path(self._out_dir_arg, osp.basename(runner.work_dir.rstrip(osp.sep)))
         self._validated = False
+        self._epoch_end_iter = None
         self._dev_run = bool(getattr(runner, "fast_dev_run", False))
         if self._dev_run:
             runner.logger.info(
@@ -566,6 +569,7 @@ class CheckpointHook(Hook):
     def after_train_epoch(self, runner: RunnerView) -> None:
         if not self.by_epoch or self._dev_run:
             return
+        self._epoch_end_iter = runner.iter
         if self.every_n_epochs(runner, self.interval, self.save_begin) or (
             self.save_last and self.is_last_train_epoch(runner)
         ):
@@ -713,8 +717,14 @@ class CheckpointHook(Hook):
             if self._update_best(runner, key, rule, metrics[key], ckpt_filename, meta, cur_time, cur_type):
                 best_ckpt_updated = True
         # Re-save the regular checkpoint of this step so that it records the new best (MMEngine does).
-        if best_ckpt_updated and self.last_ckpt is not None:
+        # Not for a validation inside an epoch (Lightning's val_check_interval): by epoch, this step
+        # has no name of its own, and epoch_<n>.pth would get a later state; the epoch's end records it.
+        if best_ckpt_updated and self.last_ckpt is not None and not self._inside_epoch(runner):
             self._resave_after_stage(runner, cur_time, meta)
+
+    def _inside_epoch(self, runner: RunnerView) -> bool:
+        """Whether, saving by epoch, this validation runs inside a training epoch rather than at its end."""
+        return self.by_epoch and self._epoch_end_iter is not None and runner.iter != self._epoch_end_iter
 
     def _log_auto_choice(self, runner: RunnerView, reported: list[str]) -> None:
         """Say once, at the first validation, which metric ``save_best='auto'`` took and how it compares."""
