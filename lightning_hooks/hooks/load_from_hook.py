@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
@@ -28,11 +29,20 @@ if TYPE_CHECKING:
 __all__ = ["LoadFromHook", "load_weights"]
 
 
-def _revise(state_dict: dict[str, Any], revise_keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def _revise(state_dict: Mapping[str, Any], revise_keys: Sequence[tuple[str, str]]) -> OrderedDict[str, Any]:
+    """The state dict with each ``(pattern, replacement)`` applied to every key in turn.
+
+    Its ``_metadata`` (each module's version, which ``_load_from_state_dict`` reads to convert
+    older layouts) is kept as it was, as MMEngine's ``load_checkpoint`` keeps it.
+    """
+    metadata = getattr(state_dict, "_metadata", None)
+    revised: OrderedDict[str, Any] = OrderedDict(state_dict)
     for pattern, replacement in revise_keys:
         compiled = re.compile(pattern)
-        state_dict = {compiled.sub(replacement, key): value for key, value in state_dict.items()}
-    return state_dict
+        revised = OrderedDict((compiled.sub(replacement, key), value) for key, value in revised.items())
+    if metadata is not None:
+        revised._metadata = metadata  # type: ignore[attr-defined]
+    return revised
 
 
 def load_weights(
@@ -60,8 +70,7 @@ def load_weights(
         ) from exc
     if not isinstance(checkpoint, dict):
         raise TypeError(f"load_from={filename!r} holds a {type(checkpoint).__name__}, not a state dict")
-    state_dict = checkpoint.get(state_dict_key, checkpoint)
-    state_dict = _revise(dict(state_dict), revise_keys)
+    state_dict = _revise(checkpoint.get(state_dict_key, checkpoint), revise_keys)
     result = model.load_state_dict(state_dict, strict=strict)
     return list(result.missing_keys), list(result.unexpected_keys)
 
