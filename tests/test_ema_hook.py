@@ -516,3 +516,31 @@ def test_resuming_an_ema_checkpoint_without_ema_hook_is_said(tmp_path):
         warnings.simplefilter("always")
         make_trainer(tmp_path, tested).test(ToyModule(), val, ckpt_path=str(tmp_path / "epoch_1.pth"))
     assert not [w for w in caught if "saved with EMAHook" in str(w.message)]
+
+
+class _Versioned(nn.Module):
+    """Version 2 swapped the roles of ``a`` and ``b``; a file without the version is converted."""
+
+    _version = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(2))
+        self.b = nn.Parameter(torch.ones(2))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        if (local_metadata.get("version") or 1) < 2:
+            state_dict[prefix + "a"], state_dict[prefix + "b"] = state_dict[prefix + "b"], state_dict[prefix + "a"]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+
+def test_ema_loads_keep_the_module_versions_of_the_checkpoint():
+    """MMEngine's load_state_dict keeps ``_metadata``: a current file must not be converted as an old one."""
+    from lightning_hooks.hooks.ema_hook import _load_weights
+
+    source, target = nn.Sequential(_Versioned()), nn.Sequential(_Versioned())
+    with torch.no_grad():
+        source[0].a.fill_(3.0)
+        source[0].b.fill_(4.0)
+    _load_weights(target, source.state_dict(), True, "the averaged model", logging.getLogger("test"))
+    assert torch.equal(target[0].a, source[0].a) and torch.equal(target[0].b, source[0].b)

@@ -25,6 +25,7 @@ Differences from MMEngine, on purpose (a swap that moves no data, the trained we
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -151,7 +152,10 @@ def _load_weights(module: nn.Module, state_dict: Mapping[str, Any], strict: bool
     reshaped = [
         k for k, v in state_dict.items() if k in own and isinstance(v, Tensor) and tuple(v.shape) != tuple(own[k].shape)
     ]
-    kept = {k: v for k, v in state_dict.items() if k not in reshaped}
+    kept: OrderedDict[str, Any] = OrderedDict((k, v) for k, v in state_dict.items() if k not in reshaped)
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:  # module versions, for modules that convert older layouts when loading
+        kept._metadata = metadata  # type: ignore[attr-defined]
     missing, unexpected = module.load_state_dict(kept, strict=False)
     problems = []
     if unexpected:
