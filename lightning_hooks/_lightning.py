@@ -19,6 +19,7 @@ not fire there.
 
 from __future__ import annotations
 
+import operator
 import os
 import os.path as osp
 from collections.abc import Callable
@@ -36,6 +37,7 @@ __all__ = [
     "discard_default_outputs",
     "evaluation_epoch_metrics",
     "intercept_resume_start",
+    "load_evaluation_dataloaders",
     "load_train_dataloader",
     "mark_epoch_finished",
     "mark_stopped_epoch_validation_pending",
@@ -498,6 +500,22 @@ def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
 def attached_trainer(module: Any) -> Optional[pl.Trainer]:
     """The Trainer a LightningModule is attached to, or None (``module.trainer`` raises when there is none)."""
     return getattr(module, "_trainer", None)
+
+
+def load_evaluation_dataloaders(trainer: pl.Trainer, kind: str) -> None:
+    """Load the running ``fit``/``validate``'s validation dataloaders (``kind='val'``) or ``test``'s test
+    dataloaders (``'test'``) now, through the loop that will run them (a ``fit`` reuses what it loaded)."""
+    fn = str(getattr(trainer.state.fn, "value", trainer.state.fn))
+    if str(getattr(trainer.state.status, "value", trainer.state.status)) != "running":
+        return
+    loops = {
+        ("val", "fit"): "fit_loop.epoch_loop.val_loop",
+        ("val", "validate"): "validate_loop",
+        ("test", "test"): "test_loop",
+    }
+    path = loops.get((kind, fn))
+    if path is not None:
+        operator.attrgetter(path)(trainer).setup_data()
 
 
 def load_train_dataloader(trainer: pl.Trainer) -> None:

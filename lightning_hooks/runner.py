@@ -870,14 +870,20 @@ class RunnerView:
     def val_dataloader(self) -> Optional[LoaderView]:
         """The (first) validation DataLoader; ``len()`` is the number of batches run, over every
         validation DataLoader (hooks see one evaluation loop, as in MMEngine)."""
-        return self._eval_loader(self.trainer.val_dataloaders, "num_val_batches")
+        return self._eval_loader("val", "num_val_batches")
 
     @property
     def test_dataloader(self) -> Optional[LoaderView]:
         """The (first) test DataLoader; ``len()`` is the number of batches run, over every test DataLoader."""
-        return self._eval_loader(self.trainer.test_dataloaders, "num_test_batches")
+        return self._eval_loader("test", "num_test_batches")
 
-    def _eval_loader(self, loaders: Any, count_attr: str) -> Optional[LoaderView]:
+    def _eval_loader(self, kind: str, count_attr: str) -> Optional[LoaderView]:
+        """The first loader of ``kind``; asked for before Lightning loads them (in ``before_run``, as
+        MMEngine's hooks may), they are loaded now through the loop that runs them."""
+        loaders = getattr(self.trainer, f"{kind}_dataloaders")
+        if loaders is None:
+            _lightning.load_evaluation_dataloaders(self.trainer, kind)
+            loaders = getattr(self.trainer, f"{kind}_dataloaders")
         if loaders is None:
             return None
         loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders

@@ -11,7 +11,7 @@ import pytest
 import torch
 from ckpt_helpers import files_in
 from mmengine.hooks import Hook as MMHook
-from toy import ToyModule, _mm_classes, loaders, make_trainer, run_mmengine
+from toy import ToyModule, _mm_classes, loaders, make_trainer, run_mmengine, run_mode
 
 from lightning_hooks import HOOKS, Hook, HookBridge, MessageHub, bridge_checks
 from lightning_hooks.bridge import merge_default_hooks
@@ -261,9 +261,29 @@ def _run_start_recorder(base: type, seen: list) -> Any:
 
     class RunStart(base):  # type: ignore[misc, valid-type]
         def before_run(self, runner) -> None:
-            seen.append((len(runner.train_dataloader), runner.max_epochs, runner.max_iters))
+            seen.append((len(runner.train_dataloader), len(runner.val_dataloader), runner.max_epochs, runner.max_iters))
 
     return RunStart()
+
+
+def _eval_start_recorder(base: type, seen: list, kind: str) -> Any:
+    """A hook recording, in before_run of a standalone validation or test, its loader's length."""
+
+    class EvalStart(base):  # type: ignore[misc, valid-type]
+        def before_run(self, runner) -> None:
+            seen.append(len(getattr(runner, f"{kind}_dataloader")))
+
+    return EvalStart()
+
+
+@pytest.mark.parametrize("mode", ["val", "test"])
+def test_before_run_sees_the_evaluation_loader_as_in_mmengine(tmp_path, mode):
+    theirs: list = []
+    run_mmengine(tmp_path / "mm", [_eval_start_recorder(MMHook, theirs, mode)], mode=mode)
+    ours: list = []
+    bridge = HookBridge(custom_hooks=[_eval_start_recorder(Hook, ours, mode)], work_dir=str(tmp_path / "lh"))
+    run_mode(make_trainer(tmp_path, bridge), ToyModule(), "validate" if mode == "val" else "test")
+    assert ours == theirs == [2]
 
 
 @pytest.mark.parametrize("train_cfg", [dict(by_epoch=True, max_epochs=3), dict(by_epoch=False, max_iters=10)])
@@ -279,7 +299,7 @@ def test_before_run_sees_the_training_loader_and_length_as_in_mmengine(tmp_path,
     else:
         length = dict(max_epochs=3)
     make_trainer(tmp_path, bridge, **length).fit(ToyModule(), *loaders())
-    expected = [(4, 3, 12)] if "max_epochs" in train_cfg else [(4, 1, 10)]
+    expected = [(4, 2, 3, 12)] if "max_epochs" in train_cfg else [(4, 2, 1, 10)]
     assert ours == theirs == expected
 
 
