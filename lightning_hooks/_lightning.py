@@ -357,22 +357,24 @@ def validation_ends_training(trainer: pl.Trainer) -> bool:
     return bool(trainer.should_stop) and bool(trainer.fit_loop._can_stop_early)
 
 
-def mark_stopped_epoch_validation_pending(loops: dict[str, Any], epoch_batches: int) -> None:
+def mark_stopped_epoch_validation_pending(loops: dict[str, Any], epoch_batches: float) -> None:
     """Loop state saved right before the validation of an epoch that stopped early: a resume runs
     that validation, then starts the next epoch.
 
-    The epoch's own batch counters are moved to its end (``epoch_batches``), as if its remaining
-    batches had run: Lightning then re-runs the validation there and closes the epoch, as the
-    stopped run did. The run's totals (the batches and optimizer steps that did run) are kept.
-    No-op when ``loops`` has another layout.
+    The epoch's batch is recorded as its last, and its own batch counters are moved to its end
+    (``epoch_batches``; not for a loader without a length, where the last-batch flag is what
+    Lightning reads), as if its remaining batches had run: Lightning then re-runs the validation
+    there and closes the epoch, as the stopped run did. The run's totals (the batches and
+    optimizer steps that did run) are kept. No-op when ``loops`` has another layout.
     """
     fit = loops.get("fit_loop")
     if not isinstance(fit, dict) or "epoch_loop.batch_progress" not in fit:
         return
     progress = fit["epoch_loop.batch_progress"]
-    current = progress["current"]
-    for counter in ("ready", "started", "processed", "completed"):
-        current[counter] = max(current[counter], epoch_batches)
+    if epoch_batches != float("inf"):
+        current = progress["current"]
+        for counter in ("ready", "started", "processed", "completed"):
+            current[counter] = max(current[counter], int(epoch_batches))
     progress["is_last_batch"] = True
     mark_validation_pending(loops)
 

@@ -703,7 +703,7 @@ class HookBridge(Callback):
         if stopped and "loops" in checkpoint:
             # Saved in after_train_epoch of an epoch stopped early, before its validation: a resume
             # runs that validation, then the next epoch.
-            _lightning.mark_stopped_epoch_validation_pending(checkpoint["loops"], int(trainer.num_training_batches))
+            _lightning.mark_stopped_epoch_validation_pending(checkpoint["loops"], trainer.num_training_batches)
         elif val_pending and "loops" in checkpoint:
             # Saved before this step's validation: a resume runs that validation first, so every
             # hook's reaction to it (best scores, early stopping, plateau schedulers) is exact.

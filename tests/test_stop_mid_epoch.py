@@ -140,3 +140,29 @@ def test_a_resume_from_the_stopped_epoch_runs_its_validation_then_the_next_epoch
         "epoch_3.pth",
         "last_checkpoint",
     ]
+
+
+def test_a_loader_without_a_length_resumes_the_same_way(tmp_path):
+    """The stopped epoch's end cannot be counted there; Lightning's last-batch flag carries it."""
+    from test_logger_hook import StreamedModule
+
+    def run(callbacks=(), resume=False):
+        log: list = []
+        bridge = HookBridge(
+            default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1), logger=None),
+            custom_hooks=[make_trace_hook(Hook, log)],
+            work_dir=str(tmp_path),
+            resume=resume,
+            print_hooks_table=False,
+            log_level="WARNING",
+        )
+        trainer = make_trainer(tmp_path, bridge, callbacks=[bridge, *callbacks], max_epochs=3, num_sanity_val_steps=0)
+        trainer.fit(StreamedModule())
+        return log, trainer, bridge
+
+    run(callbacks=[StopAt(6)])  # the 2nd of the 4 batches of epoch 2
+    assert torch.load(tmp_path / "epoch_2.pth", weights_only=True)["lightning_hooks"]["validation_pending"] is True
+    log, trainer, bridge = run(resume=True)
+    stages = [entry[0] for entry in log if entry[0] in ("before_val", "before_train_epoch")]
+    assert stages[:2] == ["before_val", "before_train_epoch"]  # the stop's validation, then epoch 3
+    assert trainer.global_step == bridge.runner.iter == 6 + 4
