@@ -35,6 +35,7 @@ __all__ = [
     "attached_trainer",
     "default_root_dir_named",
     "discard_default_outputs",
+    "end_fit_after_this_batch",
     "evaluation_epoch_metrics",
     "intercept_resume_start",
     "load_evaluation_dataloaders",
@@ -43,11 +44,13 @@ __all__ = [
     "mark_stopped_epoch_validation_pending",
     "mark_validation_pending",
     "move_default_outputs",
+    "restore_max_steps",
     "restore_trainer_attributes",
     "save_with_checkpoint_io",
     "sharded_save_kind",
     "skip_callback_events",
     "strategy_checkpoint_io",
+    "train_batch_running",
     "train_batches_processed",
     "train_epoch_batches_reached",
     "train_total_batch_idx",
@@ -69,6 +72,28 @@ def train_batches_processed(trainer: pl.Trainer) -> int:
     """
     total = trainer.fit_loop.epoch_loop.batch_progress.total
     return int(getattr(total, "processed", total.completed))
+
+
+def train_batch_running(trainer: pl.Trainer) -> bool:
+    """Whether a training batch is between its ``on_train_batch_start`` and the end of its
+    ``on_train_batch_end`` (Lightning counts it ready before the one and completed after the other)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress.current
+    return bool(progress.ready > progress.completed)
+
+
+def end_fit_after_this_batch(trainer: pl.Trainer) -> int:
+    """End the running ``fit`` once the current training batch is done, as a ``max_steps`` reached
+    there would: without the validation Lightning adds when ``trainer.should_stop`` is set.
+    Returns the ``max_steps`` it replaced (see :func:`restore_max_steps`)."""
+    loop = trainer.fit_loop.epoch_loop
+    previous = int(loop.max_steps)
+    loop.max_steps = int(trainer.global_step)
+    return previous
+
+
+def restore_max_steps(trainer: pl.Trainer, max_steps: int) -> None:
+    """Put back the ``max_steps`` :func:`end_fit_after_this_batch` replaced."""
+    trainer.fit_loop.epoch_loop.max_steps = max_steps
 
 
 def train_epoch_batches_reached(trainer: pl.Trainer) -> bool:

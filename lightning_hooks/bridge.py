@@ -345,6 +345,7 @@ class HookBridge(Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         # Lightning skips on_train_end and teardown on errors; MMEngine-style cleanup still runs.
+        self._restore_max_steps(trainer)
         try:
             self._close_run()
         except Exception as secondary:  # never mask the original error
@@ -355,6 +356,8 @@ class HookBridge(Callback):
         self._epoch_bound = None
         check_train_sampler(trainer.train_dataloader)
         sync_loop_state(self.state, trainer)
+        self.state.epoch_running = self.state.stop_requested = False
+        self.state.max_steps_before_stop = None
         checks.warn_shared_validation_steps(trainer, self.hook_list, self.state.by_epoch)
         if self._resuming_before_validation:
             # The checkpoint was written in after_train_epoch/after_train_iter, before that step's
@@ -376,6 +379,7 @@ class HookBridge(Callback):
             self.runner.optim_wrapper.hold_for_epoch()
         if self.state.by_epoch:
             self._epoch_closed = False
+            self.state.epoch_running = True
             self._call("before_train_epoch")
         elif not self.state.iter_epoch_started:
             self.state.iter_epoch_started = True
@@ -526,9 +530,25 @@ class HookBridge(Callback):
         # An epoch cut short (max_steps, should_stop mid-epoch) still gets its after_train_epoch.
         if self.state.by_epoch and not self._epoch_closed:
             self._close_train_epoch()
+        self._apply_stop_after_epoch(trainer)
+
+    def _restore_max_steps(self, trainer: pl.Trainer) -> None:
+        """The Trainer's own ``max_steps`` again, after a stop asked inside an iteration replaced it."""
+        if self.state.max_steps_before_stop is not None:
+            _lightning.restore_max_steps(trainer, self.state.max_steps_before_stop)
+            self.state.max_steps_before_stop = None
+
+    def _apply_stop_after_epoch(self, trainer: pl.Trainer) -> None:
+        """A ``runner.train_loop.stop_training`` asked during the epoch takes effect now, as MMEngine's
+        epoch-based loop reads it between epochs (see :class:`~lightning_hooks.runner.TrainLoopView`)."""
+        state = self.state
+        if state.epoch_running and state.stop_requested:
+            trainer.should_stop = True
+        state.epoch_running = False
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_val_settings(trainer)
+        self._restore_max_steps(trainer)
         if self.runner is not None:
             self.runner.optim_wrapper.release()
         if not self.state.by_epoch:

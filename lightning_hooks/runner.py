@@ -517,12 +517,36 @@ class TrainLoopView:
 
     @property
     def stop_training(self) -> bool:
-        """Whether training was asked to stop (Lightning's ``trainer.should_stop``)."""
-        return bool(self._runner.trainer.should_stop)
+        """Whether training was asked to stop (here, or with Lightning's ``trainer.should_stop``)."""
+        return bool(self._runner.trainer.should_stop) or self._runner._state.stop_requested
 
     @stop_training.setter
     def stop_training(self, value: bool) -> None:
-        self._runner.trainer.should_stop = bool(value)
+        """Stop training where MMEngine's loops read the flag.
+
+        * Epoch-based, asked while a training epoch runs: MMEngine reads it between epochs, so
+          the epoch and its validation finish; the bridge sets ``trainer.should_stop`` then.
+        * Iteration-based, asked inside an iteration: MMEngine reads it after the iteration (and
+          its validation when one is due). The fit ends after this batch as if ``max_steps`` were
+          reached here, without the extra validation Lightning runs for ``trainer.should_stop``.
+        * Otherwise (before or between them): ``trainer.should_stop`` at once.
+        """
+        state, trainer = self._runner._state, self._runner.trainer
+        if not value:
+            if state.max_steps_before_stop is not None:  # asked in this iteration, taken back
+                _lightning.restore_max_steps(trainer, state.max_steps_before_stop)
+                state.max_steps_before_stop = None
+            state.stop_requested = False
+            trainer.should_stop = False
+            return
+        state.stop_requested = True
+        if state.by_epoch and state.epoch_running:
+            return  # applied when the epoch ends
+        if not state.by_epoch and _fit_running(trainer) and _lightning.train_batch_running(trainer):
+            if state.max_steps_before_stop is None:
+                state.max_steps_before_stop = _lightning.end_fit_after_this_batch(trainer)
+            return
+        trainer.should_stop = True
 
     @property
     def epoch(self) -> int:

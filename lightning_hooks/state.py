@@ -43,6 +43,13 @@ class LoopState:
     has_train_loop: bool = False
     #: Iteration-based training: whether the one ``before_train_epoch`` has fired.
     iter_epoch_started: bool = False
+    #: Epoch-based training: whether a training epoch runs (from its start to Lightning's end of it,
+    #: after its validation), when MMEngine's loop would not read ``stop_training``.
+    epoch_running: bool = False
+    #: Whether ``runner.train_loop.stop_training`` was asked in this ``fit`` (and not taken back).
+    stop_requested: bool = False
+    #: Iteration-based training: the ``max_steps`` a stop asked inside a batch replaced, or None.
+    max_steps_before_stop: Optional[int] = None
 
 
 @dataclass

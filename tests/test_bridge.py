@@ -330,6 +330,29 @@ def test_optimizers_read_before_lightning_creates_them_is_an_error_that_says_whe
         assert [type(s).__name__ for s in seen[0]] == ["StepLR"]
 
 
+@pytest.mark.parametrize("take_back", [False, True], ids=["stop", "stop-taken-back"])
+def test_stop_training_inside_an_iteration_keeps_the_trainers_max_steps(tmp_path, take_back):
+    """Iteration-based: the fit ends after that iteration (MMEngine's reading); the Trainer's
+    ``max_steps`` reads as set afterwards, and a stop taken back in the same iteration is no stop."""
+    flags = []
+
+    class Stop(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter + 1 == 6:
+                runner.train_loop.stop_training = True
+                flags.append(runner.train_loop.stop_training)
+                if take_back:
+                    runner.train_loop.stop_training = False
+                    flags.append(runner.train_loop.stop_training)
+
+    length = dict(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
+    trainer = make_trainer(tmp_path, HookBridge(custom_hooks=[Stop()]), **length)
+    trainer.fit(ToyModule(), *loaders())
+    assert flags == ([True, False] if take_back else [True])
+    assert trainer.global_step == (12 if take_back else 6)
+    assert trainer.max_steps == 12
+
+
 def test_iteration_based_counters(tmp_path):
     seen = []
 

@@ -10,17 +10,17 @@ from lightning_hooks import Hook as LHHook
 from lightning_hooks import HookBridge
 
 
-def lightning_trace(tmp_path, trainer_kwargs, bridge_kwargs=None, mode="fit"):
+def lightning_trace(tmp_path, trainer_kwargs, bridge_kwargs=None, mode="fit", extra_hooks=()):
     log: list = []
-    bridge = HookBridge(custom_hooks=[make_trace_hook(LHHook, log)], **(bridge_kwargs or {}))
+    bridge = HookBridge(custom_hooks=[make_trace_hook(LHHook, log), *extra_hooks], **(bridge_kwargs or {}))
     trainer = make_trainer(tmp_path / "lh", bridge, **trainer_kwargs)
     run_mode(trainer, ToyModule(), mode)
     return log
 
 
-def mmengine_trace(tmp_path, mode="train", **kwargs):
+def mmengine_trace(tmp_path, mode="train", extra_hooks=(), **kwargs):
     log: list = []
-    run_mmengine(tmp_path / "mm", [make_trace_hook(MMHook, log)], mode=mode, **kwargs)
+    run_mmengine(tmp_path / "mm", [make_trace_hook(MMHook, log), *extra_hooks], mode=mode, **kwargs)
     return log
 
 
@@ -134,3 +134,43 @@ def test_after_run_fires_when_training_fails(tmp_path):
         trainer.fit(ToyModule(), train, val)
     assert log[-1][0] == "after_run"
     assert [e[0] for e in log].count("after_run") == 1
+
+
+def _stops_at(base: type, iteration: int) -> object:
+    """A hook asking ``runner.train_loop.stop_training`` after iteration ``iteration`` (1-based, global)."""
+
+    class StopsTraining(base):  # type: ignore[misc, valid-type]
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            if runner.iter + 1 == iteration:
+                runner.train_loop.stop_training = True
+
+    return StopsTraining()
+
+
+def test_stop_training_inside_an_epoch_finishes_the_epoch_and_its_validation(tmp_path):
+    """MMEngine's epoch-based loop reads ``stop_training`` between epochs: the epoch, and its
+    validation, run to the end. (``trainer.should_stop`` set directly stops at once, Lightning's way.)"""
+    train_cfg = dict(by_epoch=True, max_epochs=4, val_interval=1)
+    mm = mmengine_trace(tmp_path, train_cfg=train_cfg, extra_hooks=[_stops_at(MMHook, 6)])
+    lh = lightning_trace(tmp_path, dict(max_epochs=4), extra_hooks=[_stops_at(LHHook, 6)])
+    assert ("after_train_epoch", 1, 8, None) in mm and ("before_train_epoch", 2, 8, None) not in mm
+    assert_same(mm, lh)
+
+
+def test_stop_training_in_iteration_based_training_stops_after_that_iteration(tmp_path):
+    ckpt = dict(type="CheckpointHook", interval=4, by_epoch=False)
+    mm = mmengine_trace(
+        tmp_path,
+        train_cfg=dict(by_epoch=False, max_iters=12, val_interval=4),
+        default_hooks=dict(checkpoint=ckpt),
+        extra_hooks=[_stops_at(MMHook, 6)],
+        infinite=True,
+    )
+    lh = lightning_trace(
+        tmp_path,
+        dict(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None),
+        dict(default_hooks=dict(checkpoint=ckpt)),
+        extra_hooks=[_stops_at(LHHook, 6)],
+    )
+    assert not any(entry[0] == "before_train_iter" and entry[2] == 6 for entry in mm)
+    assert_same(mm, lh)
