@@ -603,6 +603,10 @@ def _read(path: str, doc: str) -> Any:
 
 #: MMEngine Runner attributes with no counterpart here, and where their job is done under Lightning.
 _MMENGINE_ONLY = {
+    "register_hook": "the hooks are the bridge's: pass them to HookBridge(custom_hooks=[...]) before the run",
+    "register_hooks": "pass default_hooks and custom_hooks to HookBridge",
+    "register_default_hooks": "pass default_hooks to HookBridge",
+    "register_custom_hooks": "pass custom_hooks to HookBridge",
     "visualizer": "there is no Visualizer: LoggerHook writes the scalars (its vis_backends and the Trainer's "
     "loggers); draw images through the Trainer's logger (runner.trainer.logger)",
     "val_evaluator": "metrics are what the module logs in validation_step; hooks get them as after_val_epoch's metrics",
@@ -757,6 +761,10 @@ class RunnerView:
     def hooks(self) -> list[Any]:
         """The hooks in execution order."""
         return self._hook_list.hooks
+
+    def get_hooks_info(self) -> str:
+        """MMEngine's per-stage table of the hooks (what the bridge logs at the start of a run)."""
+        return self._hook_list.get_hooks_info()
 
     def save_checkpoint(
         self,

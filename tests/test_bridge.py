@@ -550,7 +550,8 @@ def test_mmengine_runner_attributes_without_a_counterpart_say_where_their_job_is
         def before_train(self, runner):
             seen["model_name"] = runner.model_name
             seen["hasattr"] = hasattr(runner, "visualizer")
-            for name in ("visualizer", "val_evaluator", "load_checkpoint", "no_such_thing"):
+            seen["hooks_info"] = runner.get_hooks_info()
+            for name in ("visualizer", "val_evaluator", "load_checkpoint", "register_hook", "no_such_thing"):
                 try:
                     getattr(runner, name)
                 except AttributeError as error:
@@ -560,4 +561,6 @@ def test_mmengine_runner_attributes_without_a_counterpart_say_where_their_job_is
     assert seen["model_name"] == "ToyModule" and seen["hasattr"] is False
     assert "no counterpart under Lightning" in seen["visualizer"] and "LoggerHook" in seen["visualizer"]
     assert "validation_step" in seen["val_evaluator"] and "LoadFromHook" in seen["load_checkpoint"]
+    assert "HookBridge(custom_hooks=" in seen["register_hook"]
+    assert "\n(NORMAL      ) Reach" in seen["hooks_info"].split("before_train:")[1].split("--")[0]  # MMEngine's table
     assert seen["no_such_thing"] == "'RunnerView' object has no attribute 'no_such_thing'"
