@@ -180,9 +180,15 @@ def _batch_size(loader: Any) -> int:
 def build_param_schedulers(
     param_scheduler: Any, optimizer: torch.optim.Optimizer, lengths: Optional[TrainingLengths] = None
 ) -> list[ParamScheduler]:
-    """Build a ``param_scheduler`` section (one dict or a list of dicts) in order, as MMEngine's Runner does."""
+    """Build a ``param_scheduler`` section (one dict or a list of dicts) in order, as MMEngine's Runner does.
+
+    An entry that is already a scheduler is kept as it is, as MMEngine's ``build_param_scheduler``
+    keeps it.
+    """
     if param_scheduler is None:
         return []
+    if isinstance(param_scheduler, ParamScheduler):
+        return [param_scheduler]
     if isinstance(param_scheduler, Mapping) and "type" not in param_scheduler:
         raise ValueError(
             "param_scheduler is a dict of per-optimizer schedules; mmengine_optimizers builds one optimizer, "
@@ -193,7 +199,9 @@ def build_param_schedulers(
         raise TypeError(f"param_scheduler must be a dict or a list of dicts, got {type(param_scheduler).__name__}")
     lengths = lengths or TrainingLengths()
     return [
-        build_param_scheduler(
+        entry
+        if isinstance(entry, ParamScheduler)
+        else build_param_scheduler(
             entry,
             optimizer,
             epoch_length=lengths.epoch_length,

@@ -366,3 +366,81 @@ def test_loader_view_writes_and_copies():
     assert loader.note == "switched" and "note" not in vars(view)
     clone = copy.copy(view)
     assert len(clone) == 4 and clone.loader is loader
+
+
+# ----------------------------------------------------------------------------- the optimization recipe
+class _ScalesLr(ToyModule):
+    """Runs upstream's ``test_scale_lr`` steps in ``configure_optimizers``, where the Trainer is attached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, Any] = {}
+
+    def configure_optimizers(self):
+        from lightning_hooks.optim import scale_lr
+
+        def sgd():
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+        # no base_batch_size: an AssertionError
+        with pytest.raises(AssertionError):
+            scale_lr(sgd(), dict(enable=True), self.trainer)
+        # None, or enable=False: not scaled
+        for auto_scale_lr in (None, dict(base_batch_size=16, enable=False)):
+            optimizer = sgd()
+            scale_lr(optimizer, auto_scale_lr, self.trainer)
+            self.seen.setdefault("unscaled", []).append(optimizer.param_groups[0]["lr"])
+        # enable=True: scaled by world_size * batch_size / base_batch_size
+        optimizer = sgd()
+        scale_lr(optimizer, dict(base_batch_size=16, enable=True), self.trainer)
+        self.seen["scaled"] = optimizer.param_groups[0]["lr"]
+        self.seen["real_bs"] = self.trainer.world_size * self.trainer.train_dataloader.batch_size
+        return optimizer
+
+
+def test_scale_lr(tmp_path):
+    """Upstream's last case (an ``OptimWrapperDict``) has no counterpart: one optimizer is scaled."""
+    module = _ScalesLr()
+    run(tmp_path, dict(epoch_based(tmp_path), trainer=dict(max_steps=1, num_sanity_val_steps=0)), module=module)
+    assert module.seen["unscaled"] == [0.01, 0.01]
+    assert module.seen["scaled"] == 0.01 * (module.seen["real_bs"] / 16)
+
+
+def test_build_param_scheduler():
+    """Upstream's cases for one optimizer: 1 (a scheduler object, a dict), 2 (lists of both), 5.2 and 6
+    (``convert_to_iter_based`` and the default ``end``, with MMEngine's ``max_epochs=3`` and 4 iterations
+    per epoch). Its cases 3 and 4 (several optimizers) are refused here: see docs/optim.md."""
+    from lightning_hooks.optim import MultiStepLR, StepLR, TrainingLengths, build_param_schedulers
+
+    optimizer = torch.optim.SGD(ToyModule().parameters(), lr=0.01)
+    lengths = TrainingLengths(max_epochs=3, max_iters=12, epoch_length=4)
+    cfg = dict(type="MultiStepLR", milestones=[1, 2])
+    param_schedulers = build_param_schedulers(cfg, optimizer, lengths)
+    assert isinstance(param_schedulers, list) and len(param_schedulers) == 1
+    assert isinstance(param_schedulers[0], MultiStepLR)
+
+    # 1.1 a scheduler object is kept as it is
+    param_scheduler = MultiStepLR(optimizer, milestones=[1, 2])
+    param_schedulers = build_param_schedulers(param_scheduler, optimizer, lengths)
+    assert len(param_schedulers) == 1 and param_schedulers[0] is param_scheduler
+    # 2.1 a list of dicts
+    cfg_list = [dict(type="MultiStepLR", milestones=[1, 2]), dict(type="StepLR", step_size=1)]
+    param_schedulers = build_param_schedulers(cfg_list, optimizer, lengths)
+    assert [type(s) for s in param_schedulers] == [MultiStepLR, StepLR]
+    # 2.2 a list with scheduler objects
+    param_schedulers = build_param_schedulers([param_scheduler, dict(type="StepLR", step_size=1)], optimizer, lengths)
+    assert [type(s) for s in param_schedulers] == [MultiStepLR, StepLR] and param_schedulers[0] is param_scheduler
+    # 3/4 several optimizers: a dict of per-optimizer schedules is refused, naming what to give
+    with pytest.raises(ValueError, match="per-optimizer schedules"):
+        build_param_schedulers(dict(key1=dict(type="MultiStepLR", milestones=[1, 2])), optimizer, lengths)
+
+    # 5.2 epoch-based converted to iteration-based
+    cfg = dict(type="MultiStepLR", milestones=[1, 2], begin=1, end=7, convert_to_iter_based=True)
+    (scheduler,) = build_param_schedulers(cfg, optimizer, lengths)
+    assert (scheduler.by_epoch, scheduler.begin, scheduler.end) == (False, 4, 28)
+    # 6. the default end
+    (scheduler,) = build_param_schedulers(dict(type="MultiStepLR", milestones=[1, 2], begin=1), optimizer, lengths)
+    assert (scheduler.by_epoch, scheduler.begin, scheduler.end) == (True, 1, 3)
+    cfg = dict(type="MultiStepLR", milestones=[1, 2], begin=1, convert_to_iter_based=True)
+    (scheduler,) = build_param_schedulers(cfg, optimizer, lengths)
+    assert (scheduler.by_epoch, scheduler.begin, scheduler.end) == (False, 4, 12)
