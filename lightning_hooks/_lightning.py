@@ -54,6 +54,7 @@ __all__ = [
     "train_batches_processed",
     "train_epoch_batches_reached",
     "train_total_batch_idx",
+    "tuner_trial",
     "unwrap_optimizer",
     "validate_after_this_batch",
     "validates_within_epochs",
@@ -72,6 +73,18 @@ def train_batches_processed(trainer: pl.Trainer) -> int:
     """
     total = trainer.fit_loop.epoch_loop.batch_progress.total
     return int(getattr(total, "processed", total.completed))
+
+
+def tuner_trial(trainer: pl.Trainer) -> bool:
+    """Whether this ``fit`` only runs Lightning's Tuner (``Tuner.lr_find``/``scale_batch_size``): its
+    finder callback searches in ``on_fit_start``, with its own callbacks in place of the Trainer's,
+    and then ends the ``fit``."""
+    from lightning.pytorch.callbacks import BatchSizeFinder, LearningRateFinder
+
+    return any(
+        isinstance(callback, (BatchSizeFinder, LearningRateFinder)) and getattr(callback, "_early_exit", False)
+        for callback in getattr(trainer, "callbacks", ())
+    )
 
 
 def train_batch_running(trainer: pl.Trainer) -> bool:

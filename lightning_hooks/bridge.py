@@ -244,6 +244,11 @@ class HookBridge(Callback):
         stage = getattr(stage, "value", stage)  # TrainerFn is a str enum; str() would give 'TrainerFn.FITTING'
         if stage not in ("fit", "validate", "test"):
             return
+        if stage == "fit" and _lightning.tuner_trial(trainer):
+            # Lightning's Tuner searches with callbacks of its own in this fit, then ends it: not a
+            # run of the hooks (no log directory, no mount points).
+            self._stage, self.runner = None, None
+            return
         self._stage = stage
         if stage == "fit":
             checks.refuse_overlapping_callbacks(trainer, self.hook_list)

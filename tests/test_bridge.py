@@ -11,7 +11,8 @@ import pytest
 import torch
 from ckpt_helpers import files_in
 from mmengine.hooks import Hook as MMHook
-from toy import ToyModule, _mm_classes, loaders, make_trainer, run_mmengine, run_mode
+from torch.utils.data import DataLoader
+from toy import ToyModule, _mm_classes, loaders, make_trace_hook, make_trainer, run_mmengine, run_mode
 
 from lightning_hooks import HOOKS, Hook, HookBridge, MessageHub, bridge_checks
 from lightning_hooks.bridge import merge_default_hooks
@@ -351,6 +352,49 @@ def test_stop_training_inside_an_iteration_keeps_the_trainers_max_steps(tmp_path
     assert flags == ([True, False] if take_back else [True])
     assert trainer.global_step == (12 if take_back else 6)
     assert trainer.max_steps == 12
+
+
+class _Tunable(ToyModule):
+    """The toy module with its own loaders, as Lightning's Tuner needs (``batch_size`` is what it scales)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_size = 3
+
+    def train_dataloader(self):
+        from toy import ToyDataset
+
+        return DataLoader(ToyDataset(24), batch_size=self.batch_size)
+
+    def val_dataloader(self):
+        return loaders()[1]
+
+
+@pytest.mark.parametrize("search", ["lr_find", "scale_batch_size"])
+def test_a_tuner_search_is_not_a_run_of_the_hooks(tmp_path, search):
+    """Lightning's Tuner runs a fit of its own, with its callbacks in place of the Trainer's: no log
+    directory, no mount points. The fit that follows is the one run, equal to a fit without tuning."""
+    from lightning.pytorch.tuner import Tuner
+
+    def fit(work_dir, tune):
+        log: list = []
+        bridge = HookBridge(custom_hooks=[make_trace_hook(Hook, log)], work_dir=str(work_dir), print_hooks_table=False)
+        trainer = make_trainer(work_dir, bridge, max_epochs=2, num_sanity_val_steps=0)
+        module = _Tunable()
+        if tune and search == "lr_find":
+            Tuner(trainer).lr_find(module, num_training=5, update_attr=False)
+        elif tune:
+            Tuner(trainer).scale_batch_size(module, mode="power", max_trials=2)
+            module.batch_size = 3
+        trainer.fit(module)
+        return log, module
+
+    log, tuned = fit(tmp_path / "tuned", True)
+    _, plain = fit(tmp_path / "plain", False)
+    assert [entry[0] for entry in log].count("before_run") == 1
+    assert len([p for p in (tmp_path / "tuned").iterdir() if p.is_dir()]) == 1  # the fit's log directory only
+    for name, value in plain.state_dict().items():
+        assert torch.equal(tuned.state_dict()[name], value)
 
 
 def test_iteration_based_counters(tmp_path):
