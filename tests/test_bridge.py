@@ -332,7 +332,7 @@ def test_optimizers_read_before_lightning_creates_them_is_an_error_that_says_whe
 
 
 @pytest.mark.parametrize("take_back", [False, True], ids=["stop", "stop-taken-back"])
-def test_stop_training_inside_an_iteration_keeps_the_trainers_max_steps(tmp_path, take_back):
+def test_stop_training_inside_an_iteration_keeps_the_trainers_max_steps(tmp_path, messages, take_back):
     """Iteration-based: the fit ends after that iteration (MMEngine's reading); the Trainer's
     ``max_steps`` reads as set afterwards, and a stop taken back in the same iteration is no stop."""
     flags = []
@@ -352,6 +352,10 @@ def test_stop_training_inside_an_iteration_keeps_the_trainers_max_steps(tmp_path
     assert flags == ([True, False] if take_back else [True])
     assert trainer.global_step == (12 if take_back else 6)
     assert trainer.max_steps == 12
+    said = [r.getMessage() for r in messages.records if r.getMessage().startswith("runner.train_loop")]
+    assert said == [
+        "runner.train_loop.stop_training: training ends after iteration 6 (Lightning reports it as max_steps=6 reached)"
+    ]
 
 
 class _Tunable(ToyModule):
