@@ -553,6 +553,11 @@ class HookBridge(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_val_settings(trainer)
+        if self.state.max_steps_before_stop is not None:
+            get_logger().info(
+                f"runner.train_loop.stop_training: training ended after iteration {self.state.iter} "
+                f"(Lightning reports it as max_steps={trainer.global_step} reached)"
+            )
         self._restore_max_steps(trainer)
         if self.runner is not None:
             self.runner.optim_wrapper.release()

@@ -545,10 +545,6 @@ class TrainLoopView:
         if not state.by_epoch and _fit_running(trainer) and _lightning.train_batch_running(trainer):
             if state.max_steps_before_stop is None:
                 state.max_steps_before_stop = _lightning.end_fit_after_this_batch(trainer)
-                self._runner.logger.info(
-                    f"runner.train_loop.stop_training: training ends after iteration {state.iter + 1} "
-                    f"(Lightning reports it as max_steps={trainer.global_step} reached)"
-                )
             return
         trainer.should_stop = True
 
