@@ -177,14 +177,18 @@ def restore_trainer_attributes(trainer: pl.Trainer, saved: dict[str, Any]) -> No
 
 
 # -- evaluation metrics --------------------------------------------------------------------------
-def evaluation_epoch_metrics(trainer: pl.Trainer) -> dict[str, Any]:
+def evaluation_epoch_metrics(trainer: pl.Trainer, lightning_logged: Optional[set[str]] = None) -> dict[str, Any]:
     """What the module logged (epoch-level) in the evaluation loop that just ended, in logging order.
 
     Read from the loop's result collection before Lightning resets it; a one-element
     tensor becomes a float. ``trainer.callback_metrics`` would mix in training metrics.
+    ``lightning_logged``, when given, is set to the names among them that Lightning sends to
+    its own loggers (``self.log(..., logger=True)``, the default).
     """
     results = trainer._results
     metrics: dict[str, Any] = {}
+    if lightning_logged is not None:
+        lightning_logged.clear()
     if results is None:
         return metrics
     # Every dataloader's metrics (``acc/dataloader_idx_1``...): ``valid_items()`` gives only the
@@ -197,6 +201,8 @@ def evaluation_epoch_metrics(trainer: pl.Trainer) -> dict[str, Any]:
             continue
         name, _ = results._forked_name(result_metric, on_step=False)
         metrics[name] = value.item() if value.numel() == 1 else value
+        if lightning_logged is not None and result_metric.meta.logger:
+            lightning_logged.add(name)
     return metrics
 
 

@@ -451,7 +451,9 @@ class HookBridge(Callback):
 
     def _bind_epoch(self, trainer: pl.Trainer) -> _lightning.TrainBatchEndReader:
         """Whether a batch ends the epoch, and its ``self.log`` values: bound once per epoch to Lightning's objects."""
-        return _lightning.TrainBatchEndReader(trainer, self._step_values_seen, self.runtime.lightning_logged_names)
+        return _lightning.TrainBatchEndReader(
+            trainer, self._step_values_seen, self.runtime.lightning_logged_names.training
+        )
 
     def _validation_follows(self, trainer: pl.Trainer) -> bool:
         """Whether Lightning validates right after the batch whose ``on_train_batch_end`` is running.
@@ -624,7 +626,7 @@ class HookBridge(Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._evaluating(trainer):
-            self._call("after_val_epoch", metrics=self._shared_metrics(trainer))
+            self._call_after_eval_epoch(trainer, "after_val_epoch")
             self._call("after_val")
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -657,18 +659,30 @@ class HookBridge(Callback):
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._run_open:
-            self._call("after_test_epoch", metrics=self._shared_metrics(trainer))
+            self._call_after_eval_epoch(trainer, "after_test_epoch")
             self._call("after_test")
 
+    def _call_after_eval_epoch(self, trainer: pl.Trainer, stage: str) -> None:
+        """``after_val_epoch``/``after_test_epoch`` with the loop's metrics; meanwhile the names
+        Lightning logs to its own loggers are the evaluation's (see :class:`~lightning_hooks.state.LightningLoggedNames`)."""
+        names = self.runtime.lightning_logged_names
+        metrics = self._shared_metrics(trainer, names.evaluation)
+        names.evaluating = True
+        try:
+            self._call(stage, metrics=metrics)
+        finally:
+            names.evaluating = False
+
     @staticmethod
-    def _shared_metrics(trainer: pl.Trainer) -> dict[str, Any]:
+    def _shared_metrics(trainer: pl.Trainer, lightning_logged: Optional[set[str]] = None) -> dict[str, Any]:
         """The evaluation metrics as global rank 0 has them, on every rank (MMEngine's evaluator broadcasts too).
 
         A metric logged on rank 0 only (``rank_zero_only=True``) or with values that
         differ between ranks then leads every rank to the same decisions, so no
-        hook waits in a collective that another rank skips.
+        hook waits in a collective that another rank skips. ``lightning_logged`` receives the
+        names Lightning writes to its own loggers (on this rank).
         """
-        metrics = _lightning.evaluation_epoch_metrics(trainer)
+        metrics = _lightning.evaluation_epoch_metrics(trainer, lightning_logged)
         if trainer.world_size > 1:
             metrics = trainer.strategy.broadcast(metrics, src=0)
         return metrics

@@ -721,8 +721,9 @@ class RunnerView:
 
     @property
     def lightning_logged_names(self) -> AbstractSet[str]:
-        """Training values the module logs with ``self.log(..., logger=True)``: Lightning writes them to its
-        own loggers itself, so LoggerHook does not write them there a second time (at other steps)."""
+        """Names the module logs with ``self.log(..., logger=True)`` in the loop now logging (training's;
+        evaluation's during ``after_val_epoch``/``after_test_epoch``): Lightning writes them to its own
+        loggers itself, so LoggerHook does not write them there a second time (at other steps)."""
         return self._run.lightning_logged_names
 
     log_processor: Any = _read(

@@ -8,7 +8,8 @@ starts; :class:`~lightning_hooks.runner.RunnerView` gives them to hooks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from .logging.log_processor import LogProcessor
     from .message_hub import MessageHub
 
-__all__ = ["UNBOUNDED", "LoopState", "RunContext"]
+__all__ = ["UNBOUNDED", "LightningLoggedNames", "LoopState", "RunContext"]
 
 #: ``max_epochs``/``max_iters`` of a training the Trainer does not bound: ``max_epochs=-1`` without
 #: ``max_steps`` (Lightning's "until stopped"), or iterations of a loader that cannot tell its length.
@@ -52,6 +53,33 @@ class LoopState:
     max_steps_before_stop: Optional[int] = None
 
 
+class LightningLoggedNames(AbstractSet[str]):
+    """The names the module's ``self.log`` sends to Lightning's own loggers itself, for the loop now logging.
+
+    Training's names (step-level ``self.log`` in ``training_step``) and evaluation's (epoch-level
+    ``self.log`` in validation) are kept apart: a name validation logs (``loss``, say) must not keep
+    training's own ``loss`` series from Lightning's loggers. The set reads as evaluation's while
+    :attr:`evaluating` is set (the bridge sets it around ``after_val_epoch``), as training's otherwise.
+    """
+
+    def __init__(self) -> None:
+        self.training: set[str] = set()
+        self.evaluation: set[str] = set()
+        self.evaluating = False
+
+    def _current(self) -> set[str]:
+        return self.evaluation if self.evaluating else self.training
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._current()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
 @dataclass
 class RunContext:
     """What one ``fit``/``validate``/``test`` run is; set by the bridge in ``setup``.
@@ -70,8 +98,8 @@ class RunContext:
     resume: bool = False
     #: What hooks asked to run once the current mount point has finished (``runner.call_after_stage``).
     after_stage: list[Callable[[], None]] = field(default_factory=list)
-    #: Names the module's step-level ``self.log`` sends to Lightning's own loggers itself (``logger=True``).
-    lightning_logged_names: set[str] = field(default_factory=set)
+    #: Names the module's ``self.log`` sends to Lightning's own loggers itself (``logger=True``).
+    lightning_logged_names: LightningLoggedNames = field(default_factory=LightningLoggedNames)
 
     def __getitem__(self, key: str) -> Any:
         if key not in _FIELD_NAMES:

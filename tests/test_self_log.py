@@ -147,3 +147,42 @@ def test_no_host_sync_between_log_lines_with_self_log(tmp_path, monkeypatch):
     quiet = [syncs[i] for i in range(11, 20)]
     assert quiet == [0] * 9, f"host syncs in iterations 11..19: {quiet}"
     assert len(bridge.message_hub.get_scalar("train/step_value")) == 20
+
+
+class ValidationSelfLogModule(ToyModule):
+    """Logs in validation: ``acc`` (the toy's), ``loss`` (a name training_step's dict also has) and a
+    ``logger=False`` value."""
+
+    def validation_step(self, batch, batch_idx):
+        super().validation_step(batch, batch_idx)
+        self.log("loss", ((self(batch["inputs"]) - batch["label"]) ** 2).mean())
+        self.log("val_quiet", torch.tensor(float(self.current_epoch)), logger=False)
+
+    def training_step(self, batch, batch_idx):
+        return {"loss": super().training_step(batch, batch_idx)}
+
+
+def test_validation_self_log_names_reach_lightning_loggers_once(tmp_path):
+    """Lightning writes validation's ``self.log`` values to its loggers itself; LoggerHook's copy at MMEngine's
+    epoch steps would be a second, interleaved series under the same name. It forwards only what Lightning
+    does not write there (``logger=False`` values), and a training name shared with validation keeps its series."""
+    csv_logger = CSVLogger(str(tmp_path / "csv"), name="run")
+    run_lh(
+        tmp_path / "work",
+        trainer_kwargs=dict(max_epochs=2, logger=csv_logger, log_every_n_steps=1),
+        bridge_kwargs=dict(default_hooks=dict(logger=dict(type="LoggerHook", interval=2))),
+        module=ValidationSelfLogModule(),
+    )
+    csv_logger.save()
+    with open(os.path.join(csv_logger.log_dir, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+
+    def steps(name: str) -> list[int]:
+        return sorted(int(r["step"]) for r in rows if r.get(name))
+
+    lightning_val_steps = steps("acc")
+    assert len(lightning_val_steps) == 2  # one per validation, from Lightning only
+    assert not set(lightning_val_steps) & {1, 2}  # not again at the completed-epoch steps
+    assert steps("val_quiet") == [1, 2]  # logger=False: Lightning does not write it, LoggerHook does
+    # 'loss': training's at MMEngine's steps (every 2 iterations), validation's from Lightning only
+    assert steps("loss") == sorted([2, 4, 6, 8, *lightning_val_steps])
