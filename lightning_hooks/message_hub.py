@@ -158,8 +158,11 @@ class HistoryBuffer:
                 f"and {len(count_history)}"
             )
         self._values: list[Number] = _as_numbers(log_history)
-        #: Whether an int was ever stored (then means take numpy's path; floats take a Python shortcut).
-        self._has_int = any(type(v) is not float for v in self._values)
+        #: Whether MMEngine's numpy history would be an integer array: built from ints only, no float
+        #: since. Otherwise it is float64 (an empty buffer's too), and every value here is a float.
+        self._int_history = bool(self._values) and all(type(v) is int for v in self._values)
+        if not self._int_history:
+            self._values = [float(v) for v in self._values]
         self._counts: list[Number] = _as_numbers(count_history)
         if len(self._values) > max_length:
             warnings.warn(
@@ -185,8 +188,8 @@ class HistoryBuffer:
             self._settle()
         kind = type(log_val)
         if (kind is float or kind is int) and type(count) is int and not self._pending:
-            if kind is int:
-                self._has_int = True
+            if kind is not float or self._int_history:
+                log_val = self._typed(log_val)
             self._values.append(log_val)  # the common host-side case, kept cheap
             self._counts.append(count)
             if len(self._values) > self.max_length:
@@ -243,6 +246,8 @@ class HistoryBuffer:
             elif kinds == _TENSOR_ONLY and set(map(_HOST_SCALAR, items)) == _HOST_FLOAT32:
                 numbers = list(map(float, items))  # 0-d float32 on the CPU: nothing to copy or wait for
         if numbers is not None:
+            if self._int_history:  # floats joining integers: the history becomes float
+                self._typed_all(numbers)
             values = self._values
             values.extend(numbers)
             self._counts.extend([1] * len(numbers))
@@ -267,7 +272,26 @@ class HistoryBuffer:
         """Take ``other``'s history in place (a state being loaded); what the inbox held is dropped with the old one."""
         self._inbox.clear()
         self._values, self._counts, self._pending = other._values, other._counts, other._pending
-        self._has_int, self.max_length = other._has_int, other.max_length
+        self._int_history, self.max_length = other._int_history, other.max_length
+
+    def _typed(self, number: Number) -> Number:
+        """``number`` as MMEngine's numpy history holds it: a float in a float history; a float
+        joining an integer history makes it a float history (``np.append`` upcasts the array)."""
+        if self._int_history:
+            if type(number) is int or type(number) is bool:
+                return int(number)
+            self._int_history = False
+            self._values = [float(v) for v in self._values]
+        return float(number)
+
+    def _typed_all(self, numbers: list[Number]) -> list[Number]:
+        """:meth:`_typed` for several numbers in order (the upcast, if any, applies to all of them)."""
+        if self._int_history and all(type(v) is int or type(v) is bool for v in numbers):
+            return [int(v) for v in numbers]
+        if self._int_history:
+            self._int_history = False
+            self._values = [float(v) for v in self._values]
+        return numbers if all(type(v) is float for v in numbers) else [float(v) for v in numbers]
 
     def _push_tensor(self, log_val: torch.Tensor, count: Number) -> None:
         """Queue a one-element tensor already checked by the caller; it stays on its device until read."""
@@ -279,9 +303,7 @@ class HistoryBuffer:
             self._flush()
 
     def _append(self, log_val: Any, count: Number) -> None:
-        number = _to_number(log_val)
-        if type(number) is not float:
-            self._has_int = True
+        number = self._typed(_to_number(log_val))
         self._values.append(number)
         self._counts.append(count)
         if len(self._values) > self.max_length:
@@ -297,9 +319,7 @@ class HistoryBuffer:
         if len(pending) > 1 and self._flush_float32(pending):
             return
         host = iter(_tensor_items([v for v, _ in self._pending if isinstance(v, torch.Tensor)]))
-        flushed = [next(host) if isinstance(v, torch.Tensor) else v for v, _ in self._pending]
-        if any(type(v) is not float for v in flushed):
-            self._has_int = True
+        flushed = self._typed_all([next(host) if isinstance(v, torch.Tensor) else v for v, _ in self._pending])
         self._values.extend(flushed)
         self._counts.extend(c for _, c in self._pending)
         self._pending.clear()
@@ -334,6 +354,8 @@ class HistoryBuffer:
 
     def _take(self, pending: list[tuple[Any, Number]], numbers: list[float], counts: tuple[Number, ...]) -> bool:
         """Append the flushed floats and their counts to the history; the pending list is emptied."""
+        if self._int_history:
+            self._typed_all(numbers)
         values = self._values
         values.extend(numbers)
         self._counts.extend(counts)
@@ -351,7 +373,8 @@ class HistoryBuffer:
     # -- reading -----------------------------------------------------------------
     @property
     def data(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(values, counts)`` as numpy arrays (int64 when all entries are ints, else float64)."""
+        """``(values, counts)`` as numpy arrays: values are float64 unless the buffer was built from ints
+        and no float joined since (then int64), as in MMEngine's numpy history."""
         self._flush()
         return _as_array(self._values), _as_array(self._counts)
 
@@ -388,7 +411,7 @@ class HistoryBuffer:
         else:
             values, counts = self._window(window_size)
         n = len(values)
-        if 0 < n <= _PAIRWISE_BLOCK and not self._has_int and counts.count(1) == n:
+        if 0 < n <= _PAIRWISE_BLOCK and not self._int_history and counts.count(1) == n:
             return _numpy_float_sum(values) / float(n)  # every count is 1: their sum is exactly n
         return float(_as_array(values).sum() / _as_array(counts).sum())
 
@@ -542,7 +565,7 @@ class MessageHub:
             pending.append((value.detach() if value.requires_grad else value, count))
             if len(pending) >= _FLUSH_AT:
                 buffer._flush()
-        elif kind is float and not buffer._pending:  # a time or a learning rate, every iteration: append inline
+        elif kind is float and not buffer._pending and not buffer._int_history:  # a time or an lr: append inline
             values = buffer._values
             values.append(value)
             buffer._counts.append(count)

@@ -47,7 +47,7 @@ DTYPE_SEQUENCES = {
 @pytest.mark.parametrize("dtypes", DTYPE_SEQUENCES.values(), ids=DTYPE_SEQUENCES.keys())
 @pytest.mark.parametrize("how", ["update_scalar", "appender"])
 def test_tensor_scalars_keep_the_number_item_gives_as_mmengine(dtypes, how):
-    """A float64 loss (``Trainer(precision="64-true")``) stays a double and an integer an int, bit for bit."""
+    """A float64 loss (``Trainer(precision="64-true")``) stays a double, and an integer keeps its value, bit for bit."""
     values = [0.1 * (i + 1) if dtype.is_floating_point else 3 * i + 1 for i, dtype in enumerate(dtypes)]
     tensors = [torch.tensor(v, dtype=dtype) for v, dtype in zip(values, dtypes, strict=True)]
     theirs = MMMessageHub(f"mm-{how}-{len(dtypes)}")
@@ -63,6 +63,37 @@ def test_tensor_scalars_keep_the_number_item_gives_as_mmengine(dtypes, how):
     assert [float(v) for v in ours.get_scalar("loss").data[0]] == expected
     assert ours.get_scalar("loss").mean(10) == theirs.get_scalar("loss").mean(10)
     assert ours.get_scalar("loss").current() == theirs.get_scalar("loss").current()
+
+
+NUMBER_SEQUENCES = {
+    "ints": [3, 4],
+    "int after float": [1.5, 3],
+    "float after int": [3, 1.5],
+    "int tensor after float": [1.5, "t3"],
+    "int tensors": ["t3", "t4"],
+}
+
+
+@pytest.mark.parametrize("history", [(), (1, 2)], ids=["empty", "int history"])
+@pytest.mark.parametrize("sequence", NUMBER_SEQUENCES.values(), ids=NUMBER_SEQUENCES.keys())
+def test_ints_read_back_as_numpy_holds_them_in_mmengine(sequence, history):
+    """MMEngine keeps a numpy array: an empty buffer is float64, so an int logged there reads back as 3.0
+    (``k: 3.0000`` in a line, ``3.0`` in scalars.json); only a buffer built from ints stays integer until a
+    float joins it. Our readings have the same type, not only the same value."""
+    theirs = MMHistoryBuffer(list(history), [1] * len(history))
+    ours = HistoryBuffer(list(history), [1] * len(history))
+    for value in sequence:
+        if isinstance(value, str):
+            value = torch.tensor(int(value[1:]))
+            theirs.update(value.item())  # MMEngine's MessageHub.update_scalar reads a tensor with .item()
+        else:
+            theirs.update(value)
+        ours.update(value)
+    for method in ("current", "max", "min"):
+        mine, reference = getattr(ours, method)(), getattr(theirs, method)()
+        assert (type(mine), mine) == (type(reference.item()), reference.item()), method
+    assert ours.data[0].dtype == theirs.data[0].dtype
+    assert ours.data[0].tolist() == theirs.data[0].tolist()
 
 
 def test_history_buffer_max_length_and_errors():
