@@ -94,6 +94,34 @@ def test_lines_and_tags_after_iter_match_mmengine(by_epoch, hierarchy, mode, cus
     assert our_tag == pytest.approx(dict(mm_tag), rel=1e-12)
 
 
+def _last_two(buffer, window_size: int = 2) -> np.ndarray:
+    """A statistic that is an array (registered on both HistoryBuffer classes for the test below)."""
+    return np.asarray(buffer.data[0][-window_size:], dtype=float).round(3)
+
+
+@pytest.mark.parametrize("by_epoch", [True, False])
+def test_an_array_statistic_stays_on_the_training_line(by_epoch):
+    """MMEngine formats floats in an iteration line and prints anything else as it is; the newlines
+    around an array belong to its epoch lines only."""
+    from mmengine.logging import HistoryBuffer as MMHistoryBuffer
+
+    from lightning_hooks.message_hub import HistoryBuffer
+
+    for buffer_class in (MMHistoryBuffer, HistoryBuffer):
+        if "_last_two" not in buffer_class._statistics_methods:  # MMEngine refuses a second registration
+            buffer_class.register_statistics(_last_two)
+    cfg = dict(
+        by_epoch=by_epoch,
+        custom_cfg=[dict(data_src="loss", method_name="_last_two", window_size=2, log_name="last_two")],
+    )
+    mm_runner, our_runner = pair()
+    mm_tag, mm_line = MMLogProcessor(**cfg).get_log_after_iter(mm_runner, 8, "train")
+    our_tag, our_line = LogProcessor(**cfg).get_log_after_iter(our_runner, 8, "train")
+    assert "\n" not in mm_line
+    assert our_line == mm_line
+    assert np.array_equal(our_tag["last_two"], mm_tag["last_two"])
+
+
 @pytest.mark.parametrize(
     ("by_epoch", "hierarchy", "mode"), itertools.product([True, False], [False, True], ["val", "test"])
 )

@@ -76,7 +76,13 @@ def _strip_prefix(key: str, prefix: str) -> str:
     return key[len(prefix) :] if key.startswith(prefix) else key
 
 
+def _format_iter_value(value: Any, num_digits: int) -> Any:
+    """A value in an iteration line: floats with ``num_digits`` decimals, anything else as it prints."""
+    return f"{value:.{num_digits}f}" if isinstance(value, float) else value
+
+
 def _format_value(value: Any, num_digits: int) -> Any:
+    """A value in an epoch line: as in an iteration line, but an array or tensor on lines of its own."""
     if isinstance(value, float):
         return f"{value:.{num_digits}f}"
     if isinstance(value, (torch.Tensor, np.ndarray)):
@@ -403,7 +409,9 @@ class LogProcessor:
         parts = []
         for name, value in values.items():  # a loop, not a comprehension: no frame of its own
             parts.append(
-                f"{name}: {value:.{digits}f}" if type(value) is float else f"{name}: {_format_value(value, digits)}"
+                f"{name}: {value:.{digits}f}"
+                if type(value) is float
+                else f"{name}: {_format_iter_value(value, digits)}"
             )
         return tag, line + "  ".join(parts)
 
@@ -443,7 +451,7 @@ class LogProcessor:
             tag["memory"] = memory
         if mode in ("train", "val"):
             items = [
-                f"{name}: {_format_value(value, self.num_digits)}"
+                f"{name}: {_format_iter_value(value, self.num_digits)}"
                 for name, value in values.items()
                 if mode == "train" or name.startswith("val/loss")
             ]
