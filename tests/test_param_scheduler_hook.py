@@ -294,3 +294,88 @@ def test_a_scheduler_swapped_out_by_stochastic_weight_averaging_is_left_to_light
     assert ours == pytest.approx(fit(with_bridge=False))
     assert ours[1] == pytest.approx(0.05) and len(ours) == 5
     assert any(m.startswith("ParamSchedulerHook no longer steps StepLR") for m in catcher.messages)
+
+
+class EpochLrModule(ScheduledModule):
+    """Records the lr each epoch starts with; logs a constant training metric (a plateau for ``train_loss``)."""
+
+    def __init__(self, make_configs: Callable[[torch.optim.Optimizer], list[dict]]) -> None:
+        super().__init__(make_configs)
+        self.epoch_lrs: list[float] = []
+
+    def on_train_epoch_start(self) -> None:
+        self.epoch_lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def training_step(self, batch, batch_idx):
+        self.log("train_loss", 1.0, on_step=False, on_epoch=True)
+        return super().training_step(batch, batch_idx)
+
+
+def _plateau(monitor: str, frequency: int = 1) -> Callable[[torch.optim.Optimizer], list[dict]]:
+    def configs(opt):
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=0)
+        return [dict(scheduler=plateau, monitor=monitor, interval="epoch", frequency=frequency)]
+
+    return configs
+
+
+def _epoch_lrs(tmp_path, configs, hook: bool, **trainer_kwargs: Any) -> tuple[list[float], Any]:
+    module = EpochLrModule(configs)
+    hooks = NO_CKPT if hook else dict(NO_CKPT, param_scheduler=None)
+    _, _, catcher = run_lh(
+        tmp_path / ("hook" if hook else "lightning"),
+        trainer_kwargs=trainer_kwargs,
+        bridge_kwargs=dict(default_hooks=hooks),
+        module=module,
+    )
+    return module.epoch_lrs, catcher
+
+
+def test_plateau_frequency_counts_epochs_as_lightning(tmp_path):
+    """``frequency=2``: the plateau scheduler steps after the validation of every second epoch."""
+    every_second, _ = _epoch_lrs(tmp_path / "f2", _plateau("acc", 2), hook=True, max_epochs=6)
+    lightning, _ = _epoch_lrs(tmp_path / "f2", _plateau("acc", 2), hook=False, max_epochs=6)
+    every_epoch, _ = _epoch_lrs(tmp_path / "f1", _plateau("acc", 1), hook=True, max_epochs=6)
+    assert every_second == lightning
+    assert every_second != every_epoch  # the frequency changes the schedule here
+
+
+def test_plateau_frequency_in_iteration_based_training_is_refused(tmp_path):
+    kwargs = dict(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
+    with pytest.raises(ValueError, match=r"ReduceLROnPlateau.*frequency=2.*iteration-based"):
+        _epoch_lrs(tmp_path, _plateau("acc", 2), hook=True, **kwargs)
+
+
+def test_a_plateau_on_a_training_metric_without_validation_is_left_to_lightning(tmp_path):
+    """No validation: MMEngine's moment for a plateau step never comes, so Lightning keeps stepping it
+    (with the training metric), and a log line says so."""
+    kwargs = dict(max_epochs=5, limit_val_batches=0)
+    ours, catcher = _epoch_lrs(tmp_path, _plateau("train_loss"), hook=True, **kwargs)
+    lightning, _ = _epoch_lrs(tmp_path, _plateau("train_loss"), hook=False, **kwargs)
+    assert ours == lightning
+    assert min(ours) < ours[0]  # the plateau really reduced the lr
+    told = [m for m in catcher.messages if "ReduceLROnPlateau" in m and "no validation" in m]
+    assert len(told) == 1 and "Lightning steps it" in told[0]
+
+
+@pytest.mark.parametrize(("frequency", "warned"), [(3, True), (2, False)])
+def test_a_step_frequency_lightning_counts_differently_is_said(tmp_path, frequency, warned):
+    """Lightning counts ``frequency`` in batches of the epoch, restarting each epoch; MMEngine's
+    iterations run on. With 4 batches per epoch they differ for 3, not for 2."""
+
+    def configs(opt):
+        return [dict(scheduler=torch.optim.lr_scheduler.StepLR(opt, 1, 0.5), interval="step", frequency=frequency)]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer, _, _ = run_lh(
+            tmp_path,
+            trainer_kwargs=dict(max_epochs=3),
+            bridge_kwargs=dict(default_hooks=NO_CKPT),
+            module=ScheduledModule(configs),
+        )
+    ours = [str(w.message) for w in caught if f"frequency={frequency}" in str(w.message)]
+    assert len(ours) == int(warned)
+    if warned:
+        assert "StepLR" in ours[0] and "default_hooks=dict(param_scheduler=None)" in ours[0]
+    assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 12 // frequency  # every `frequency` iterations

@@ -19,10 +19,12 @@ an ``LRSchedulerConfig`` only when its ``interval`` equals ``'step'`` or
 config and sets ``config.interval`` to :data:`TAKEN_OVER`, so Lightning skips
 it and nothing is stepped twice; ``after_train`` (or ``after_run`` when training
 fails) puts the original intervals back. The ``frequency`` of a config is
-honoured (every ``frequency`` iterations or epochs). Left to Lightning, and
-documented as such: configs in manual optimization (Lightning never steps
-those either) and iteration-based plateau schedulers (MMEngine never gives
-them metrics, so it cannot step them meaningfully).
+honoured (every ``frequency`` iterations or epochs; a plateau scheduler after the
+validation of every ``frequency``-th epoch). Left to Lightning, and documented as
+such: configs in manual optimization (Lightning never steps those either),
+iteration-based plateau schedulers (MMEngine never gives them metrics, so it
+cannot step them meaningfully) and torch plateau schedulers in a fit without
+validation (MMEngine's moment to step them never comes).
 
 With ``default_hooks=dict(param_scheduler=None)`` the hook is absent and
 Lightning's own stepping is untouched.
@@ -109,11 +111,16 @@ def _by_epoch(scheduler: Any, interval: str) -> bool:
     return interval == "epoch"
 
 
-def take_over_lightning_stepping(trainer: Any) -> list[_Scheduled]:
-    """Record the Trainer's scheduler configs and stop Lightning from stepping them (see module docstring)."""
+def take_over_lightning_stepping(trainer: Any, left: Optional[list[Any]] = None) -> list[_Scheduled]:
+    """Record the Trainer's scheduler configs and stop Lightning from stepping them (see module docstring).
+
+    ``left``, when given, receives the torch plateau schedulers left to Lightning because the fit
+    does not validate (MMEngine steps plateau schedulers after validations only).
+    """
     module = trainer.lightning_module
     if module is None or not module.automatic_optimization:
         return []
+    validates = bool(getattr(trainer, "enable_validation", True))
     taken = []
     for config in getattr(trainer, "lr_scheduler_configs", None) or []:
         if config.interval == TAKEN_OVER:
@@ -127,6 +134,10 @@ def take_over_lightning_stepping(trainer: Any) -> list[_Scheduled]:
             continue  # left to Lightning: MMEngine never steps iteration-based plateau schedulers with metrics
         if plateau == "torch" and not config.monitor:
             raise ValueError(f"the plateau scheduler {scheduler!r} needs a 'monitor' key in its lr_scheduler config")
+        if plateau == "torch" and not validates:
+            if left is not None:
+                left.append(config)
+            continue  # no validation to step it after: Lightning steps it with the metric it monitors
         try:
             scheduler.by_epoch = by_epoch
         except AttributeError:
@@ -177,6 +188,52 @@ def _warn_batch_stepping(taken: list[_Scheduled], accumulate: Any, logger: Any) 
     warn_during_run(logger, message)
 
 
+def _refuse_plateau_frequency_by_iterations(taken: list[_Scheduled], by_epoch: bool) -> None:
+    """A plateau scheduler's ``frequency`` counts epochs; iteration-based training validates by iterations."""
+    if by_epoch:
+        return
+    for entry in taken:
+        if entry.plateau and entry.frequency > 1:
+            raise ValueError(
+                f"{type(entry.scheduler).__name__} has frequency={entry.frequency}: ParamSchedulerHook steps a "
+                "plateau scheduler after validations, with frequency counting epochs, and this is iteration-based "
+                "training (max_steps with max_epochs=-1), whose validations are counted in iterations. Use "
+                "frequency=1 (a step after every validation) and set how often to validate, or pass "
+                "default_hooks=dict(param_scheduler=None) to HookBridge to keep Lightning's stepping."
+            )
+
+
+def _say_left_to_lightning(left: list[Any], logger: Any) -> None:
+    """One log line per plateau scheduler the fit leaves to Lightning because nothing validates."""
+    for config in left:
+        logger.info(
+            f"{type(config.scheduler).__name__} (monitor={config.monitor!r}) is not stepped by ParamSchedulerHook: "
+            "it steps plateau schedulers after validations, as MMEngine does, and this fit has no validation. "
+            "Lightning steps it with the metric it monitors."
+        )
+
+
+def _warn_step_frequency(taken: list[_Scheduled], epoch_batches: Any, logger: Any) -> None:
+    """Say so when an ``interval='step'`` config's ``frequency`` falls on other batches than Lightning's.
+
+    Lightning counts a step frequency in batches of the epoch, from 1 again each epoch; this hook
+    counts MMEngine's iterations, which run on across epochs. They agree when the epoch's length
+    is a multiple of the frequency.
+    """
+    if not isinstance(epoch_batches, int) or epoch_batches <= 0:
+        return
+    for entry in taken:
+        if entry.from_interval and not entry.by_epoch and entry.frequency > 1 and epoch_batches % entry.frequency:
+            warn_during_run(
+                logger,
+                f"ParamSchedulerHook steps {type(entry.scheduler).__name__} (interval='step', "
+                f"frequency={entry.frequency}) every {entry.frequency} iterations of the run, as MMEngine counts "
+                f"them; Lightning counts the frequency within each epoch of {epoch_batches} batches, starting "
+                "again at every epoch, so it would step on other batches. To keep Lightning's stepping, pass "
+                "default_hooks=dict(param_scheduler=None) to HookBridge.",
+            )
+
+
 @HOOKS.register_module()
 class ParamSchedulerHook(Hook):
     """Steps the Trainer's LR schedulers where MMEngine steps its parameter schedulers."""
@@ -200,8 +257,16 @@ class ParamSchedulerHook(Hook):
         if trainer is None:
             return  # MMEngine's own Runner: runner.param_schedulers is stepped
         self._with_trainer = True
-        self._scheduled = take_over_lightning_stepping(trainer)
+        left: list[Any] = []
+        self._scheduled = take_over_lightning_stepping(trainer, left)
+        try:
+            _refuse_plateau_frequency_by_iterations(self._scheduled, runner.by_epoch)
+        except ValueError:
+            self._release()
+            raise
+        _say_left_to_lightning(left, runner.logger)
         _warn_batch_stepping(self._scheduled, getattr(trainer, "accumulate_grad_batches", 1), runner.logger)
+        _warn_step_frequency(self._scheduled, getattr(trainer, "num_training_batches", None), runner.logger)
 
     def idle_stages(self) -> frozenset[str]:
         """``after_train_iter`` while stepping the Trainer's schedulers, none of them per iteration."""
@@ -271,9 +336,11 @@ class ParamSchedulerHook(Hook):
             return
         self._drop_replaced(runner)
         for entry in self._scheduled:
+            if not entry.plateau or runner.epoch % entry.frequency:
+                continue  # frequency counts completed epochs, as Lightning counts it for plateau schedulers
             if entry.plateau == "mmengine":
                 entry.scheduler.step(metrics)
-            elif entry.plateau == "torch":
+            else:
                 self._step_torch_plateau(entry, metrics)
 
     @staticmethod
