@@ -35,8 +35,10 @@ __all__ = [
     "attached_trainer",
     "default_root_dir_named",
     "discard_default_outputs",
+    "drop_pending_validation",
     "end_fit_after_this_batch",
     "evaluation_epoch_metrics",
+    "fit_validates",
     "intercept_resume_start",
     "load_evaluation_dataloaders",
     "load_train_dataloader",
@@ -441,6 +443,26 @@ def mark_validation_pending(loops: dict[str, Any]) -> None:
         done = val["completed"] if scope == "total" else 0
         val.update(ready=done + 1, started=done + 1, processed=done, completed=done)
     fit["epoch_loop.val_loop.batch_progress"]["is_last_batch"] = False
+
+
+def drop_pending_validation(loops: dict[str, Any], by_epoch: bool) -> None:
+    """Undo :func:`mark_validation_pending` for a fit that will not validate: the validation loop
+    as it was before, and (epoch-based) the epoch finished, so the resumed fit starts the next
+    epoch as MMEngine's resume does. No-op when ``loops`` has another layout."""
+    fit = loops.get("fit_loop")
+    if not isinstance(fit, dict) or "epoch_loop.val_loop.batch_progress" not in fit:
+        return
+    val = fit["epoch_loop.val_loop.batch_progress"]
+    done = val["total"]["completed"]
+    val["total"].update(ready=done, started=done, processed=done, completed=done)
+    val["current"].update(ready=0, started=0, processed=0, completed=0)
+    if by_epoch:
+        mark_epoch_finished(loops)
+
+
+def fit_validates(trainer: pl.Trainer) -> bool:
+    """Whether this ``fit`` can validate at all: validation data, a ``validation_step`` and batches to run."""
+    return bool(trainer.enable_validation)
 
 
 # -- checkpoint writing and resuming -------------------------------------------------------------

@@ -772,6 +772,10 @@ class HookBridge(Callback):
         self._resuming_before_validation = (
             resuming and isinstance(marker, Mapping) and marker.get("validation_pending") is True
         )
+        if self._resuming_before_validation and not _lightning.fit_validates(trainer) and "loops" in checkpoint:
+            # Saved before a validation this fit will not run: it goes on with the next epoch or batch.
+            _lightning.drop_pending_validation(checkpoint["loops"], self.state.by_epoch)
+            self._resuming_before_validation = False
         if self.hook_list.table("after_load_checkpoint"):
             before = _identity(checkpoint.get("state_dict"))
             self._call("after_load_checkpoint", checkpoint=checkpoint)

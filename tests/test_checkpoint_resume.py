@@ -219,3 +219,30 @@ def test_resume_without_optimizer_state_ends_where_mmengine_ends(tmp_path):
     assert ours.keys() == theirs.keys()
     for key in ours:
         torch.testing.assert_close(ours[key], theirs[key], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(("how", "no_validation"), [("ckpt_path", "limit_val_batches=0"), ("auto", "no val loader")])
+def test_resume_before_a_validation_into_a_fit_without_validation(tmp_path, how, no_validation):
+    """A checkpoint written before its epoch's validation resumes into that validation; when the
+    resumed fit does not validate, it starts the next epoch, as MMEngine's resume does."""
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=2)
+    traced_fit(tmp_path, 2, cfg=cfg)  # epoch 2 is no new best: epoch_2.pth precedes its validation
+    log: list = []
+    bridge = HookBridge(
+        default_hooks={**NO_DEFAULTS, "checkpoint": cfg},
+        custom_hooks=[make_trace_hook(Hook, log)],
+        work_dir=str(tmp_path),
+        resume=how == "auto",
+        print_hooks_table=False,
+        log_level="WARNING",
+    )
+    kwargs = dict(limit_val_batches=0) if no_validation == "limit_val_batches=0" else {}
+    trainer = make_trainer(tmp_path, bridge, max_epochs=4, num_sanity_val_steps=0, **kwargs)
+    train, val = loaders()
+    ckpt_path = str(tmp_path / "epoch_2.pth") if how == "ckpt_path" else None
+    trainer.fit(ScoredModule(SCORES), train, val if kwargs else None, ckpt_path=ckpt_path)
+    assert trainer.global_step == 16
+    assert [e[1:3] for e in log if e[0] == "before_train_epoch"] == [(2, 8), (3, 12)]
+    assert [e[1:3] for e in log if e[0] == "after_train_epoch"] == [(2, 12), (3, 16)]
+    assert sum(e[0] == "after_train_iter" for e in log) == 8
+    assert {"epoch_3.pth", "epoch_4.pth"} <= set(files_in(tmp_path)) and "epoch_5.pth" not in files_in(tmp_path)
