@@ -163,10 +163,15 @@ def sync_loop_state(state: LoopState, trainer: pl.Trainer) -> None:
     The counts are restored on resume, so the bridge takes them again when training starts. The
     lengths are :data:`~lightning_hooks.state.UNBOUNDED` where the Trainer sets no limit, and
     ``max_iters`` also while the training loader is not loaded yet (before ``before_train``,
-    unless a hook asked for ``runner.train_dataloader``).
+    unless a hook asked for ``runner.train_dataloader``). ``max_iters`` is the batches the fit
+    trains: with ``max_steps`` it counts Lightning's optimizer steps in batches, including the
+    step at each epoch's end under gradient accumulation, and with ``max_epochs`` too the
+    limit reached first.
     """
     batches_done = _lightning.train_batches_processed(trainer)
     num_batches = trainer.num_training_batches
+    steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+    by_steps = None if steps is None else _batches_for_steps(int(steps), num_batches, trainer.accumulate_grad_batches)
     if state.by_epoch:
         state.epoch = trainer.current_epoch
         state.iter = batches_done
@@ -175,15 +180,30 @@ def sync_loop_state(state: LoopState, trainer: pl.Trainer) -> None:
         if state.max_epochs == UNBOUNDED:
             state.max_iters = UNBOUNDED
         elif num_batches != float("inf"):
-            state.max_iters = int(state.max_epochs * num_batches)
+            by_epochs = int(state.max_epochs * num_batches)
+            state.max_iters = by_epochs if by_steps is None else min(by_epochs, by_steps)  # whichever ends first
         else:
-            steps = trainer.max_steps
-            state.max_iters = int(steps) * int(trainer.accumulate_grad_batches) if steps and steps > 0 else UNBOUNDED
+            state.max_iters = by_steps if by_steps is not None else UNBOUNDED
     else:
         state.epoch = 0
         state.iter = batches_done
         state.max_epochs = 1
-        state.max_iters = int(trainer.max_steps) * int(trainer.accumulate_grad_batches)
+        state.max_iters = by_steps if by_steps is not None else UNBOUNDED
+
+
+def _batches_for_steps(max_steps: int, epoch_batches: float, accumulate: Any) -> int:
+    """The batches Lightning trains for ``max_steps`` optimizer steps.
+
+    It steps after every ``accumulate`` batches and after the last batch of each epoch, so an
+    epoch of ``epoch_batches`` takes ``ceil(epoch_batches / accumulate)`` steps; with a loader of
+    unknown length every step takes ``accumulate`` batches.
+    """
+    accumulate = max(int(accumulate or 1), 1)
+    if epoch_batches == float("inf") or epoch_batches <= 0:
+        return max_steps * accumulate
+    epoch_batches = int(epoch_batches)
+    epochs, rest = divmod(max_steps, -(-epoch_batches // accumulate))
+    return epochs * epoch_batches + min(rest * accumulate, epoch_batches)
 
 
 def warn_during_run(logger: Any, message: str, stacklevel: int = 2) -> None:

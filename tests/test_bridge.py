@@ -420,6 +420,40 @@ def test_iteration_based_counters(tmp_path):
     assert seen == [(1, 12, False)]  # max_steps counts optimizer steps; max_iters counts batches
 
 
+@pytest.mark.parametrize(
+    ("trainer_kwargs", "max_iters", "saved"),
+    [
+        # 4 batches per epoch, 3 per step: Lightning also steps at each epoch's end, 2 steps an epoch
+        (dict(max_steps=6, max_epochs=-1, accumulate_grad_batches=3, val_check_interval=5), 12, ["iter_12.pth"]),
+        # max_epochs and max_steps: whichever ends first (here max_steps, in the third epoch)
+        (dict(max_steps=10, max_epochs=5), 10, ["iter_10.pth", "iter_4.pth", "iter_8.pth"]),
+    ],
+    ids=["iteration-based-accumulate", "epochs-cut-by-max-steps"],
+)
+def test_max_iters_counts_the_batches_lightning_trains(tmp_path, trainer_kwargs, max_iters, saved):
+    """``runner.max_iters`` is the batches the fit trains, so the last iteration is saved (``save_last``)."""
+    log: list = []
+    seen = []
+
+    class Look(Hook):
+        def before_train(self, runner):
+            seen.append(runner.max_iters)
+
+    checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=100 if trainer_kwargs["max_epochs"] == -1 else 4)
+    bridge = HookBridge(
+        default_hooks=dict(checkpoint=checkpoint),
+        custom_hooks=[Look(), make_trace_hook(Hook, log)],
+        work_dir=str(tmp_path),
+    )
+    if trainer_kwargs.get("max_epochs") == -1:
+        trainer_kwargs = dict(trainer_kwargs, check_val_every_n_epoch=None)
+    train, val = loaders()
+    make_trainer(tmp_path, bridge, **trainer_kwargs).fit(ToyModule(), train, val)
+    assert seen == [max_iters]
+    assert sum(entry[0] == "after_train_iter" for entry in log) == max_iters
+    assert [f for f in files_in(tmp_path) if f.startswith("iter_")] == saved
+
+
 class _StopAfter(pl.Callback):
     """Asks Lightning to stop once ``steps`` optimizer steps ran (as ``max_time`` or a user's callback would)."""
 
