@@ -240,6 +240,10 @@ def test_constructor_validation_matches_mmengine():
     for template in ("ckpt.pth", "ckpt_{}_{}.pth", "ckpt_{.pth"):
         with pytest.raises(ValueError, match="filename_tmpl"):
             CheckpointHook(filename_tmpl=template)
+    # a directory part: the hook would write files it then may not rotate, publish or resume from
+    for template in ("ckpts/ep_{}.pth", "../ep_{}.pth", "ckpts\\ep_{}.pth"):
+        with pytest.raises(ValueError, match=r"filename_tmpl .*directory.*out_dir"):
+            CheckpointHook(filename_tmpl=template)
 
 
 def test_missing_save_best_metric_names_the_reported_ones(tmp_path):

@@ -224,6 +224,12 @@ class CheckpointHook(Hook):
             raise CheckpointConfigError(
                 f"filename_tmpl must contain exactly one replacement field such as '{{}}', got {self.filename_tmpl!r}"
             )
+        if "/" in self.filename_tmpl or "\\" in self.filename_tmpl:
+            raise CheckpointConfigError(
+                f"filename_tmpl {self.filename_tmpl!r} has a directory part: it names a file of the checkpoint "
+                "directory (the hook rotates, publishes and resumes only its own files there). To save elsewhere, "
+                "set out_dir (checkpoints then go to <out_dir>/<basename of work_dir>)."
+            )
         self.save_best = self._check_save_best(save_best)
         rules = self._check_rule(rule, self.save_best)
         self.greater_keys = (
