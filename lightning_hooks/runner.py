@@ -144,8 +144,9 @@ def _own_handlers(logger: logging.Logger) -> Optional[list[logging.Handler]]:
                 return None
         elif kind is not logging.FileHandler or "_lh_file" not in attributes or attributes.get("stream") is None:
             return None
+        filters = attributes.get("filters")
         if (
-            attributes.get("filters")
+            (filters and (len(filters) != 1 or type(filters[0]) is not _OnceEachWarning))  # it passes INFO
             or attributes.get("formatter") is not _LINE_FORMATTER
             or "emit" in attributes  # a method replaced on the instance (probing a few names is
             or "handle" in attributes  # cheaper than a set operation over the whole dict)
@@ -253,11 +254,16 @@ def log_info(logger: Any, msg: str) -> None:
                 handler.handleError(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, msg, (), None))
 
 
-def get_logger(rank: int = 0, log_file: Optional[str] = None, log_level: str = "INFO") -> logging.Logger:
+def get_logger(
+    rank: Optional[int] = None, log_file: Optional[str] = None, log_level: Optional[str] = None
+) -> logging.Logger:
     """The package logger, printing MMEngine-style lines to stdout on rank 0 (warnings only elsewhere).
 
-    With ``log_file`` a file handler is added (rank 0 only); it is removed by
-    :func:`close_log_file`.
+    The bridge configures it as a run starts (``rank``, ``log_level`` and the run's ``log_file``,
+    a file handler on rank 0, removed by :func:`close_log_file`). Called without arguments it is
+    returned as configured (INFO on rank 0 the first time), so a message said during a run does
+    not undo the run's ``log_level``. As MMEngine's logger, each handler prints a warning message
+    once per run.
     """
     logger = logging.getLogger(LOGGER_NAME)
     logger.propagate = False
@@ -269,18 +275,42 @@ def get_logger(rank: int = 0, log_file: Optional[str] = None, log_level: str = "
         stream = _StdoutHandler()
         stream._lh_stream = True  # type: ignore[attr-defined]
         stream.setFormatter(_LINE_FORMATTER)
+        stream.addFilter(_OnceEachWarning())
         logger.addHandler(stream)
-    level = logging.getLevelName(log_level) if isinstance(log_level, str) else log_level
-    stream.setLevel(level if rank == 0 else logging.WARNING)
+    elif rank is None and log_file is None and log_level is None:
+        return logger
+    level = logging.getLevelName(log_level or "INFO") if not isinstance(log_level, int) else log_level
+    stream.setLevel(level if not rank else logging.WARNING)
     logger.setLevel(min(level, logging.WARNING) if isinstance(level, int) else logging.INFO)
-    if log_file is not None and rank == 0:
-        os.makedirs(osp.dirname(log_file), exist_ok=True)
-        handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
-        handler._lh_file = log_file  # type: ignore[attr-defined]
-        handler.setFormatter(_LINE_FORMATTER)
-        handler.setLevel(level)
-        logger.addHandler(handler)
+    if log_file is not None:
+        for once in stream.filters:  # a new run: its warnings are new
+            if isinstance(once, _OnceEachWarning):
+                once.seen.clear()
+        if not rank:
+            os.makedirs(osp.dirname(log_file), exist_ok=True)
+            handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+            handler._lh_file = log_file  # type: ignore[attr-defined]
+            handler.setFormatter(_LINE_FORMATTER)
+            handler.setLevel(level)
+            handler.addFilter(_OnceEachWarning())
+            logger.addHandler(handler)
     return logger
+
+
+class _OnceEachWarning(logging.Filter):
+    """Lets a WARNING message through once (MMEngine's ``FilterDuplicateWarning``); other levels always."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[Any] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        if record.msg in self.seen:
+            return False
+        self.seen.add(record.msg)
+        return True
 
 
 def close_log_file(log_file: Optional[str]) -> None:

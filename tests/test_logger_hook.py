@@ -123,6 +123,44 @@ def test_log_file_holds_the_lines(tmp_path):
         assert f" - lightning_hooks - INFO - {line}\n" in text
 
 
+def test_a_repeated_warning_is_logged_once_per_run(tmp_path, capsys):
+    """MMEngine's logger prints a warning message once (its handlers filter repeats); other levels repeat."""
+    from lightning_hooks import Hook
+
+    class Warns(Hook):
+        def after_train_epoch(self, runner):
+            runner.logger.warning("the same warning")
+            runner.logger.warning(f"a warning of epoch {runner.epoch}")
+            runner.logger.info("the same info")
+
+    _, bridge, _ = run_lh(
+        tmp_path, trainer_kwargs=dict(max_epochs=3), bridge_kwargs=dict(custom_hooks=[Warns()], log_level="INFO")
+    )
+    text = open(os.path.join(log_dir_of(bridge), f"{bridge.runtime['timestamp']}.log"), encoding="utf-8").read()
+    printed = capsys.readouterr().out
+    for output in (text, printed):
+        assert output.count("WARNING - the same warning\n") == 1
+        assert [output.count(f"WARNING - a warning of epoch {epoch}\n") for epoch in range(3)] == [1, 1, 1]
+        assert output.count("INFO - the same info\n") == 3
+    run_lh(  # a new run prints it again
+        tmp_path / "again", trainer_kwargs=dict(max_epochs=1), bridge_kwargs=dict(custom_hooks=[Warns()])
+    )
+    assert capsys.readouterr().out.count("WARNING - the same warning\n") == 1
+
+
+def test_log_level_holds_through_warnings_said_during_the_run(tmp_path, capsys):
+    """``log_level='WARNING'``: a warning the bridge says at the start of the run (here: two checkpoint
+    savers) does not bring the INFO lines back."""
+    run_lh(
+        tmp_path,
+        trainer_kwargs=dict(max_epochs=1, enable_checkpointing=True),
+        bridge_kwargs=dict(log_level="WARNING"),
+    )
+    printed = capsys.readouterr().out
+    assert "WARNING - Both CheckpointHook and Lightning's ModelCheckpoint" in printed
+    assert " - INFO - " not in printed
+
+
 # ----------------------------------------------------------------------------- JSON lines
 def _assert_same_records(mm_records, lh_records):
     assert len(lh_records) == len(mm_records) > 0
