@@ -379,3 +379,50 @@ def test_a_step_frequency_lightning_counts_differently_is_said(tmp_path, frequen
     if warned:
         assert "StepLR" in ours[0] and "default_hooks=dict(param_scheduler=None)" in ours[0]
     assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 12 // frequency  # every `frequency` iterations
+
+
+class _NoInitSubclass(ParamSchedulerHook):
+    """mmyolo's pattern: its own __init__ without super().__init__() (MMEngine's hook has no __init__),
+    and its own before_train without super().before_train() (MMEngine's hook has none)."""
+
+    priority = 9
+
+    def __init__(self) -> None:
+        self.seen_lrs: list[float] = []
+
+    def before_train(self, runner) -> None:
+        self.base_lrs = [group["lr"] for group in runner.optim_wrapper.optimizer.param_groups]
+
+
+class _SuperCallingSubclass(ParamSchedulerHook):
+    """A subclass that calls both super() methods."""
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        self.base_lrs = [group["lr"] for group in runner.optim_wrapper.optimizer.param_groups]
+
+
+@pytest.mark.parametrize("hook_class", [_NoInitSubclass, _SuperCallingSubclass], ids=["mmyolo-style", "super-calling"])
+def test_subclasses_written_for_mmengine_step_once(tmp_path, hook_class):
+    """An iteration-based MMEngine StepLR halves the lr once per iteration, as in MMEngine's Runner."""
+    from lightning_hooks import mmengine_optimizers
+
+    class Module(ToyModule):
+        def configure_optimizers(self):
+            cfg = dict(
+                optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
+                param_scheduler=dict(type="StepLR", by_epoch=False, step_size=1, gamma=0.5),
+            )
+            return mmengine_optimizers(self, cfg)
+
+    hook = hook_class()
+    trainer, _, _ = run_lh(
+        tmp_path,
+        trainer_kwargs=dict(max_epochs=1),
+        bridge_kwargs=dict(default_hooks=dict(checkpoint=None, logger=None, param_scheduler=hook)),
+        module=Module(),
+    )
+    assert hook.base_lrs == [0.1]
+    # 4 iterations; the schedule ends with the run (MMEngine's default end), so the 4th step changes nothing
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**3)
+    assert trainer.lr_scheduler_configs[0].interval == "step"  # given back after fit

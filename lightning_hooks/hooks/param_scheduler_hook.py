@@ -36,7 +36,9 @@ own Runner, or a mocked runner as in MMEngine's unit tests), the hook steps
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -159,14 +161,14 @@ def take_over_lightning_stepping(trainer: Any, left: Optional[list[Any]] = None)
     return taken
 
 
-def give_back_lightning_stepping(taken: list[_Scheduled]) -> None:
+def give_back_lightning_stepping(taken: Sequence[_Scheduled]) -> None:
     """Restore the original ``interval`` of every config taken over."""
     for entry in taken:
         if entry.config.interval == TAKEN_OVER:
             entry.config.interval = entry.interval
 
 
-def _warn_batch_stepping(taken: list[_Scheduled], accumulate: Any, logger: Any) -> None:
+def _warn_batch_stepping(taken: Sequence[_Scheduled], accumulate: Any, logger: Any) -> None:
     """Say so when a Lightning ``interval='step'`` scheduler will step more often than Lightning steps it.
 
     Under gradient accumulation this hook steps iteration-based schedulers every batch, as
@@ -188,7 +190,7 @@ def _warn_batch_stepping(taken: list[_Scheduled], accumulate: Any, logger: Any) 
     warn_during_run(logger, message)
 
 
-def _refuse_plateau_frequency_by_iterations(taken: list[_Scheduled], by_epoch: bool) -> None:
+def _refuse_plateau_frequency_by_iterations(taken: Sequence[_Scheduled], by_epoch: bool) -> None:
     """A plateau scheduler's ``frequency`` counts epochs; iteration-based training validates by iterations."""
     if by_epoch:
         return
@@ -213,7 +215,7 @@ def _say_left_to_lightning(left: list[Any], logger: Any) -> None:
         )
 
 
-def _warn_step_frequency(taken: list[_Scheduled], epoch_batches: Any, logger: Any) -> None:
+def _warn_step_frequency(taken: Sequence[_Scheduled], epoch_batches: Any, logger: Any) -> None:
     """Say so when an ``interval='step'`` config's ``frequency`` falls on other batches than Lightning's.
 
     Lightning counts a step frequency in batches of the epoch, from 1 again each epoch; this hook
@@ -240,10 +242,44 @@ class ParamSchedulerHook(Hook):
 
     priority = "LOW"
 
+    # Class-level defaults too: MMEngine's hook has no __init__, so subclasses written for it
+    # (mmyolo's) do not call this one.
+    _scheduled: Sequence[_Scheduled] = ()
+    #: Whether a Trainer's schedulers were taken over (else ``runner.param_schedulers`` is stepped).
+    _with_trainer = False
+    #: Set while a subclass's own ``before_train`` runs after the take-over (see __init_subclass__).
+    _taken_over_now = False
+
     def __init__(self) -> None:
-        self._scheduled: list[_Scheduled] = []
-        #: Whether a Trainer's schedulers were taken over (else ``runner.param_schedulers`` is stepped).
+        self._scheduled = []
         self._with_trainer = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own ``before_train`` runs after the take-over from Lightning.
+
+        MMEngine's hook has no ``before_train``, so subclasses written for it (mmyolo's) define one
+        without calling ``super().before_train``; the schedulers must still be taken over, or
+        Lightning and this hook would both step them.
+        """
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("before_train")
+        if own is None or getattr(own, "_takes_over_first", False):
+            return
+
+        @functools.wraps(own)
+        def before_train(self: ParamSchedulerHook, runner: RunnerView) -> None:
+            if self._taken_over_now:  # an outer subclass's wrapper took over already
+                own(self, runner)
+                return
+            ParamSchedulerHook.before_train(self, runner)
+            self._taken_over_now = True
+            try:
+                own(self, runner)
+            finally:
+                self._taken_over_now = False
+
+        before_train._takes_over_first = True  # type: ignore[attr-defined]
+        cls.before_train = before_train  # type: ignore[method-assign]
 
     @property
     def scheduled(self) -> list[Any]:
@@ -252,6 +288,8 @@ class ParamSchedulerHook(Hook):
 
     def before_train(self, runner: RunnerView) -> None:
         """Take the schedulers over from Lightning for this ``fit``."""
+        if self._taken_over_now:  # called as super().before_train from a subclass's own
+            return
         self._release()
         trainer = getattr(runner, "trainer", None)
         if trainer is None:
