@@ -249,6 +249,32 @@ def test_swap_around_validation_and_best_checkpoint(tmp_path):
         assert torch.load(f, weights_only=True)["meta"]["ema_steps"] == 8
 
 
+def _swapping_subclass(base: type) -> Any:
+    """mmpretrain's EMAHook pattern: its own evaluation swaps through MMEngine's ``_swap_ema_parameters``."""
+
+    class SwapsItself(base):  # type: ignore[misc, valid-type]
+        def before_val_epoch(self, runner: Any) -> None:
+            self._swap_ema_parameters()
+
+        def after_val_epoch(self, runner: Any, metrics: Any = None) -> None:
+            self._swap_ema_parameters()
+
+    return SwapsItself(momentum=0.1)
+
+
+def test_a_subclass_swapping_with_mmengines_method_validates_on_the_average(tmp_path):
+    from mmengine.hooks import EMAHook as MMEMAHook
+
+    mm_log: list = []
+    lh_log: list = []
+    run_mm(tmp_path / "mm", [_swapping_subclass(MMEMAHook), make_recorder(MMHook, mm_log)])
+    run_lh(tmp_path / "lh", [_swapping_subclass(EMAHook), make_recorder(LHHook, lh_log)])
+    assert [(s, e) for s, e, _ in lh_log] == [(s, e) for s, e, _ in mm_log] and len(lh_log) == 4
+    for (stage, epoch, mine), (_, _, ref) in zip(lh_log, mm_log, strict=True):
+        torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-6, msg=f"{stage} of epoch {epoch}")
+    assert not torch.equal(lh_log[0][2], lh_log[1][2])  # validation saw other weights than training
+
+
 # ---------------------------------------------------------------------------------------------- resume and load
 @pytest.mark.slow
 def test_resume_from_ema_checkpoint_matches_mmengine(tmp_path, lenient_torch_load):

@@ -408,11 +408,22 @@ class EMAHook(Hook):
         if self.ema_model is None:
             return
         self._follow_model(runner)
+        self._put_average_in_model()
+
+    def _put_average_in_model(self) -> None:
         self._reshard()
         swap = _SwapState()
         with torch.no_grad():
             swap.apply(self._swap_pairs())
         self._swap = swap
+
+    def _swap_ema_parameters(self) -> None:
+        """MMEngine's swap, for subclasses that call it (mmpretrain's ``EMAHook``): the model takes
+        the averaged weights, or gets its own back when it holds the averaged ones."""
+        if self._swap is not None:
+            self._swap_out()
+        elif self.ema_model is not None and self.src_model is not None:
+            self._put_average_in_model()
 
     def _swap_out(self) -> None:
         if self._swap is None:
