@@ -81,8 +81,10 @@ def mmengine_validations(tmp_path: Any, cfg: dict, infinite: bool = False) -> li
     [
         dict(by_epoch=True, max_epochs=6, val_interval=1, val_begin=3),
         dict(by_epoch=True, max_epochs=7, val_interval=3, dynamic_intervals=[(4, 1)]),
+        # MMEngine picks the interval after epoch n by n + 1: it validates after epoch 4 already
+        dict(by_epoch=True, max_epochs=8, val_interval=10, dynamic_intervals=[(5, 1)]),
     ],
-    ids=["val_begin", "dynamic_intervals"],
+    ids=["val_begin", "dynamic_intervals", "dynamic_intervals_milestone_ahead"],
 )
 def test_epoch_validation_schedule_matches_mmengine(tmp_path, train_cfg):
     cfg = dict(train_cfg=train_cfg)
@@ -91,13 +93,19 @@ def test_epoch_validation_schedule_matches_mmengine(tmp_path, train_cfg):
     assert 0 < len(ours) < train_cfg["max_epochs"]
 
 
-def test_iteration_validation_schedule_matches_mmengine(tmp_path):
-    cfg = dict(
-        train_cfg=dict(type="IterBasedTrainLoop", max_iters=12, val_interval=4, val_begin=5, dynamic_intervals=[(8, 2)])
-    )
+@pytest.mark.parametrize(
+    ("train_cfg", "iterations"),
+    [
+        (dict(val_interval=4, val_begin=5, dynamic_intervals=[(8, 2)]), [8, 10, 12]),
+        (dict(val_interval=4, dynamic_intervals=[(7, 1)]), [4, 6, 7, 8, 9, 10, 11, 12]),  # 6: by n + 1 again
+    ],
+    ids=["val_begin", "milestone_ahead"],
+)
+def test_iteration_validation_schedule_matches_mmengine(tmp_path, train_cfg, iterations):
+    cfg = dict(train_cfg=dict(type="IterBasedTrainLoop", max_iters=12, **train_cfg))
     ours = lightning_validations(tmp_path, cfg)
     assert ours == mmengine_validations(tmp_path, cfg, infinite=True)
-    assert [it for _, it in ours] == [8, 10, 12]
+    assert [it for _, it in ours] == iterations
 
 
 def test_val_interval_hook_checks_arguments():

@@ -4,7 +4,8 @@ MMEngine's training loops validate after epoch (or iteration) ``n`` when
 ``n >= val_begin`` and (``n % val_interval == 0`` or ``n`` is the last), where
 ``val_interval`` switches to ``dynamic_intervals``' value from each of its milestones on
 (``[(milestone, interval), ...]``; the interval of step ``n`` is the one whose milestone is the
-last <= ``n``). Lightning has one fixed interval, so before every epoch (epoch-based) or
+last <= ``n``). The loops update the interval right after step ``n`` for step ``n + 1``, before
+deciding whether to validate after ``n``, so that decision already uses step ``n + 1``'s interval. Lightning has one fixed interval, so before every epoch (epoch-based) or
 iteration (iteration-based) this hook sets the Trainer's ``check_val_every_n_epoch`` or
 ``val_check_batch`` so that Lightning validates exactly then.
 """
@@ -63,8 +64,9 @@ class ValIntervalHook(Hook):
         return self.intervals[bisect.bisect(self.milestones, step) - 1]
 
     def validates_after(self, step: int, last: int) -> bool:
-        """Whether MMEngine validates after epoch (iteration) ``step`` of ``last``."""
-        return step >= self.val_begin and (step % self.interval_at(step) == 0 or step == last)
+        """Whether MMEngine validates after epoch (iteration) ``step`` of ``last`` (with the interval
+        of ``step + 1``, which its loop has chosen by then)."""
+        return step >= self.val_begin and (step % self.interval_at(step + 1) == 0 or step == last)
 
     def before_train_epoch(self, runner: RunnerView) -> None:
         """Epoch-based: validate after this epoch or not (``check_val_every_n_epoch``)."""
