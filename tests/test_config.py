@@ -389,3 +389,24 @@ def test_new_style_config_without_mmengine_names_the_format(tmp_path, monkeypatc
     pkg_base = write(tmp_path / "pkg_base.py", "_base_ = ['mmdet::_base_/default_runtime.py']\n")
     with pytest.raises(ValueError, match=r"mmdet::.*install mmengine"):
         load_mmengine_config(pkg_base)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_yaml_and_json_configs_build_a_bridge_and_are_dumped_in_their_format(tmp_path, suffix):
+    """MMEngine's Runner dumps the config under its own file name, in its own format."""
+    import yaml
+    from toy import ToyModule, loaders, make_trainer
+
+    cfg = dict(
+        default_hooks=dict(logger=dict(type="LoggerHook", interval=2)),
+        train_cfg=dict(by_epoch=True, max_epochs=1, val_interval=1),
+    )
+    path = tmp_path / f"cfg{suffix}"
+    path.write_text(yaml.safe_dump(cfg) if suffix == ".yaml" else json.dumps(cfg))
+    bridge = HookBridge.from_mmengine_config(str(path), work_dir=str(tmp_path / "run"))
+    assert next(h for h in bridge.hooks if type(h).__name__ == "LoggerHook").interval == 2
+    trainer = make_trainer(tmp_path / "run", bridge, max_epochs=1)
+    train, val = loaders()
+    trainer.fit(ToyModule(), train, val)
+    dumped = tmp_path / "run" / f"cfg{suffix}"
+    assert load_mmengine_config(dumped) == load_mmengine_config(path)
