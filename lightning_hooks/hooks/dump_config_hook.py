@@ -45,7 +45,7 @@ def config_text(cfg: Mapping[str, Any], filename: str) -> str:
     if filename.endswith(".json"):
         return json.dumps(_as_plain_data(cfg), indent=4) + "\n"
     if filename.endswith((".yaml", ".yml")):
-        import yaml
+        import yaml  # type: ignore[import-untyped]  # a dependency of lightning (PyYAML)
 
         return str(yaml.safe_dump(_as_plain_data(cfg), sort_keys=False))
     return config_as_python(cfg)
