@@ -26,6 +26,7 @@ import os
 import os.path as osp
 import re
 import types
+import warnings
 from collections.abc import Mapping
 from typing import Any, Union
 
@@ -33,6 +34,7 @@ __all__ = ["NeedsMMEngineError", "load_mmengine_config", "merge_config", "read_c
 
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
+DEPRECATION_KEY = "_deprecation_"
 
 
 class NeedsMMEngineError(ValueError):
@@ -74,8 +76,16 @@ class _AttrDict(dict):
             raise AttributeError(f"the base configs define no {name!r}; they define: {', '.join(self)}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """``_base_.a.b = value`` in a child config changes the base's value, as in MMEngine."""
-        self[name] = value
+        """``_base_.a.b = value`` in a child config changes the base's value, as in MMEngine: to a copy
+        of its dicts and lists (``ConfigDict`` copies them too), so later edits of ``value`` stay out."""
+        self[name] = _AttrDict.wrap(value)
+
+    def __delattr__(self, name: str) -> None:
+        """``del _base_.a`` in a child config removes the key from the base, as in MMEngine."""
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(f"the base configs define no {name!r}; they define: {', '.join(self)}") from None
 
     @classmethod
     def wrap(cls, obj: Any) -> Any:
@@ -144,7 +154,7 @@ def _resolve_base_refs(obj: Any, refs: dict[str, str], base: Mapping[str, Any]) 
 def _base_files(tree: ast.Module, filename: str) -> list[str]:
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == BASE_KEY for t in node.targets):
-            value = ast.literal_eval(node.value)
+            value = _base_value(node.value, filename)
             return [value] if isinstance(value, str) else list(value)
         if isinstance(node, ast.With) and "read_base" in ast.unparse(node.items[0].context_expr):
             raise NeedsMMEngineError(
@@ -152,6 +162,41 @@ def _base_files(tree: ast.Module, filename: str) -> list[str]:
                 "only mmengine.Config reads; install mmengine, or use the classic `_base_ = [...]` form"
             )
     return []
+
+
+def _base_value(node: ast.expr, filename: str) -> Any:
+    """The value given to ``_base_``: a literal, or an expression of literals (``['a.py'] + ['b.py']``),
+    evaluated on its own as MMEngine evaluates the file (a Python config is code)."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        pass
+    try:
+        value = eval(compile(ast.Expression(node), filename, "eval"), {"__builtins__": {}})
+    except Exception as exc:
+        raise ValueError(
+            f"{filename}: _base_ must be a file name or a list of them, computed from literals only; "
+            f"could not evaluate {ast.unparse(node)!r}: {exc}"
+        ) from exc
+    if not isinstance(value, str) and not (
+        isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value)
+    ):
+        raise ValueError(f"{filename}: _base_ must be a file name or a list of them, got {value!r}")
+    return value
+
+
+def _pop_deprecation(own: dict[str, Any], filename: str) -> None:
+    """Drop a file's ``_deprecation_`` note with MMEngine's warning: it belongs to that file, not to the merge."""
+    info = own.pop(DEPRECATION_KEY, None)
+    if info is None:
+        return
+    message = f"The config file {filename} will be deprecated in the future."
+    if isinstance(info, Mapping):
+        if "expected" in info:
+            message += f" Please use {info['expected']} instead."
+        if "reference" in info:
+            message += f" More information can be found at {info['reference']}"
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
 
 
 def _without_base_assign(tree: ast.Module) -> ast.Module:
@@ -229,6 +274,7 @@ def read_config_file(path: Union[str, os.PathLike[str]]) -> dict[str, Any]:
         }
     else:
         own = {k: v for k, v in plain.items() if k != BASE_KEY}
+    _pop_deprecation(own, filename)
     own = _resolve_base_refs(own, refs, base)
     merged = merge_config(own, base)
     return {k: v for k, v in merged.items() if not k.startswith("__")}

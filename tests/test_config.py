@@ -410,3 +410,48 @@ def test_yaml_and_json_configs_build_a_bridge_and_are_dumped_in_their_format(tmp
     trainer.fit(ToyModule(), train, val)
     dumped = tmp_path / "run" / f"cfg{suffix}"
     assert load_mmengine_config(dumped) == load_mmengine_config(path)
+
+
+READER_CASES = {
+    # `del _base_.x`: the key leaves the base (mmdet's tracking configs)
+    "del_base_key": (
+        {"base.py": "model = dict(a=1)\nkeep = 2\n"},
+        "_base_ = './base.py'\ndel _base_.model\nmodel = dict(b=2)\n",
+    ),
+    # `_base_.a.b = obj`: the base holds its own copy; later edits of obj do not reach it
+    "assign_copies": (
+        {"base.py": "pipeline = [dict(type='X', v=1)]\ndata = dict(pipeline=pipeline, n=1)\n"},
+        "_base_ = './base.py'\np = [dict(type='Y', v=7)]\n_base_.data.pipeline = p\np[0]['v'] = 99\n"
+        "d = dict(k=1)\n_base_.data.extra = d\nd['k'] = 2\n",
+    ),
+    # `_deprecation_` is each file's own note: dropped with a warning, never merged
+    "deprecation_in_two_bases": (
+        {
+            "a.py": "_deprecation_ = dict(expected='x.py', reference='url')\na = 1\n",
+            "b.py": "_deprecation_ = dict()\nb = 2\n",
+        },
+        "_base_ = ['./a.py', './b.py']\nc = 3\n",
+    ),
+    # a `_base_` list built by an expression
+    "base_list_expression": (
+        {"a.py": "a = 1\n", "b.py": "b = 2\n"},
+        "_base_ = ['./a.py'] + ['./b.py']\nc = 3\n",
+    ),
+}
+
+
+@pytest.mark.parametrize(("bases", "child"), READER_CASES.values(), ids=READER_CASES.keys())
+def test_python_config_forms_read_as_mmengine_reads_them(tmp_path, bases, child):
+    for name, text in bases.items():
+        (tmp_path / name).write_text(text)
+    path = tmp_path / "child.py"
+    path.write_text(child)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        expected = Config.fromfile(str(path)).to_dict()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_mmengine_config(path) == expected
+    said = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+    if "_deprecation_" in str(bases):
+        assert len(said) == 2 and "a.py will be deprecated in the future. Please use x.py instead." in said[0]
