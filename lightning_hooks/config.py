@@ -27,7 +27,7 @@ from typing import Any, Literal, Optional, Union
 
 from . import hooks as _builtin_hooks  # noqa: F401  (importing them registers the built-in hooks in HOOKS)
 from .config_keys import report_config_keys
-from .config_reader import DELETE_KEY, config_to_dict, load_mmengine_config, merge_config
+from .config_reader import config_to_dict, load_mmengine_config, merge_config, without_delete_keys
 from .errors import UnsupportedHook, UnsupportedHookError
 from .hooks.dump_config_hook import DumpConfigHook
 from .hooks.hook import Hook
@@ -98,19 +98,6 @@ _VISUALIZATION_SKIPPED = (
 
 
 # --------------------------------------------------------------------------------------- hooks
-def _strip_delete(obj: Any) -> Any:
-    """Drop ``_delete_`` keys that MMEngine's merge can leave in a dict.
-
-    MMEngine leaves one inside a merged dict when the parent has no such key and
-    passes it on to the hook's constructor, which fails (see docs/comparison.md).
-    """
-    if isinstance(obj, dict):
-        return {k: _strip_delete(v) for k, v in obj.items() if k != DELETE_KEY}
-    if isinstance(obj, list):
-        return [_strip_delete(v) for v in obj]
-    return obj
-
-
 def _unsupported_reason(hook_type: Any) -> Optional[str]:
     """Why a hook ``type`` cannot be built here, or None when it can."""
     if isinstance(hook_type, type):
@@ -320,8 +307,8 @@ def bridge_kwargs_from_mmengine_config(
         raise ValueError(f"on_unsupported must be 'error' or 'warn', got {on_unsupported!r}")
     cfg = _as_config(path_or_dict)
     _import_custom_modules(cfg.get("custom_imports"))
-    default_hooks = _strip_delete(cfg.get("default_hooks") or {})
-    custom_hooks = _strip_delete(cfg.get("custom_hooks") or [])
+    default_hooks = without_delete_keys(cfg.get("default_hooks") or {})
+    custom_hooks = without_delete_keys(cfg.get("custom_hooks") or [])
     if not isinstance(default_hooks, Mapping):
         raise TypeError(f"default_hooks must be a dict of name -> hook config, got {default_hooks!r}")
     if not isinstance(custom_hooks, list):

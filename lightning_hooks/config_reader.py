@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, Union
 
-__all__ = ["NeedsMMEngineError", "load_mmengine_config", "merge_config", "read_config_file"]
+__all__ = ["NeedsMMEngineError", "load_mmengine_config", "merge_config", "read_config_file", "without_delete_keys"]
 
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
@@ -42,6 +42,19 @@ class NeedsMMEngineError(ValueError):
 
 
 # --------------------------------------------------------------------------------------- merging
+def without_delete_keys(obj: Any) -> Any:
+    """``obj`` without the ``_delete_`` keys a merge leaves in dicts, at any depth.
+
+    MMEngine keeps ``_delete_=True`` inside a merged dict when the base had no such key; its
+    builders ignore the key. Dicts and lists are copied; anything else is kept as it is.
+    """
+    if isinstance(obj, Mapping):
+        return {k: without_delete_keys(v) for k, v in obj.items() if k != DELETE_KEY}
+    if isinstance(obj, list):
+        return [without_delete_keys(v) for v in obj]
+    return obj
+
+
 def merge_config(child: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``child`` into a copy of ``base`` as MMEngine's ``Config`` does.
 

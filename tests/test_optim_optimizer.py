@@ -75,6 +75,7 @@ PARAMWISE = [
         norm_decay_mult=0.0,
     ),
     dict(custom_keys={"pos_embed": dict(decay_mult=0.0), "cls_token": dict(decay_mult=0.0)}, flat_decay_mult=0.0),
+    dict(_delete_=True, norm_decay_mult=0.0),  # left by a config merge over a base without paramwise_cfg
 ]
 
 

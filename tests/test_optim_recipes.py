@@ -260,7 +260,7 @@ def test_mmpretrain_constant_then_poly_default_end(tmp_path):
 def test_auto_scale_lr_scales_by_the_real_batch(tmp_path):
     """auto_scale_lr with enable=True: world size 1 x batch 3 against base_batch_size 12 -> lr x 0.25."""
     cfg = copy.deepcopy(LINEARLR_BN_NOWD)
-    cfg["auto_scale_lr"] = dict(enable=True, base_batch_size=12)
+    cfg["auto_scale_lr"] = dict(enable=True, base_batch_size=12, _delete_=True)  # a merge's leftover: ignored
     train_cfg, trainer_kwargs = epochs(2)
     log, _ = compare(tmp_path, cfg, train_cfg, trainer_kwargs)
     assert lr_series(log)[0] == pytest.approx(0.5 * 0.25 * 0.1)  # ConstantLR's factor 0.1 on the scaled lr

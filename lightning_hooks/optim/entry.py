@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .._lightning import attached_trainer, load_train_dataloader
+from ..config_reader import without_delete_keys
 from ..errors import OptimConfigError
 from ..registry import to_plain
 from .optimizer import WrapperSettings, build_optimizer, parse_optim_wrapper
@@ -142,6 +143,7 @@ def scale_lr(optimizer: torch.optim.Optimizer, auto_scale_lr: Any, trainer: Any)
     """MMEngine's ``auto_scale_lr``: multiply every group's lr by (world size x batch size) / ``base_batch_size``."""
     if not auto_scale_lr or not auto_scale_lr.get("enable", False):
         return
+    auto_scale_lr = without_delete_keys(auto_scale_lr)  # merge syntax left over, ignored as MMEngine does
     unknown = sorted(set(auto_scale_lr) - {"enable", "base_batch_size"})
     if unknown:
         raise OptimConfigError(f"auto_scale_lr: unknown keys {unknown}; supported: ['base_batch_size', 'enable']")

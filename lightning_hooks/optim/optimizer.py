@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from ..config_reader import without_delete_keys
 from ..errors import OptimConfigError, OptimKeyError
 from ..registry import Registry, to_plain
 
@@ -140,8 +141,7 @@ def _clip_settings(clip_grad: Any) -> tuple[Optional[float], Optional[str]]:
 def _as_dict(cfg: Any) -> dict[str, Any]:
     if not isinstance(cfg, Mapping):  # mmengine's ConfigDict and OmegaConf's DictConfig are Mappings
         raise TypeError(f"optim_wrapper must be a dict, got {type(cfg).__name__}")
-    plain = dict(to_plain(dict(cfg.items())))
-    plain.pop("_delete_", None)  # merge syntax left over from a config file's _base_ chain
+    plain: dict[str, Any] = without_delete_keys(to_plain(dict(cfg.items())))  # merge syntax left over, ignored
     return plain
 
 
