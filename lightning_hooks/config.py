@@ -404,7 +404,7 @@ def trainer_kwargs_from_mmengine_config(
       and ``gradient_clip_algorithm``, ``AmpOptimWrapper`` → ``precision`` (``'16-mixed'``, or
       ``'bf16-mixed'`` for ``dtype='bfloat16'``).
     * ``env_cfg.cudnn_benchmark`` → ``benchmark``; ``randomness.deterministic`` → ``deterministic``
-      (the seed: :func:`seed_from_mmengine_config`).
+      (the seed: :func:`seed_from_mmengine_config`), which turns ``benchmark`` off, as in MMEngine.
     * ``work_dir`` → ``default_root_dir`` (``work_dirs/<config stem>`` for a file without one).
     """
     cfg = _as_config(path_or_dict)
@@ -421,6 +421,8 @@ def trainer_kwargs_from_mmengine_config(
     randomness = cfg.get("randomness") or {}
     if randomness.get("deterministic"):
         kwargs["deterministic"] = True
+        if "benchmark" in kwargs:  # MMEngine seeds after setting up the environment, and turns it off again
+            kwargs["benchmark"] = False
     if cfg.get("work_dir") is not None:
         kwargs["default_root_dir"] = cfg["work_dir"]
     elif _config_path(path_or_dict) is not None:
