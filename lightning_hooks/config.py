@@ -334,6 +334,10 @@ def bridge_kwargs_from_mmengine_config(
         if cfg.get(key) is not None:
             kwargs[key] = cfg[key]
     path = _config_path(path_or_dict)
+    filename = path if path is not None else getattr(path_or_dict, "filename", None)  # an mmengine.Config's file
+    if isinstance(filename, str) and filename:
+        # MMEngine's Runner names a config's run <file stem>_<timestamp> unless it sets experiment_name
+        kwargs.setdefault("experiment_name", osp.splitext(osp.basename(filename))[0])
     if path is not None:
         kwargs.setdefault("work_dir", default_work_dir(path))
         kwargs["custom_hooks"].append(DumpConfigHook(cfg, osp.basename(path)))

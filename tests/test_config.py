@@ -405,6 +405,8 @@ def test_yaml_and_json_configs_build_a_bridge_and_are_dumped_in_their_format(tmp
     path.write_text(yaml.safe_dump(cfg) if suffix == ".yaml" else json.dumps(cfg))
     bridge = HookBridge.from_mmengine_config(str(path), work_dir=str(tmp_path / "run"))
     assert next(h for h in bridge.hooks if type(h).__name__ == "LoggerHook").interval == 2
+    assert bridge.experiment_name_prefix == "cfg"  # no experiment_name: the file's, as MMEngine's Runner names it
+    assert HookBridge.from_mmengine_config(Config.fromfile(str(path))).experiment_name_prefix == "cfg"
     trainer = make_trainer(tmp_path / "run", bridge, max_epochs=1)
     train, val = loaders()
     trainer.fit(ToyModule(), train, val)
