@@ -304,6 +304,37 @@ def test_before_run_sees_the_training_loader_and_length_as_in_mmengine(tmp_path,
     assert ours == theirs == expected
 
 
+def _lengths_recorder(base: type, seen: list) -> Any:
+    """A hook reading the run's lengths in before_run before anything else loads the training data."""
+
+    class Lengths(base):  # type: ignore[misc, valid-type]
+        priority = "HIGHEST"
+
+        def before_run(self, runner) -> None:
+            seen.append((runner.max_iters, runner.train_loop.max_iters, runner.val_interval))
+
+    return Lengths()
+
+
+@pytest.mark.parametrize(
+    "train_cfg", [dict(by_epoch=True, max_epochs=3), dict(by_epoch=False, max_iters=10, val_interval=4)]
+)
+def test_before_run_reads_the_lengths_as_in_mmengine(tmp_path, train_cfg):
+    theirs: list = []
+    run_mmengine(
+        tmp_path / "mm", [_lengths_recorder(MMHook, theirs)], train_cfg=train_cfg, infinite="max_iters" in train_cfg
+    )
+    ours: list = []
+    bridge = HookBridge(custom_hooks=[_lengths_recorder(Hook, ours)], work_dir=str(tmp_path / "lh"))
+    if "max_iters" in train_cfg:
+        length = dict(max_steps=10, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
+    else:
+        length = dict(max_epochs=3)
+    make_trainer(tmp_path, bridge, **length).fit(ToyModule(), *loaders())
+    expected = [(12, 12, 1)] if "max_epochs" in train_cfg else [(10, 10, 4)]
+    assert ours == theirs == expected
+
+
 @pytest.mark.parametrize("read", ["get_lr", "param_schedulers"])
 def test_optimizers_read_before_lightning_creates_them_is_an_error_that_says_when(tmp_path, read):
     """MMEngine builds its optimizer wrapper before before_run; Lightning calls configure_optimizers after it."""
