@@ -438,9 +438,31 @@ def _needs_val_interval_hook(train_cfg: Any) -> bool:
     return bool(train_cfg) and (train_cfg.get("val_begin", 1) != 1 or bool(train_cfg.get("dynamic_intervals")))
 
 
+_MMENGINE_LOOPS = {"EpochBasedTrainLoop": True, "IterBasedTrainLoop": False}
+
+
 def _is_epoch_based(train_cfg: Mapping[str, Any]) -> bool:
-    loop = str(train_cfg.get("type", ""))
-    return bool(train_cfg.get("by_epoch", not loop.endswith("IterBasedTrainLoop")))
+    """MMEngine's choice of loop: ``by_epoch``, or the loop ``type`` (another type: the length it gives)."""
+    if "type" in train_cfg and "by_epoch" in train_cfg:
+        raise ValueError(
+            f"train_cfg: only one of 'type' or 'by_epoch' can be given, as in MMEngine; got {dict(train_cfg)!r}"
+        )
+    if "by_epoch" in train_cfg:
+        return bool(train_cfg["by_epoch"])
+    if "type" not in train_cfg:
+        return True
+    loop = str(train_cfg["type"]).rsplit(".", 1)[-1]
+    if loop in _MMENGINE_LOOPS:
+        return _MMENGINE_LOOPS[loop]
+    if "max_epochs" not in train_cfg and "max_iters" not in train_cfg:
+        raise ValueError(f"train_cfg needs max_epochs (epoch-based) or max_iters (iteration-based), got {train_cfg!r}")
+    warnings.warn(
+        f"train_cfg.type={train_cfg['type']!r} is not run: Lightning's loop trains, with the length and "
+        "validation interval the config gives; port what that loop does to your LightningModule or a callback",
+        UserWarning,
+        stacklevel=4,
+    )
+    return "max_epochs" in train_cfg
 
 
 def _loop_kwargs(train_cfg: Any, accumulate: int) -> dict[str, Any]:
@@ -449,8 +471,8 @@ def _loop_kwargs(train_cfg: Any, accumulate: int) -> dict[str, Any]:
     hooked = _needs_val_interval_hook(train_cfg)
     if _is_epoch_based(train_cfg):
         interval = 1 if hooked else int(train_cfg.get("val_interval", 1))
-        return {"max_epochs": int(train_cfg["max_epochs"]), "check_val_every_n_epoch": interval}
-    max_iters = int(train_cfg["max_iters"])
+        return {"max_epochs": _loop_length(train_cfg, "max_epochs"), "check_val_every_n_epoch": interval}
+    max_iters = _loop_length(train_cfg, "max_iters")
     if max_iters % accumulate:
         raise ValueError(
             f"train_cfg.max_iters={max_iters} is not a multiple of accumulative_counts={accumulate}; "
@@ -463,6 +485,14 @@ def _loop_kwargs(train_cfg: Any, accumulate: int) -> dict[str, Any]:
         "val_check_interval": interval,
         "check_val_every_n_epoch": None,
     }
+
+
+def _loop_length(train_cfg: Mapping[str, Any], key: str) -> int:
+    """``train_cfg[key]`` as an int, or an error naming the key the loop needs."""
+    if key not in train_cfg:
+        kind = "an epoch-based" if key == "max_epochs" else "an iteration-based"
+        raise ValueError(f"train_cfg describes {kind} loop and needs {key}, got {dict(train_cfg)!r}")
+    return int(train_cfg[key])
 
 
 def _val_interval_hooks(train_cfg: Any) -> list[dict[str, Any]]:

@@ -70,6 +70,8 @@ KEY_ROLES: dict[str, tuple[str, str]] = {
     "activation_checkpointing": ("not used", "apply activation checkpointing in your LightningModule"),
     "efficient_conv_bn_eval": ("not used", "no Lightning counterpart"),
     "strategy": ("not used", "FlexibleRunner's strategy: pass Trainer(strategy=...)"),
+    "find_unused_parameters": ("not used", "Trainer(strategy='ddp_find_unused_parameters_true')"),
+    "sync_bn": ("not used", "Trainer(sync_batchnorm=True)"),
 }
 
 _ORDER = ("bridge", "trainer", "optimizers", "yours", "not used", "unknown")

@@ -258,6 +258,8 @@ def test_key_table_classifies_every_key():
         model=dict(type="ResNet"),
         val_evaluator=dict(type="Accuracy"),
         model_wrapper_cfg=dict(type="MMDistributedDataParallel"),
+        find_unused_parameters=True,
+        sync_bn="torch",
         base_lr=0.01,
         default_scope="mmpretrain",
     )
@@ -270,6 +272,8 @@ def test_key_table_classifies_every_key():
         "model": "yours",
         "val_evaluator": "yours",
         "model_wrapper_cfg": "not used",
+        "find_unused_parameters": "not used",  # read by MMEngine's Runner: named with Lightning's counterpart
+        "sync_bn": "not used",
         "base_lr": "unknown",
     }
     with Listen() as listen:
@@ -277,6 +281,8 @@ def test_key_table_classifies_every_key():
             HookBridge.from_mmengine_config(cfg)
     text = str(caught[0].message)
     assert "model_wrapper_cfg (Lightning's strategy wraps the model" in text and text.endswith("base_lr")
+    assert "find_unused_parameters (Trainer(strategy='ddp_find_unused_parameters_true'))" in text
+    assert "sync_bn (Trainer(sync_batchnorm=True))" in text
     assert re.search(r"optim_wrapper +optimizers +mmengine_optimizers", listen.text)
 
 
@@ -292,3 +298,26 @@ def test_environment_and_randomness():
     assert seed_from_mmengine_config(dict(randomness=dict(deterministic=True))) is None
     with pytest.raises(ValueError, match=r"randomness: unknown keys \['sed'\]"):
         seed_from_mmengine_config(dict(randomness=dict(sed=1)))
+
+
+def test_train_cfg_loop_types():
+    """MMEngine's own loop types decide the counting; another loop type is named (Lightning's loop trains)
+    and counted by the length it gives; ``type`` with ``by_epoch`` is MMEngine's error too."""
+    iter_based = trainer_kwargs_from_mmengine_config(
+        dict(train_cfg=dict(type="mmengine.IterBasedTrainLoop", max_iters=8))
+    )
+    assert iter_based["max_steps"] == 8 and iter_based["max_epochs"] == -1
+    with pytest.warns(UserWarning, match=r"train_cfg.type='mmdet.MyIterLoop' is not run"):
+        custom = trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(type="mmdet.MyIterLoop", max_iters=8)))
+    assert custom["max_steps"] == 8
+    with pytest.warns(UserWarning, match=r"train_cfg.type='MyEpochLoop' is not run"):
+        custom = trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(type="MyEpochLoop", max_epochs=3)))
+    assert custom["max_epochs"] == 3
+    with pytest.raises(ValueError, match=r"only one of 'type' or 'by_epoch'"):
+        trainer_kwargs_from_mmengine_config(
+            dict(train_cfg=dict(type="EpochBasedTrainLoop", by_epoch=True, max_epochs=2))
+        )
+    with pytest.raises(ValueError, match=r"train_cfg needs max_epochs .* or max_iters"):
+        trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(type="MyLoop")))
+    with pytest.raises(ValueError, match=r"an iteration-based loop and needs max_iters"):
+        trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(by_epoch=False, max_epochs=2)))
