@@ -35,6 +35,8 @@ __all__ = ["NeedsMMEngineError", "load_mmengine_config", "merge_config", "read_c
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
 DEPRECATION_KEY = "_deprecation_"
+#: Top-level names ``mmengine.Config`` keeps for itself and refuses in a config.
+RESERVED_KEYS = frozenset({"filename", "text", "pretty_text", "env_variables"})
 
 
 class NeedsMMEngineError(ValueError):
@@ -290,6 +292,9 @@ def read_config_file(path: Union[str, os.PathLike[str]]) -> dict[str, Any]:
     _pop_deprecation(own, filename)
     own = _resolve_base_refs(own, refs, base)
     merged = merge_config(own, base)
+    reserved = sorted(RESERVED_KEYS & merged.keys())
+    if reserved:
+        raise KeyError(f"{filename}: {', '.join(reserved)} is reserved for config file (as in mmengine.Config)")
     return {k: v for k, v in merged.items() if not k.startswith("__")}
 
 

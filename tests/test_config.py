@@ -457,3 +457,12 @@ def test_python_config_forms_read_as_mmengine_reads_them(tmp_path, bases, child)
     said = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
     if "_deprecation_" in str(bases):
         assert len(said) == 2 and "a.py will be deprecated in the future. Please use x.py instead." in said[0]
+
+
+def test_names_mmengine_config_reserves_are_refused(tmp_path):
+    path = tmp_path / "cfg.py"
+    path.write_text("filename = 'x'\nmodel = dict()\n")
+    with pytest.raises(KeyError, match="filename is reserved for config file"):
+        Config.fromfile(str(path))
+    with pytest.raises(KeyError, match="filename is reserved for config file"):
+        load_mmengine_config(path)
