@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -287,19 +288,23 @@ def test_before_run_sees_the_evaluation_loader_as_in_mmengine(tmp_path, mode):
     assert ours == theirs == [2]
 
 
-@pytest.mark.parametrize("train_cfg", [dict(by_epoch=True, max_epochs=3), dict(by_epoch=False, max_iters=10)])
-def test_before_run_sees_the_training_loader_and_length_as_in_mmengine(tmp_path, train_cfg):
+def _seen_in_before_run(tmp_path, recorder: Callable[[type, list], Any], train_cfg: dict) -> tuple[list, list]:
+    """What ``recorder``'s hook saw in before_run: (ours, MMEngine's), for 3 epochs or 10 iterations."""
     theirs: list = []
-    run_mmengine(
-        tmp_path / "mm", [_run_start_recorder(MMHook, theirs)], train_cfg=train_cfg, infinite="max_iters" in train_cfg
-    )
+    run_mmengine(tmp_path / "mm", [recorder(MMHook, theirs)], train_cfg=train_cfg, infinite="max_iters" in train_cfg)
     ours: list = []
-    bridge = HookBridge(custom_hooks=[_run_start_recorder(Hook, ours)], work_dir=str(tmp_path / "lh"))
+    bridge = HookBridge(custom_hooks=[recorder(Hook, ours)], work_dir=str(tmp_path / "lh"))
     if "max_iters" in train_cfg:
         length = dict(max_steps=10, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
     else:
         length = dict(max_epochs=3)
     make_trainer(tmp_path, bridge, **length).fit(ToyModule(), *loaders())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("train_cfg", [dict(by_epoch=True, max_epochs=3), dict(by_epoch=False, max_iters=10)])
+def test_before_run_sees_the_training_loader_and_length_as_in_mmengine(tmp_path, train_cfg):
+    ours, theirs = _seen_in_before_run(tmp_path, _run_start_recorder, train_cfg)
     expected = [(4, 2, 3, 12)] if "max_epochs" in train_cfg else [(4, 2, 1, 10)]
     assert ours == theirs == expected
 
@@ -320,17 +325,7 @@ def _lengths_recorder(base: type, seen: list) -> Any:
     "train_cfg", [dict(by_epoch=True, max_epochs=3), dict(by_epoch=False, max_iters=10, val_interval=4)]
 )
 def test_before_run_reads_the_lengths_as_in_mmengine(tmp_path, train_cfg):
-    theirs: list = []
-    run_mmengine(
-        tmp_path / "mm", [_lengths_recorder(MMHook, theirs)], train_cfg=train_cfg, infinite="max_iters" in train_cfg
-    )
-    ours: list = []
-    bridge = HookBridge(custom_hooks=[_lengths_recorder(Hook, ours)], work_dir=str(tmp_path / "lh"))
-    if "max_iters" in train_cfg:
-        length = dict(max_steps=10, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
-    else:
-        length = dict(max_epochs=3)
-    make_trainer(tmp_path, bridge, **length).fit(ToyModule(), *loaders())
+    ours, theirs = _seen_in_before_run(tmp_path, _lengths_recorder, train_cfg)
     expected = [(12, 12, 1)] if "max_epochs" in train_cfg else [(10, 10, 4)]
     assert ours == theirs == expected
 
