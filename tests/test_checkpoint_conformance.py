@@ -181,6 +181,17 @@ def test_published_file_loads_weights_only_and_holds_only_published_keys(tmp_pat
         assert pickle_sha256(filtered) == hashlib.sha256(pickle.dumps(filtered)).hexdigest()
 
 
+def test_published_keys_with_mmengine_names_and_a_missing_key(tmp_path, messages):
+    """MMEngine's 'optimizer' is Lightning's 'optimizer_states' here and is published under that name; a key
+    the checkpoint does not hold is named in a warning instead of being left out silently."""
+    cfg = dict(type="CheckpointHook", interval=2, published_keys=["meta", "state_dict", "optimizer", "state_dic"])
+    run_lightning(tmp_path, cfg, RAMP)
+    (name,) = [f for f in files_in(tmp_path) if re.search(r"-[0-9a-f]{8}\.pth$", f)]
+    assert sorted(torch.load(tmp_path / name, weights_only=True)) == ["meta", "optimizer_states", "state_dict"]
+    said = [m for m in messages.warnings() if "published_keys" in m]
+    assert len(said) == 1 and "'state_dic'" in said[0] and "'state_dict'" in said[0]  # the missing and the held keys
+
+
 def assert_same_state(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)

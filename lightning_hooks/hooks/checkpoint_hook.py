@@ -34,7 +34,7 @@ import string
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from math import inf
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -835,7 +835,8 @@ class CheckpointHook(Hook):
                 f"CheckpointHook does not publish {ckpt_path}: it holds more than tensors and plain data "
                 "(weights_only=True refused it), so it is not the file this hook wrote. Nothing was unpickled."
             ) from exc
-        final_path, removed = write_published(checkpoint, ckpt_path, self.published_keys, fsync=self._io.fsync)
+        keys = self._published_keys_of(runner, checkpoint, ckpt_path)
+        final_path, removed = write_published(checkpoint, ckpt_path, keys, fsync=self._io.fsync)
         if removed:
             runner.logger.info(
                 f"Key {removed} will be removed because they are not found in published_keys. "
@@ -843,8 +844,32 @@ class CheckpointHook(Hook):
             )
         runner.logger.info(f"The checkpoint ({ckpt_path}) is published to {final_path}.")
 
+    def _published_keys_of(self, runner: RunnerView, checkpoint: Mapping[str, Any], ckpt_path: str) -> list[str]:
+        """``published_keys`` as this checkpoint holds them: MMEngine's ``optimizer`` and
+        ``param_schedulers`` are Lightning's ``optimizer_states`` and ``lr_schedulers``; a key it does
+        not hold is named in a warning (MMEngine leaves it out without a word)."""
+        assert self.published_keys is not None
+        keys, missing = [], []
+        for key in self.published_keys:
+            held = key if key in checkpoint else _LIGHTNING_KEYS.get(key)
+            if held is not None and held in checkpoint:
+                keys.append(held)
+            else:
+                missing.append(key)
+        if missing:
+            _warn(
+                runner,
+                f"published_keys {missing} are not in {ckpt_path}, so the published file leaves them out; "
+                f"the checkpoint holds {list(checkpoint)}",
+            )
+        return keys
+
 
 # ---------------------------------------------------------------------- helpers
+#: MMEngine's checkpoint keys and where a Lightning checkpoint holds the same state.
+_LIGHTNING_KEYS = {"optimizer": "optimizer_states", "param_schedulers": "lr_schedulers"}
+
+
 def _shown(keys: list[str]) -> Union[str, list[str]]:
     """``save_best`` as the user is likely to have written it: a single key as a string."""
     return keys[0] if len(keys) == 1 else keys
