@@ -444,6 +444,16 @@ class HistoryBuffer:
         cls._statistics_methods[method.__name__] = method
         return method
 
+    @classmethod
+    def statistic_function(cls, method_name: str) -> Optional[Callable[..., Any]]:
+        """The function :meth:`statistics` calls for ``method_name`` (its first argument is the
+        buffer), or None for a name that is neither built in nor registered."""
+        if method_name in cls._statistics_methods:
+            return cls._statistics_methods[method_name]
+        if method_name in ("mean", "max", "min", "current"):
+            return getattr(HistoryBuffer, method_name)  # type: ignore[no-any-return]
+        return None
+
     def statistics(self, method_name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the statistic named ``method_name`` (``mean``, ``max``, ``min``, ``current`` or a registered one)."""
         if method_name in self._statistics_methods:

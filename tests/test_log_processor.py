@@ -181,9 +181,32 @@ def test_reading_tensor_losses_costs_one_sync_per_key(monkeypatch):
             "log_name 'loss'.*already",
         ),
         (
-            dict(custom_cfg=[dict(data_src="a", log_name="x"), dict(data_src="b", log_name="x")]),
+            dict(
+                custom_cfg=[
+                    dict(data_src="a", log_name="x", method_name="mean"),
+                    dict(data_src="b", log_name="x", method_name="mean"),
+                ]
+            ),
             ValueError,
             "log_name 'x'",
+        ),
+        # checked when built, not at the first line (MMEngine fails there)
+        (dict(custom_cfg=[dict(data_src="loss", method="mean")]), ValueError, "needs a 'method_name'"),
+        (dict(custom_cfg=[dict(data_src="loss", method_name="meann")]), ValueError, "'meann' is not a statistic"),
+        (
+            dict(custom_cfg=[dict(data_src="loss", method_name="mean", windows_size=5)]),
+            ValueError,
+            r"'mean' takes \(self, window_size.*not the arguments \['windows_size'\]",
+        ),
+        (
+            dict(custom_cfg=[dict(data_src="loss", method_name="current", window_size=5)]),
+            ValueError,
+            r"'current' takes \(self\)",
+        ),
+        (
+            dict(custom_cfg=[dict(data_src="loss", method_name="mean", window_size=0)]),
+            ValueError,
+            "window_size must be positive, got 0",
         ),
         (
             dict(by_epoch=False, custom_cfg=[dict(data_src="loss", method_name="mean", window_size="epoch")]),

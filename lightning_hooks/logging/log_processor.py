@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import inspect
 import operator
 import re
 from collections import OrderedDict
@@ -88,6 +89,39 @@ def _format_value(value: Any, num_digits: int) -> Any:
     if isinstance(value, (torch.Tensor, np.ndarray)):
         return f"\n{value}\n"
     return value
+
+
+def _check_statistic(index: int, entry: Mapping[str, Any]) -> None:
+    """A ``custom_cfg`` entry names a known statistic and only arguments it takes.
+
+    The entry's keys other than ``data_src`` and ``log_name`` are the arguments of
+    ``HistoryBuffer.statistics`` (``method_name``, then the statistic's own, such as
+    ``window_size``); checked now, a typo is an error when the bridge is built, not at the
+    first log line. A statistic of your own must be registered before.
+    """
+    from ..message_hub import HistoryBuffer
+
+    arguments = {key: value for key, value in entry.items() if key not in ("data_src", "log_name")}
+    method_name = arguments.pop("method_name", None)
+    if method_name is None:
+        raise LogProcessorConfigError(
+            f"custom_cfg[{index}] = {dict(entry)!r} needs a 'method_name' key ('mean', 'max', 'min', 'current' "
+            "or a statistic registered with HistoryBuffer.register_statistics)"
+        )
+    function = HistoryBuffer.statistic_function(method_name) if isinstance(method_name, str) else None
+    if function is None:
+        known = ["mean", "max", "min", "current", *HistoryBuffer._statistics_methods]
+        raise LogProcessorConfigError(
+            f"custom_cfg[{index}] method_name {method_name!r} is not a statistic; available: {known} "
+            "(register your own with HistoryBuffer.register_statistics before building the LogProcessor)"
+        )
+    try:
+        inspect.signature(function).bind(None, **arguments)
+    except TypeError as exc:
+        raise LogProcessorConfigError(
+            f"custom_cfg[{index}]: the statistic {method_name!r} takes {inspect.signature(function)}, "
+            f"not the arguments {sorted(arguments)} ({exc})"
+        ) from None
 
 
 def _eta_text(seconds: int) -> str:
@@ -170,6 +204,9 @@ class LogProcessor:
             valid_window = valid_window or (isinstance(window, int) and not isinstance(window, bool))
             if not valid_window:
                 raise TypeError(f"custom_cfg[{index}] window_size must be an int, 'epoch' or 'global', got {window!r}")
+            if isinstance(window, int) and window <= 0:
+                raise LogProcessorConfigError(f"custom_cfg[{index}] window_size must be positive, got {window}")
+            _check_statistic(index, entry)
 
     def _parse_windows_size(
         self, runner: Any, batch_idx: int, custom_cfg: Optional[list[dict[str, Any]]] = None
