@@ -445,10 +445,11 @@ def mark_validation_pending(loops: dict[str, Any]) -> None:
     fit["epoch_loop.val_loop.batch_progress"]["is_last_batch"] = False
 
 
-def drop_pending_validation(loops: dict[str, Any], by_epoch: bool) -> None:
+def drop_pending_validation(loops: dict[str, Any], finish_epoch: bool) -> None:
     """Undo :func:`mark_validation_pending` for a fit that will not validate: the validation loop
-    as it was before, and (epoch-based) the epoch finished, so the resumed fit starts the next
-    epoch as MMEngine's resume does. No-op when ``loops`` has another layout."""
+    as it was before, and with ``finish_epoch`` (saved after an epoch's end) the epoch finished,
+    so the resumed fit starts the next epoch as MMEngine's resume does. No-op when ``loops`` has
+    another layout."""
     fit = loops.get("fit_loop")
     if not isinstance(fit, dict) or "epoch_loop.val_loop.batch_progress" not in fit:
         return
@@ -456,7 +457,7 @@ def drop_pending_validation(loops: dict[str, Any], by_epoch: bool) -> None:
     done = val["total"]["completed"]
     val["total"].update(ready=done, started=done, processed=done, completed=done)
     val["current"].update(ready=0, started=0, processed=0, completed=0)
-    if by_epoch:
+    if finish_epoch:
         mark_epoch_finished(loops)
 
 

@@ -168,6 +168,7 @@ class HookBridge(Callback):
         self._pending_save: Optional[dict[str, Any]] = None
         self._batch_end_counters: Optional[tuple[int, int]] = None
         self._resuming_before_validation = False
+        self._resuming_after_epoch_end = True
         #: True while an epoch stopped early is closed before its validation (see on_validation_start).
         self._closing_stopped_epoch = False
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
@@ -372,7 +373,7 @@ class HookBridge(Callback):
             # validation the bridge added off the interval needs the same one-time relaxation.
             if self.validate_at_end:
                 self._restore_val.update(_lightning.validate_after_this_batch(trainer, self.state.by_epoch))
-            if self.state.by_epoch:
+            if self.state.by_epoch and self._resuming_after_epoch_end:
                 self.state.epoch += 1
                 self._epoch_closed = True
         self._call("before_train")
@@ -743,7 +744,11 @@ class HookBridge(Callback):
         checkpoint["meta"] = meta
         val_pending = self._stage == "fit" and not trainer.validating and self._validation_follows(trainer)
         stopped = self._closing_stopped_epoch
-        checkpoint[RESUME_KEY] = {"validation_pending": bool((val_pending or stopped) and "loops" in checkpoint)}
+        checkpoint[RESUME_KEY] = {
+            "validation_pending": bool((val_pending or stopped) and "loops" in checkpoint),
+            # whether that validation follows the epoch's end (else it runs inside the epoch)
+            "epoch_closed": bool(self._epoch_closed or stopped),
+        }
         if stopped and "loops" in checkpoint:
             # Saved in after_train_epoch of an epoch stopped early, before its validation: a resume
             # runs that validation, then the next epoch.
@@ -772,9 +777,12 @@ class HookBridge(Callback):
         self._resuming_before_validation = (
             resuming and isinstance(marker, Mapping) and marker.get("validation_pending") is True
         )
+        # Files of earlier versions do not say; their pending validations followed an epoch's end.
+        self._resuming_after_epoch_end = not isinstance(marker, Mapping) or marker.get("epoch_closed", True) is True
         if self._resuming_before_validation and not _lightning.fit_validates(trainer) and "loops" in checkpoint:
             # Saved before a validation this fit will not run: it goes on with the next epoch or batch.
-            _lightning.drop_pending_validation(checkpoint["loops"], self.state.by_epoch)
+            finish_epoch = self.state.by_epoch and self._resuming_after_epoch_end
+            _lightning.drop_pending_validation(checkpoint["loops"], finish_epoch)
             self._resuming_before_validation = False
         if self.hook_list.table("after_load_checkpoint"):
             before = _identity(checkpoint.get("state_dict"))

@@ -246,3 +246,32 @@ def test_resume_before_a_validation_into_a_fit_without_validation(tmp_path, how,
     assert [e[1:3] for e in log if e[0] == "after_train_epoch"] == [(2, 12), (3, 16)]
     assert sum(e[0] == "after_train_iter" for e in log) == 8
     assert {"epoch_3.pth", "epoch_4.pth"} <= set(files_in(tmp_path)) and "epoch_5.pth" not in files_in(tmp_path)
+
+
+def test_resume_before_a_validation_inside_an_epoch_keeps_the_epoch(tmp_path):
+    """``val_check_interval=0.5``: a checkpoint written before the validation in the middle of epoch 2
+    resumes into that validation and the rest of epoch 2, with the uninterrupted run's counters."""
+    cfg = dict(type="CheckpointHook", interval=2, by_epoch=False, save_best="acc")
+    scores = {"acc": [0.5, 0.1]}  # per epoch: no new best in epoch 2, so iter_6.pth precedes its validation
+
+    def fit(work_dir, ckpt_path=None) -> list:
+        log: list = []
+        bridge = HookBridge(
+            default_hooks={**NO_DEFAULTS, "checkpoint": dict(cfg)},
+            custom_hooks=[make_trace_hook(Hook, log)],
+            work_dir=str(work_dir),
+            print_hooks_table=False,
+            log_level="WARNING",
+        )
+        trainer = make_trainer(work_dir, bridge, max_epochs=2, val_check_interval=0.5, num_sanity_val_steps=0)
+        trainer.fit(ScoredModule(scores), *loaders(), ckpt_path=ckpt_path)
+        return [e[:3] for e in log if e[0] not in ("before_save_checkpoint", "after_load_checkpoint")]
+
+    whole = fit(tmp_path / "a")
+    assert torch.load(tmp_path / "a" / "iter_6.pth", weights_only=True)["lightning_hooks"]["validation_pending"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the resumed hub names run a's best file, which run b does not own
+        resumed = fit(tmp_path / "b", ckpt_path=str(tmp_path / "a" / "iter_6.pth"))
+    pending = whole.index(("before_val", 1, 6))
+    assert resumed[resumed.index(("before_val", 1, 6)) :] == whole[pending:]
+    assert ("after_train_epoch", 1, 8) in resumed
