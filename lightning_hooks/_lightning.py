@@ -46,6 +46,7 @@ __all__ = [
     "mark_stopped_epoch_validation_pending",
     "mark_validation_pending",
     "move_default_outputs",
+    "reloads_train_data",
     "restore_max_steps",
     "restore_trainer_attributes",
     "save_with_checkpoint_io",
@@ -459,6 +460,11 @@ def drop_pending_validation(loops: dict[str, Any], finish_epoch: bool) -> None:
     val["current"].update(ready=0, started=0, processed=0, completed=0)
     if finish_epoch:
         mark_epoch_finished(loops)
+
+
+def reloads_train_data(trainer: pl.Trainer) -> bool:
+    """Whether Lightning reloads the training data every few epochs (``reload_dataloaders_every_n_epochs``)."""
+    return bool(getattr(trainer, "reload_dataloaders_every_n_epochs", 0))
 
 
 def fit_validates(trainer: pl.Trainer) -> bool:

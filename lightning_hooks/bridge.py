@@ -39,8 +39,15 @@ from .hooks.hook import Hook
 from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
 from .registry import to_plain
-from .runner import RunnerView, check_train_sampler, close_log_file, get_logger, sync_loop_state
-from .state import LoopState, RunContext
+from .runner import (
+    RunnerView,
+    check_train_sampler,
+    close_log_file,
+    get_logger,
+    recount_with_reloaded_data,
+    sync_loop_state,
+)
+from .state import UNBOUNDED, LoopState, RunContext
 
 __all__ = ["DEFAULT_HOOKS", "RESUME_KEY", "HookBridge", "MMEngineConfigHookBridge", "merge_default_hooks", "use_hooks"]
 
@@ -386,6 +393,8 @@ class HookBridge(Callback):
         if self.state.by_epoch:
             self._epoch_closed = False
             self.state.epoch_running = True
+            if _lightning.reloads_train_data(trainer):
+                recount_with_reloaded_data(self.state, trainer)
             self._call("before_train_epoch")
         elif not self.state.iter_epoch_started:
             self.state.iter_epoch_started = True
@@ -426,6 +435,8 @@ class HookBridge(Callback):
                 step_outputs = self._train_outputs(trainer, pl_module, outputs)
             progress = reader.progress  # reader.ends_epoch(), inline: no call per batch
             ends_epoch = progress.current.ready == reader.batches or progress.is_last_batch
+            if ends_epoch and state.max_iters == UNBOUNDED and state.by_epoch and state.epoch + 1 == state.max_epochs:
+                state.max_iters = state.iter + 1  # a loader without a length: the last iteration is this one
             if reader.results:  # the module logged something with self.log
                 logged = reader.logged()
                 if logged:

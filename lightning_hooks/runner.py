@@ -44,6 +44,7 @@ __all__ = [
     "TrainLoopView",
     "check_train_sampler",
     "get_logger",
+    "recount_with_reloaded_data",
     "sync_loop_state",
 ]
 
@@ -190,6 +191,21 @@ def sync_loop_state(state: LoopState, trainer: pl.Trainer) -> None:
         state.iter = batches_done
         state.max_epochs = 1
         state.max_iters = by_steps if by_steps is not None else UNBOUNDED
+
+
+def recount_with_reloaded_data(state: LoopState, trainer: pl.Trainer) -> None:
+    """``max_iters`` again at the start of an epoch whose training data Lightning reloaded
+    (``reload_dataloaders_every_n_epochs``): the batches done plus the epochs left at the new
+    length, so it is exact by the last epoch. Epoch-based training with a known length only."""
+    epoch_batches = trainer.num_training_batches
+    if not state.by_epoch or state.max_epochs == UNBOUNDED or epoch_batches == float("inf"):
+        return
+    by_epochs = state.iter + int(epoch_batches) * (state.max_epochs - state.epoch)
+    steps = trainer.max_steps
+    if steps and steps > 0:
+        left = _batches_for_steps(int(steps) - trainer.global_step, epoch_batches, trainer.accumulate_grad_batches)
+        by_epochs = min(by_epochs, state.iter + left)
+    state.max_iters = by_epochs
 
 
 def _batches_for_steps(max_steps: int, epoch_batches: float, accumulate: Any) -> int:

@@ -13,7 +13,7 @@ import torch
 from ckpt_helpers import files_in
 from mmengine.hooks import Hook as MMHook
 from torch.utils.data import DataLoader
-from toy import ToyModule, _mm_classes, loaders, make_trace_hook, make_trainer, run_mmengine, run_mode
+from toy import ToyDataset, ToyModule, _mm_classes, loaders, make_trace_hook, make_trainer, run_mmengine, run_mode
 
 from lightning_hooks import HOOKS, Hook, HookBridge, MessageHub, bridge_checks
 from lightning_hooks.bridge import merge_default_hooks
@@ -478,6 +478,48 @@ def test_max_iters_counts_the_batches_lightning_trains(tmp_path, trainer_kwargs,
     assert seen == [max_iters]
     assert sum(entry[0] == "after_train_iter" for entry in log) == max_iters
     assert [f for f in files_in(tmp_path) if f.startswith("iter_")] == saved
+
+
+class _GrowingData(ToyModule):
+    """Training data that grows every epoch (4, 5, 6 batches), reloaded by Lightning each epoch."""
+
+    def train_dataloader(self):
+        return DataLoader(ToyDataset(12 + 3 * self.trainer.current_epoch), batch_size=3)
+
+    def val_dataloader(self):
+        return loaders()[1]
+
+
+class _NoLength(torch.utils.data.IterableDataset):
+    """The toy training data without a length (an epoch ends when it runs out)."""
+
+    def __iter__(self):
+        return iter(ToyDataset())
+
+
+@pytest.mark.parametrize("data", ["reloaded each epoch", "without a length"])
+def test_the_last_iteration_is_known_when_it_comes(tmp_path, data):
+    """``runner.max_iters`` is right by the last iteration, so ``save_last`` saves it, when the loader is
+    reloaded with another length every epoch or cannot tell its length."""
+    seen: list = []
+
+    class Look(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            seen.append((runner.iter + 1, runner.max_iters))
+
+    checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=4)
+    bridge = HookBridge(default_hooks=dict(checkpoint=checkpoint), custom_hooks=[Look()], work_dir=str(tmp_path))
+    if data == "reloaded each epoch":
+        trainer = make_trainer(tmp_path, bridge, max_epochs=3, reload_dataloaders_every_n_epochs=1)
+        trainer.fit(_GrowingData())
+        last, saved = 15, ["iter_12.pth", "iter_15.pth", "iter_4.pth", "iter_8.pth"]
+    else:
+        trainer = make_trainer(tmp_path, bridge, max_epochs=2)
+        trainer.fit(ToyModule(), DataLoader(_NoLength(), batch_size=3), loaders()[1])
+        last, saved = 8, ["iter_4.pth", "iter_8.pth"]
+    assert seen[-1] == (last, last)
+    assert [f for f in files_in(tmp_path) if f.startswith("iter_")] == saved
+    assert (tmp_path / "last_checkpoint").read_text().endswith(f"iter_{last}.pth")
 
 
 class _StopAfter(pl.Callback):

@@ -483,7 +483,8 @@ def test_loaders_that_cannot_tell_their_length_get_lines_not_a_crash(tmp_path, b
     train = [line for line in lines if "(train)" in line]
     if by_epoch:
         assert [line.split("  ")[0] for line in train] == [f"Epoch(train) [{e}][{i}/?]" for e in (1, 2) for i in (2, 4)]
-        assert not any("eta" in line for line in train)  # the length of training is unknown
+        assert not any("eta" in line for line in train[:-1])  # the length of training is unknown...
+        assert "eta: <t>" in train[-1]  # ...until its last iteration has come
     else:
         assert [line.split("  ")[0] for line in train] == [f"Iter(train) [{i}/8]" for i in (2, 4, 6, 8)]
         assert all("eta: <t>" in line for line in train)
