@@ -494,6 +494,29 @@ def fit_with(tmp_path: Any, cfg: dict, **trainer_kwargs: Any) -> pl.Trainer:
             AssertionError,
             r"auto_scale_lr.enable=True needs base_batch_size",
         ),
+        (  # a misspelt 'enable' would have turned the scaling off without a word
+            dict(optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)), auto_scale_lr=dict(enabled=True)),
+            ValueError,
+            r"auto_scale_lr: unknown keys \['enabled'\]",
+        ),
+        (
+            dict(optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)), auto_scale_lr=dict(enable="False")),
+            ValueError,
+            r"auto_scale_lr.enable must be True or False, got 'False'",
+        ),
+        (
+            dict(
+                optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
+                auto_scale_lr=dict(enable=True, base_batch_size=0),
+            ),
+            ValueError,
+            r"base_batch_size must be a positive int, got 0",
+        ),
+        (  # Lightning would skip clipping for a threshold <= 0: no gradient clipping, silently
+            dict(optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1), clip_grad=dict(max_norm=0))),
+            ValueError,
+            r"clip_grad.max_norm must be a number > 0, got 0",
+        ),
     ],
 )
 def test_bad_recipe_fails_before_training(tmp_path, cfg, error, match):

@@ -141,14 +141,22 @@ def training_lengths(trainer: Any) -> TrainingLengths:
 # ------------------------------------------------------------------------------------------ lr scaling
 def scale_lr(optimizer: torch.optim.Optimizer, auto_scale_lr: Any, trainer: Any) -> None:
     """MMEngine's ``auto_scale_lr``: multiply every group's lr by (world size x batch size) / ``base_batch_size``."""
-    if not auto_scale_lr or not auto_scale_lr.get("enable", False):
+    if not auto_scale_lr:
         return
     auto_scale_lr = without_delete_keys(auto_scale_lr)  # merge syntax left over, ignored as MMEngine does
     unknown = sorted(set(auto_scale_lr) - {"enable", "base_batch_size"})
-    if unknown:
+    if unknown:  # checked first: a misspelt 'enable' would otherwise turn the scaling off without a word
         raise OptimConfigError(f"auto_scale_lr: unknown keys {unknown}; supported: ['base_batch_size', 'enable']")
+    enable = auto_scale_lr.get("enable", False)
+    if not isinstance(enable, bool):
+        raise OptimConfigError(f"auto_scale_lr.enable must be True or False, got {enable!r}")
+    if not enable:
+        return
     if "base_batch_size" not in auto_scale_lr:  # an AssertionError too, as in MMEngine
         raise OptimConfigError("auto_scale_lr.enable=True needs base_batch_size")
+    base_batch_size = auto_scale_lr["base_batch_size"]
+    if isinstance(base_batch_size, bool) or not isinstance(base_batch_size, int) or base_batch_size <= 0:
+        raise OptimConfigError(f"auto_scale_lr.base_batch_size must be a positive int, got {base_batch_size!r}")
     if trainer is None:
         raise ValueError(
             "auto_scale_lr.enable=True needs the Trainer (call mmengine_optimizers in configure_optimizers)"

@@ -135,6 +135,10 @@ def _clip_settings(clip_grad: Any) -> tuple[Optional[float], Optional[str]]:
             f"optim_wrapper.clip_grad: {sorted(clip)} have no equivalent in Lightning's gradient clipping "
             "(it takes only the threshold)"
         )
+    name = "max_norm" if kind == "norm" else "clip_value"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        # Lightning skips clipping for a threshold <= 0, where torch would zero or flip the gradients
+        raise ValueError(f"optim_wrapper.clip_grad.{name} must be a number > 0, got {value!r}")
     return float(value), kind
 
 
