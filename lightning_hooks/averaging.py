@@ -169,7 +169,9 @@ class BaseAveragedModel(nn.Module):
         if not isinstance(model, nn.Module):
             raise AveragingConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.interval = _check_interval(interval)
-        self.update_buffers = bool(update_buffers)
+        if not isinstance(update_buffers, bool):
+            raise AveragingConfigError(f"update_buffers must be True or False, got {update_buffers!r}")
+        self.update_buffers = update_buffers
         self.dtype = _as_dtype(dtype)
         self.sharded = has_dtensor_parameters(model)
         if self.sharded:

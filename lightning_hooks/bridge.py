@@ -136,7 +136,7 @@ class HookBridge(Callback):
         work_dir: Optional[str] = None,
         experiment_name: Optional[str] = None,
         resume: bool = False,
-        log_level: str = "INFO",
+        log_level: Union[str, int] = "INFO",
         print_hooks_table: bool = True,
         validate_at_end: bool = True,
         log_processor: Optional[Union[dict[str, Any], LogProcessor]] = None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _lightning
 from .arguments import check_flags
@@ -48,7 +48,7 @@ __all__ = [
 #: What Lightning trains for when neither ``max_epochs`` nor ``max_steps`` is given.
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 
-LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET")
 
 
 # ---------------------------------------------------------------------- arguments
@@ -68,11 +68,14 @@ def check_arguments(
     check_flags("HookBridge", resume=resume, print_hooks_table=print_hooks_table, validate_at_end=validate_at_end)
 
 
-def check_log_level(log_level: Any) -> str:
-    """The level name, upper-cased; anything else is an error naming the valid names."""
+def check_log_level(log_level: Any) -> Union[str, int]:
+    """A level name (upper-cased) or number, as MMEngine's logger takes them; anything else is an
+    error naming the valid names."""
     if isinstance(log_level, str) and log_level.upper() in LOG_LEVELS:
         return log_level.upper()
-    raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    if isinstance(log_level, int) and not isinstance(log_level, bool) and log_level >= 0:
+        return log_level
+    raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)} or a logging level number, got {log_level!r}")
 
 
 def refuse_second_ema(hook_list: HookList) -> None:

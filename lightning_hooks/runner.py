@@ -19,7 +19,7 @@ from collections.abc import Set as AbstractSet
 from functools import partial
 from operator import attrgetter
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 
@@ -271,7 +271,7 @@ def log_info(logger: Any, msg: str) -> None:
 
 
 def get_logger(
-    rank: Optional[int] = None, log_file: Optional[str] = None, log_level: Optional[str] = None
+    rank: Optional[int] = None, log_file: Optional[str] = None, log_level: Union[str, int, None] = None
 ) -> logging.Logger:
     """The package logger, printing MMEngine-style lines to stdout on rank 0 (warnings only elsewhere).
 
@@ -295,7 +295,7 @@ def get_logger(
         logger.addHandler(stream)
     elif rank is None and log_file is None and log_level is None:
         return logger
-    level = logging.getLevelName(log_level or "INFO") if not isinstance(log_level, int) else log_level
+    level = log_level if isinstance(log_level, int) else logging.getLevelName(log_level or "INFO")
     stream.setLevel(level if not rank else logging.WARNING)
     logger.setLevel(min(level, logging.WARNING) if isinstance(level, int) else logging.INFO)
     if log_file is not None:

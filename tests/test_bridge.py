@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 import warnings
 from collections.abc import Callable
@@ -144,6 +145,10 @@ def test_hooks_table_matches_mmengine_for_complete_hooks(tmp_path):
         (dict(custom_hooks=dict(type="IterTimerHook")), TypeError, ["list"]),
         (dict(default_hooks=dict(timer=torch.nn.Linear(1, 1))), TypeError, ["Linear"]),
         (dict(log_level="LOUD"), ValueError, ["LOUD", "INFO"]),
+        (dict(log_level=-1), ValueError, ["-1", "logging level number"]),
+        (dict(log_processor=dict(by_epoch="False")), TypeError, ["by_epoch must be True or False", "'False'"]),
+        (dict(log_processor=dict(log_with_hierarchy=1)), TypeError, ["log_with_hierarchy must be True or False"]),
+        (dict(custom_hooks=[dict(type="EMAHook", update_buffers="False")]), ValueError, ["update_buffers", "'False'"]),
         (dict(custom_hooks="EMAHook"), TypeError, ["'EMAHook'", "custom_hooks=[dict(type='EMAHook')]"]),
         (dict(resume="work_dirs/exp/epoch_3.pth"), TypeError, ["resume", "ckpt_path"]),
         (dict(resume=1), TypeError, ["resume", "True or False"]),
@@ -158,6 +163,12 @@ def test_bad_configuration_gets_clear_errors(kwargs, error, words):
         HookBridge(**kwargs)
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("level", [logging.INFO, "WARN", "NOTSET", "fatal"])
+def test_log_levels_mmengine_takes(level):
+    """MMEngine's logger takes a level number or any name logging knows."""
+    assert HookBridge(log_level=level).log_level == (level.upper() if isinstance(level, str) else level)
 
 
 def test_a_second_hook_of_a_default_type_is_said():

@@ -256,6 +256,12 @@ def test_registry_names_match_mmengine():
         ),
         (dict(type="StepLR", step_size=1, gama=0.5), TypeError, r"StepLR: .*'gama'"),
         (dict(type="QuadraticWarmupLR"), ValueError, r"end must be set"),
+        # values MMEngine takes and then fails on (or silently ignores) in the middle of training
+        (dict(type="StepLR", step_size=0), ValueError, r"StepLR: step_size must be a positive int, got 0"),
+        (dict(type="StepLR", step_size=1, gamma=-1), ValueError, r"StepLR: gamma must be a number >= 0, got -1"),
+        (dict(type="MultiStepLR", milestones="12"), ValueError, r"milestones must be a list of steps, got '12'"),
+        (dict(type="StepLR", step_size=1, convert_to_iter_based="yes"), TypeError, r"convert_to_iter_based must be"),
+        (dict(type="StepLR", step_size=1, verbose="no"), TypeError, r"StepLR: verbose must be True or False"),
     ],
 )
 def test_bad_scheduler_config_names_the_value(cfg, error, match):

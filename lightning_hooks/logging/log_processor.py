@@ -166,11 +166,14 @@ class LogProcessor:
             raise ValueError(f"window_size must be a positive int, got {window_size!r}")
         if isinstance(num_digits, bool) or not isinstance(num_digits, int) or num_digits < 0:
             raise ValueError(f"num_digits must be a non-negative int, got {num_digits!r}")
+        for name, flag in (("by_epoch", by_epoch), ("log_with_hierarchy", log_with_hierarchy)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"LogProcessor: {name} must be True or False, got {flag!r}")
         self.window_size = window_size
-        self.by_epoch = bool(by_epoch)
+        self.by_epoch = by_epoch
         self.custom_cfg: list[dict[str, Any]] = [dict(c) if isinstance(c, Mapping) else c for c in custom_cfg or []]
         self.num_digits = num_digits
-        self.log_with_hierarchy = bool(log_with_hierarchy)
+        self.log_with_hierarchy = log_with_hierarchy
         self.mean_pattern = re.compile(mean_pattern)
         if not isinstance(smooth_eval_metrics, bool):
             raise TypeError(f"smooth_eval_metrics must be True or False, got {smooth_eval_metrics!r}")

@@ -157,6 +157,8 @@ class ParamScheduler(LRScheduler):
             raise OptimConfigError(f"{name}: last_step must be an int >= -1, got {last_step!r}")
         if not isinstance(by_epoch, bool):
             raise TypeError(f"{name}: by_epoch must be a bool, got {by_epoch!r}")
+        if not isinstance(verbose, bool):
+            raise TypeError(f"{name}: verbose must be True or False, got {verbose!r}")
         self.optimizer = optimizer
         self.param_name = param_name
         self.begin = begin
@@ -296,14 +298,23 @@ class StepParamScheduler(ParamScheduler):
         by_epoch: bool = True,
         verbose: bool = False,
     ) -> None:
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size <= 0:
+            raise OptimConfigError(f"{type(self).__name__}: step_size must be a positive int, got {step_size!r}")
         self.step_size = step_size
-        self.gamma = gamma
+        self.gamma = _check_gamma(type(self).__name__, gamma)
         super().__init__(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
 
     def _get_value(self) -> list[float]:
         if self.last_step == 0 or self.last_step % self.step_size != 0:
             return self._current()
         return [value * self.gamma for value in self._current()]
+
+
+def _check_gamma(name: str, gamma: Any) -> float:
+    """A decay factor: a number >= 0 (a negative one would flip the sign of the learning rate)."""
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
+        raise OptimConfigError(f"{name}: gamma must be a number >= 0, got {gamma!r}")
+    return gamma
 
 
 @PARAM_SCHEDULERS.register_module()
@@ -324,8 +335,13 @@ class MultiStepParamScheduler(ParamScheduler):
         by_epoch: bool = True,
         verbose: bool = False,
     ) -> None:
+        name = type(self).__name__
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
+            raise OptimConfigError(f"{name}: milestones must be a list of steps, got {milestones!r}")
+        if not all(isinstance(m, (int, float)) and not isinstance(m, bool) for m in milestones):
+            raise OptimConfigError(f"{name}: milestones must be numbers of steps, got {list(milestones)!r}")
         self.milestones: Counter[int] = Counter(milestones)
-        self.gamma = gamma
+        self.gamma = _check_gamma(name, gamma)
         super().__init__(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
 
     def _get_value(self) -> list[float]:
@@ -919,6 +935,8 @@ def build_param_scheduler(
     if "end" not in args and default_end is not None:
         args["end"] = default_end
     convert = args.pop("convert_to_iter_based", False)
+    if not isinstance(convert, bool):
+        raise TypeError(f"{cls.__name__}: convert_to_iter_based must be True or False, got {convert!r}")
     if convert:
         if not by_epoch:
             raise OptimConfigError(
