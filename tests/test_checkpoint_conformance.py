@@ -251,6 +251,14 @@ def test_constructor_validation_matches_mmengine():
     for template in ("ckpt.pth", "ckpt_{}_{}.pth", "ckpt_{.pth"):
         with pytest.raises(ValueError, match="filename_tmpl"):
             CheckpointHook(filename_tmpl=template)
+    # arguments that would change nothing are named (MMEngine ignores them silently)
+    for kwargs, words in (
+        (dict(rule="greater"), "rule only apply with save_best"),
+        (dict(greater_keys=["f1"], less_keys="err"), "greater_keys, less_keys only apply with save_best"),
+        (dict(backend_args=dict(anon=True)), "does not use backend_args"),
+    ):
+        with pytest.warns(UserWarning, match=words):
+            CheckpointHook(**kwargs)
     # a directory part: the hook would write files it then may not rotate, publish or resume from
     for template in ("ckpts/ep_{}.pth", "../ep_{}.pth", "ckpts\\ep_{}.pth"):
         with pytest.raises(ValueError, match=r"filename_tmpl .*directory.*out_dir"):

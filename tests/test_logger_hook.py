@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import os
+import warnings
 
 import fsspec
 import pytest
@@ -146,6 +147,16 @@ def test_a_repeated_warning_is_logged_once_per_run(tmp_path, capsys):
         tmp_path / "again", trainer_kwargs=dict(max_epochs=1), bridge_kwargs=dict(custom_hooks=[Warns()])
     )
     assert capsys.readouterr().out.count("WARNING - the same warning\n") == 1
+
+
+def test_out_dir_settings_without_out_dir_are_named():
+    """MMEngine ignores them silently when there is no out_dir to copy the logs to."""
+    with pytest.warns(UserWarning, match=r"keep_local=False, out_suffix, backend_args only apply with out_dir"):
+        LoggerHook(keep_local=False, out_suffix=".log", backend_args=dict(anon=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LoggerHook(out_suffix=[".json", ".log", ".py", "yaml"])  # the default, as a list
+        LoggerHook(out_dir="memory://logs", keep_local=False)
 
 
 def test_log_level_holds_through_warnings_said_during_the_run(tmp_path, capsys):

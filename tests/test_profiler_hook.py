@@ -48,6 +48,13 @@ def test_bad_trace_handlers_are_rejected_at_construction():
         ProfilerHook(on_trace_ready=dict(type="flame_graph"))
     with pytest.raises(TypeError, match="by_epoch"):
         ProfilerHook(by_epoch="yes")  # type: ignore[arg-type]
+    # arguments that would fail only when the first trace is ready
+    with pytest.raises(ValueError, match=r"log_trace does not take: \['sort_bye'\]; valid: .*'sort_by'"):
+        ProfilerHook(on_trace_ready=dict(type="log_trace", sort_bye="cpu_time"))
+    with pytest.raises(ValueError, match=r"tb_trace does not take: \['dirname'\]; valid: \['dir_name'"):
+        ProfilerHook(on_trace_ready=dict(type="tb_trace", dirname="traces"))
+    with pytest.raises(TypeError, match="json_trace_path must be a file path, got 5"):
+        ProfilerHook(json_trace_path=5)  # type: ignore[arg-type]
     assert ProfilerHook(on_trace_ready=dict(type="log_trace")).on_trace_ready == dict(type="log_trace")
     assert ProfilerHook(by_epoch=False, profile_times=10, schedule=dict(wait=1, warmup=1, active=2)).schedule
 

@@ -205,6 +205,22 @@ class CheckpointHook(Hook):
             warnings.warn(
                 '"file_client_args" will be deprecated in future. Please use "backend_args" instead', stacklevel=2
             )
+        for name, value in (("file_client_args", file_client_args), ("backend_args", backend_args)):
+            if value:
+                warnings.warn(
+                    f"CheckpointHook does not use {name}={value!r}: storage is chosen by out_dir's fsspec URL, "
+                    "with the credentials fsspec finds itself (environment, its configuration files)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        if save_best is None:
+            unused = [n for n, v in (("rule", rule), ("greater_keys", greater_keys), ("less_keys", less_keys)) if v]
+            if unused:
+                warnings.warn(
+                    f"CheckpointHook: {', '.join(unused)} only apply with save_best, which is not set",
+                    UserWarning,
+                    stacklevel=2,
+                )
         if save_begin < 0:
             raise ValueError(f"save_begin should not be less than 0, but got {save_begin}")
         if not isinstance(interval, int) or isinstance(interval, bool):

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import os.path as osp
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -123,6 +124,23 @@ class LoggerHook(Hook):
             )
         if backend_args is not None and not isinstance(backend_args, dict):
             raise TypeError(f"backend_args must be a dict of fsspec storage options, got {backend_args!r}")
+        if out_dir is None:
+            unused = [
+                name
+                for name, given in (
+                    ("keep_local=False", not keep_local),
+                    ("out_suffix", _check_out_suffix(out_suffix) != DEFAULT_OUT_SUFFIX),
+                    ("backend_args", bool(backend_args)),
+                )
+                if given
+            ]
+            if unused:
+                warnings.warn(
+                    f"LoggerHook: {', '.join(unused)} only apply with out_dir (where the logs are copied), "
+                    "which is not set",
+                    UserWarning,
+                    stacklevel=2,
+                )
         self.interval = interval
         self.ignore_last = ignore_last
         self.interval_exp_name = interval_exp_name

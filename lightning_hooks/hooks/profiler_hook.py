@@ -17,6 +17,7 @@ trace names, ...): see ``docs/hooks/profiler_hook.md``.
 from __future__ import annotations
 
 import gzip
+import inspect
 import os
 import os.path as osp
 import shutil
@@ -81,6 +82,26 @@ def _rank_path(path: str, rank: int) -> str:
     return f"{stem}_rank{rank}{ext}"
 
 
+def _trace_arguments(trace_type: str) -> set[str]:
+    """The keys a ``dict(type=...)`` of ``on_trace_ready`` may hold besides ``type``."""
+    if trace_type == "log_trace":  # handed to EventList.table
+        from torch.autograd.profiler_util import EventList
+
+        return set(inspect.signature(EventList.table).parameters) - {"self"}
+    return {"dir_name", "worker_name", "use_gzip"}
+
+
+def _check_trace_arguments(config: dict[str, Any]) -> None:
+    """Unknown keys of ``on_trace_ready`` fail now, not when the first trace is ready."""
+    unknown = sorted(set(config) - {"type"} - _trace_arguments(config["type"]))
+    if unknown:
+        valid = sorted(_trace_arguments(config["type"]))
+        raise ValueError(
+            f"ProfilerHook: on_trace_ready={config!r} has arguments {config['type']} does not take: {unknown}; "
+            f"valid: {valid}"
+        )
+
+
 @HOOKS.register_module()
 class ProfilerHook(Hook):
     """Profile training with ``torch.profiler`` (see the module docstring for MMEngine's behaviour).
@@ -143,6 +164,10 @@ class ProfilerHook(Hook):
             raise ValueError(f"``on_trace_ready`` should be a handler, or dict, or None, but got {on_trace_ready!r}")
         if isinstance(on_trace_ready, dict) and on_trace_ready.get("type") not in TRACE_TYPES:
             raise ValueError(f'trace_type should be "log_trace" or "tb_trace", but got {on_trace_ready.get("type")!r}')
+        if isinstance(on_trace_ready, dict):
+            _check_trace_arguments(on_trace_ready)
+        if json_trace_path is not None and not isinstance(json_trace_path, (str, os.PathLike)):
+            raise TypeError(f"ProfilerHook: json_trace_path must be a file path, got {json_trace_path!r}")
         self.by_epoch = by_epoch
         self.profile_times = profile_times
         self.activities = available_activities(activity_with_cpu, activity_with_cuda)
