@@ -111,6 +111,20 @@ def _owner_and_leaf(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(path) if path else model), leaf
 
 
+def _check_device(device: Any) -> None:
+    """``device`` names a device this process has (None: the model's)."""
+    if device is None:
+        return
+    if not isinstance(device, (str, torch.device)):
+        raise AveragingConfigError(f"device must be a str, a torch.device or None, got {device!r}")
+    try:
+        wanted = torch.device(device)
+    except RuntimeError as exc:
+        raise AveragingConfigError(f"device={device!r} is not a device: {exc}") from None
+    if wanted.type == "cuda" and not torch.cuda.is_available():
+        raise AveragingConfigError(f"device={device!r}: this process has no CUDA device")
+
+
 def _check_interval(interval: Any) -> int:
     if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
         raise AveragingConfigError(f"interval must be an int >= 1 (update every `interval` calls), got {interval!r}")
@@ -172,6 +186,7 @@ class BaseAveragedModel(nn.Module):
         if not isinstance(update_buffers, bool):
             raise AveragingConfigError(f"update_buffers must be True or False, got {update_buffers!r}")
         self.update_buffers = update_buffers
+        _check_device(device)
         self.dtype = _as_dtype(dtype)
         self.sharded = has_dtensor_parameters(model)
         if self.sharded:

@@ -422,6 +422,12 @@ def test_bad_configuration_names_the_value(tmp_path):
         EMAHook(ema_type="ExponentialMovingAvg")
     with pytest.raises(AveragingConfigError, match="subclass of"):
         EMAHook(ema_type=nn.Linear)
+    with pytest.raises(AveragingConfigError, match=r"device='gpu' is not a device"):
+        EMAHook(device="gpu")
+    with pytest.raises(AveragingConfigError, match=r"device must be a str, a torch.device or None, got 5.5"):
+        EMAHook(device=5.5)
+    with pytest.raises(AveragingConfigError, match=r"update_buffers must be True or False"):
+        EMAHook(update_buffers="False")
     with pytest.raises(
         AveragingConfigError, match=r"self\.begin_epoch should be smaller than or equal to runner\.max_epochs: 2"
     ):

@@ -96,6 +96,11 @@ def test_mmengine_model_zoo_names_are_refused_when_the_hook_is_built(source):
         HookBridge(custom_hooks=[dict(type="LoadFromHook", filename=source)])
 
 
+def test_a_revise_keys_pattern_that_is_not_a_regex_is_refused_when_built():
+    with pytest.raises(ValueError, match=r"revise_keys pattern '\(' is not a regular expression"):
+        LoadFromHook("weights.pth", revise_keys=[("(", "")])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="ddp_fork needs fork (POSIX)")
 @pytest.mark.timeout(120)

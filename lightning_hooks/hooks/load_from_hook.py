@@ -104,6 +104,12 @@ class LoadFromHook(Hook):
         for pair in revise_keys:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
                 raise TypeError(f"revise_keys must be (pattern, replacement) pairs of str, got {pair!r}")
+            try:
+                re.compile(pair[0])
+            except re.error as exc:
+                raise ValueError(
+                    f"LoadFromHook: revise_keys pattern {pair[0]!r} is not a regular expression: {exc}"
+                ) from None
             pairs.append((pair[0], pair[1]))
         if not isinstance(strict, bool):
             raise TypeError(f"LoadFromHook: strict must be True or False, got {strict!r}")

@@ -174,7 +174,10 @@ class LogProcessor:
         self.custom_cfg: list[dict[str, Any]] = [dict(c) if isinstance(c, Mapping) else c for c in custom_cfg or []]
         self.num_digits = num_digits
         self.log_with_hierarchy = log_with_hierarchy
-        self.mean_pattern = re.compile(mean_pattern)
+        try:
+            self.mean_pattern = re.compile(mean_pattern)
+        except (re.error, TypeError) as exc:
+            raise LogProcessorConfigError(f"mean_pattern {mean_pattern!r} is not a regular expression: {exc}") from None
         if not isinstance(smooth_eval_metrics, bool):
             raise TypeError(f"smooth_eval_metrics must be True or False, got {smooth_eval_metrics!r}")
         self.smooth_eval_metrics = smooth_eval_metrics
