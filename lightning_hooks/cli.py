@@ -47,7 +47,9 @@ __all__ = [
 ]
 
 #: What torch's safe unpickler says when a file holds a class it will not build (torch >= 2.1 wordings).
-_UNSAFE_GLOBAL = re.compile(r"Unsupported (?:global|class):?\s*(?:GLOBAL\s+)?([\w.]+)")
+#: torch's wording of a class or function weights_only refuses ("Unsupported global: GLOBAL x.y", or
+#: "unsupported GLOBAL posix.system whose module posix is blocked").
+_UNSAFE_GLOBAL = re.compile(r"unsupported (?:global|class):?\s*(?:GLOBAL\s+)?([\w.]+)", re.IGNORECASE)
 
 
 class CheckpointReadError(ValueError):
@@ -208,12 +210,16 @@ def inspect_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
     differently.
     """
     checkpoint = load_checkpoint(path, trust)
-    meta = checkpoint.get("meta") or {}
+    meta = _section(checkpoint.get("meta"), "'meta'", path)
     hub = checkpoint.get("message_hub") or {}
-    info = hub.get("runtime_info", {}) if isinstance(hub, Mapping) else getattr(hub, "runtime_info", {})
+    info = _section(
+        hub.get("runtime_info") if isinstance(hub, Mapping) else getattr(hub, "runtime_info", None),
+        "message hub's runtime_info",
+        path,
+    )
     best = {k: _scalar(v) for k, v in info.items() if k == "best_score" or k.startswith("best_score_")}
     best_ckpt = {k: v for k, v in info.items() if k == "best_ckpt" or k.startswith("best_ckpt_")}
-    bridge_state = _bridge_state(checkpoint)
+    bridge_state = _bridge_state(checkpoint, path)
     return {
         "path": osp.abspath(path),
         # MMEngine's counters (meta): completed epochs and iterations; None when the file has no meta
@@ -236,9 +242,18 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
 
 
-def _bridge_state(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+def _section(value: Any, what: str, path: str) -> Mapping[str, Any]:
+    """A part of the checkpoint that must be a dict (absent: empty); anything else is not a checkpoint read here."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise CheckpointReadError(f"{path}: its {what} is a {type(value).__name__}, not a dict, as in a checkpoint")
+    return value
+
+
+def _bridge_state(checkpoint: Mapping[str, Any], path: str) -> dict[str, Any]:
     """The HookBridge's per-hook state in Lightning's ``callbacks`` entry, if any."""
-    for key, state in (checkpoint.get("callbacks") or {}).items():
+    for key, state in _section(checkpoint.get("callbacks"), "'callbacks'", path).items():
         if "HookBridge" in str(key) and isinstance(state, Mapping):
             return dict(state.get("hooks", {}))
     return {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fractions
 import json
+import os
 import pickle
 import re
 import runpy
@@ -171,6 +172,39 @@ def test_untrusted_objects_are_named_with_the_way_out(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fractions.Fraction" in err[0] and "--trust" in err[0]
     assert main(["inspect", str(path), "--trust"]) == 0
+
+
+class _BlockedModule:
+    """Pickles as a call of a function from a module torch refuses outright (``os``; harmless here)."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_objects_of_a_blocked_module_are_named_with_the_way_out(tmp_path, capsys):
+    """torch words these 'unsupported GLOBAL posix.getcwd whose module posix is blocked'."""
+    path = tmp_path / "blocked.pth"
+    torch.save({"meta": {"epoch": 1}, "extra": _BlockedModule()}, path)
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "getcwd" in err[0] and "--trust" in err[0], err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"meta": 5, "state_dict": {}},
+        {"meta": {}, "callbacks": [1], "state_dict": {}},
+        {"meta": {}, "message_hub": {"runtime_info": [1]}, "state_dict": {}},
+    ],
+    ids=["meta", "callbacks", "runtime_info"],
+)
+def test_a_checkpoint_of_an_odd_shape_is_one_line_and_status_2(tmp_path, capsys, content):
+    path = tmp_path / "odd.pth"
+    torch.save(content, path)
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and "not a dict" in err[0], err
 
 
 @pytest.mark.parametrize("trust", [False, True])

@@ -182,6 +182,8 @@ def test_validation_self_log_names_reach_lightning_loggers_once(tmp_path):
 
     lightning_val_steps = steps("acc")
     assert len(lightning_val_steps) == 2  # one per validation, from Lightning only
+    # 'epoch' is Lightning's in its loggers (0-based, beside every value it writes): not a second series
+    assert steps("epoch") == lightning_val_steps
     assert not set(lightning_val_steps) & {1, 2}  # not again at the completed-epoch steps
     assert steps("val_quiet") == [1, 2]  # logger=False: Lightning does not write it, LoggerHook does
     # 'loss': training's at MMEngine's steps (every 2 iterations), validation's from Lightning only

@@ -22,7 +22,9 @@ class LightningLoggersWriter:
 
     ``skip`` names values Lightning already writes to these loggers itself (the module's
     ``self.log`` values): written again at MMEngine's steps they would form a second,
-    interleaved series under the same name. It may grow while the run goes on.
+    interleaved series under the same name. It may grow while the run goes on. ``epoch`` is
+    never sent: Lightning writes its own (0-based) beside every value it logs, and MMEngine's
+    (1-based) stays in the hook's own backends.
     """
 
     def __init__(self, loggers: Sequence[Any], skip: AbstractSet[str] = frozenset()) -> None:
@@ -33,6 +35,7 @@ class LightningLoggersWriter:
         """``log_metrics`` on every logger, numbers only."""
         values, _ = numeric_scalars(scalars)
         values.pop("step", None)
+        values.pop("epoch", None)  # Lightning's own in its loggers: 0-based, beside every value it writes
         if self.skip:
             values = {k: v for k, v in values.items() if k not in self.skip}
         if not values:
