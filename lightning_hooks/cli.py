@@ -311,7 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args_list[:1] == ["demo"]:  # the demo has its own parser and --help
         from .demo import main as demo_main
 
-        return demo_main(args_list[1:])
+        return demo_main(args_list[1:], prog="lightning-hooks demo")
     args = build_parser().parse_args(args_list)
     try:
         if args.command == "publish":

@@ -304,10 +304,10 @@ def run_demo(
     return _collect_result(bridge, model, data, work_dir)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The demo's command-line options."""
+def build_parser(prog: str = "python -m lightning_hooks.demo") -> argparse.ArgumentParser:
+    """The demo's command-line options (``prog``: the command as the user typed it, for ``--help``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m lightning_hooks.demo",
+        prog=prog,
         description="Train a small CNN on scikit-learn's handwritten digits with MMEngine-style hooks "
         "(checkpoints with save_best, EMA, MMEngine log lines, JSON and TensorBoard scalars).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -342,9 +342,9 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m lightning_hooks.demo") -> int:
     """Run the demo from the command line and print its summary; returns the exit status."""
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     _check_args(parser, args)
     _quiet_lightning()

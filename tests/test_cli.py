@@ -129,6 +129,9 @@ def test_command_line_entry_points(trained, monkeypatch, capsys):
     assert exited.value.code == 0
     helped = capsys.readouterr()
     assert all(c in helped.out for c in ("demo", "publish", "inspect")), helped
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert capsys.readouterr().out.startswith("usage: lightning-hooks demo ")  # the command as typed
 
 
 def _damaged_copies(source: Path, where: Path) -> dict[str, Path]:
