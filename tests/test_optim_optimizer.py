@@ -105,6 +105,16 @@ def test_custom_keys_longest_first_and_copied_into_the_group():
     assert id(model.frozen.weight) not in by_param
 
 
+def test_a_custom_key_that_matches_no_parameter_is_named(messages):
+    """MMEngine says nothing; a misspelt key would leave its parameters on the default rules."""
+    model = Model()
+    paramwise = dict(custom_keys={"backbone": dict(lr_mult=0.1), "backbon.0": dict(lr_mult=0.5)})
+    opt_cfg, paramwise_cfg, _ = parse_optim_wrapper(dict(optimizer=SGD, paramwise_cfg=paramwise))
+    build_optimizer(model, opt_cfg, paramwise_cfg)
+    said = [m for m in messages.warnings() if "custom_keys" in m]
+    assert len(said) == 1 and "['backbon.0'] match no parameter name" in said[0]
+
+
 @pytest.mark.parametrize(
     ("wrapper", "match"),
     [

@@ -250,6 +250,8 @@ class _ParamwiseRules:
         self.flat_decay_mult = paramwise.get("flat_decay_mult")
         self.dcn_offset_lr_mult = paramwise.get("dcn_offset_lr_mult")
         self.bypass_duplicate = bool(paramwise.get("bypass_duplicate", False))
+        #: The custom keys that matched a parameter name (the others are named once all are grouped).
+        self.matched_keys: set[str] = set()
 
     def add_params(self, groups: list[dict[str, Any]], module: nn.Module, prefix: str = "", is_dcn: Any = None) -> None:
         """Append one group per parameter of ``module`` and its children (depth first)."""
@@ -275,6 +277,7 @@ class _ParamwiseRules:
     def _apply_custom_key(self, group: dict[str, Any], full_name: str) -> bool:
         for key in self.sorted_keys:
             if key in full_name:
+                self.matched_keys.add(key)
                 options = self.custom_keys[key]
                 group["lr"] = self.base_lr * options.get("lr_mult", 1.0)  # type: ignore[operator]
                 if self.base_wd is not None:
@@ -406,6 +409,12 @@ def build_optimizer(
         rules = _ParamwiseRules(paramwise_cfg, args.get("lr"), args.get("weight_decay"))
         params = []
         rules.add_params(params, model)
+        unmatched = sorted(set(rules.custom_keys) - rules.matched_keys)
+        if unmatched:  # MMEngine says nothing: a misspelt key leaves its parameters on the default rules
+            _logger.warning(
+                f"paramwise_cfg.custom_keys {unmatched} match no parameter name of {type(model).__name__} "
+                "(or only ones a longer key took first): their settings apply to nothing"
+            )
     try:
         return cls(**{first_arg: params}, **args)  # type: ignore[no-any-return]
     except TypeError as exc:
