@@ -165,7 +165,7 @@ def sync_loop_state(state: LoopState, trainer: pl.Trainer) -> None:
     The counts are restored on resume, so the bridge takes them again when training starts. The
     lengths are :data:`~lightning_hooks.state.UNBOUNDED` where the Trainer sets no limit, and
     ``max_iters`` also while the training loader is not loaded yet (before ``before_train``,
-    unless a hook asked for ``runner.train_dataloader`` or ``runner.max_iters``, which load it). ``max_iters`` is the batches the fit
+    unless a hook asked for ``runner.train_dataloader``, which loads it). ``max_iters`` is the batches the fit
     trains: with ``max_steps`` it counts Lightning's optimizer steps in batches, including the
     step at each epoch's end under gradient accumulation, and with ``max_epochs`` too the
     limit reached first.
@@ -722,25 +722,11 @@ class RunnerView:
         "_state.by_epoch", "False in iteration-based training (``max_steps`` with ``max_epochs=-1``)."
     )
 
-    @property
-    def max_iters(self) -> int:
-        """Iterations (batches) to train.
-
-        Asked for before Lightning loads the training data (in ``before_run``, where MMEngine's
-        hooks already see it), the data is loaded now to count them, as for ``train_dataloader``.
-        """
-        value = self._state.max_iters
-        if value == UNBOUNDED and self._lengths_unknown_yet():
-            value = self._state.max_iters
-        return value
-
-    def _lengths_unknown_yet(self) -> bool:
-        """Load the training data when ``fit`` runs and Lightning has not yet (its lengths follow);
-        False when there was nothing to load."""
-        trainer = self.trainer
-        if trainer.train_dataloader is not None or not _fit_running(trainer):
-            return False
-        return self.train_dataloader is not None
+    max_iters: int = _read(
+        "_state.max_iters",
+        "Iterations (batches) to train; -1 in ``before_run`` of epoch-based training unless a hook has "
+        "read ``runner.train_dataloader`` (Lightning has not loaded the data yet).",
+    )
 
     # -- loops -----------------------------------------------------------------------------
     @property
@@ -764,8 +750,8 @@ class RunnerView:
         trainer = self.trainer
         if self._state.by_epoch:
             return trainer.check_val_every_n_epoch or 1
-        if trainer.val_check_batch is None:  # set once Lightning loads the training data
-            self._lengths_unknown_yet()
+        if trainer.val_check_batch is None and isinstance(trainer.val_check_interval, int):
+            return trainer.val_check_interval  # what Lightning sets val_check_batch to once the data is loaded
         return trainer.val_check_batch
 
     @property
