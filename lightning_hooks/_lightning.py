@@ -46,6 +46,7 @@ __all__ = [
     "mark_stopped_epoch_validation_pending",
     "mark_validation_pending",
     "move_default_outputs",
+    "reload_train_data_after_restore",
     "reloads_train_data",
     "restore_max_steps",
     "restore_trainer_attributes",
@@ -591,6 +592,17 @@ def load_evaluation_dataloaders(trainer: pl.Trainer, kind: str) -> None:
     path = loops.get((kind, fn))
     if path is not None:
         operator.attrgetter(path)(trainer).setup_data()
+
+
+def reload_train_data_after_restore(trainer: pl.Trainer) -> None:
+    """In ``on_fit_start`` of a resumed ``fit``: if the training data is loaded already (a hook read
+    the loader in ``before_run``, ``mmengine_optimizers`` measured the epoch, ``estimated_stepping_batches``),
+    have Lightning load it again after it restores the checkpoint's loop state. Lightning hands a
+    resumable loader its saved position only while loading it; loaded earlier, the resumed run would
+    replay the epoch from its first batch."""
+    loop: Any = trainer.fit_loop
+    if trainer.ckpt_path is not None and loop._combined_loader is not None:
+        loop._combined_loader = None
 
 
 def load_train_dataloader(trainer: pl.Trainer) -> None:

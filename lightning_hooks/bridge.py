@@ -365,6 +365,10 @@ class HookBridge(Callback):
             get_logger().error(f"after_run failed while handling {exception!r}: {secondary!r}")
 
     # ------------------------------------------------------------------ training
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._run_open:
+            _lightning.reload_train_data_after_restore(trainer)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_bound = None
         check_train_sampler(trainer.train_dataloader)

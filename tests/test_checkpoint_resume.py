@@ -275,3 +275,72 @@ def test_resume_before_a_validation_inside_an_epoch_keeps_the_epoch(tmp_path):
     pending = whole.index(("before_val", 1, 6))
     assert resumed[resumed.index(("before_val", 1, 6)) :] == whole[pending:]
     assert ("after_train_epoch", 1, 8) in resumed
+
+
+class _ResumableLoader(torch.utils.data.DataLoader):
+    """A DataLoader with Lightning's resumable-loader protocol: it restarts after the batches it had given."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._skip, self._given, self.loaded = 0, 0, []
+
+    def __iter__(self):
+        skip, self._skip = self._skip, 0
+        self._given = skip
+        for index, batch in enumerate(super().__iter__()):
+            if index >= skip:
+                self._given = index + 1
+                yield batch
+
+    def state_dict(self):
+        return {"given": self._given}
+
+    def load_state_dict(self, state):
+        self.loaded.append(dict(state))
+        self._skip = state["given"]
+
+
+def test_a_loader_read_in_before_run_keeps_its_resumed_position(tmp_path):
+    """A hook reading ``runner.train_dataloader`` in before_run makes the bridge load the data before Lightning
+    restores the checkpoint's loop state; the loader Lightning trains with must still start where it stopped."""
+    from toy import ToyDataset
+
+    class Module(ScoredModule):
+        def train_dataloader(self):
+            self.loader = _ResumableLoader(ToyDataset(), batch_size=3)
+            return self.loader
+
+    class Reads(Hook):
+        def __init__(self) -> None:
+            self.first_inputs: list = []
+
+        def before_run(self, runner):
+            self.length = len(runner.train_dataloader)
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            self.first_inputs.append(float(data_batch["inputs"][0, 0]))
+
+    def fit(reads: Reads, max_steps: int, resume: bool) -> Module:
+        cfg = dict(type="CheckpointHook", interval=2, by_epoch=False)
+        bridge = HookBridge(
+            default_hooks={**NO_DEFAULTS, "checkpoint": cfg},
+            custom_hooks=[reads],
+            work_dir=str(tmp_path),
+            resume=resume,
+            print_hooks_table=False,
+            log_level="WARNING",
+        )
+        trainer = make_trainer(tmp_path, bridge, max_steps=max_steps, num_sanity_val_steps=0, limit_val_batches=0)
+        module = Module({"acc": [0.5]})
+        trainer.fit(module)
+        return module
+
+    whole = Reads()
+    fit(whole, 4, resume=False)  # iterations 0-3 of the first epoch; iter_2.pth after two
+    (tmp_path / "iter_4.pth").unlink()
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "iter_2.pth"))
+    resumed = Reads()
+    module = fit(resumed, 4, resume=True)
+    assert resumed.length == 4
+    assert module.loader.loaded == [{"given": 2}]
+    assert resumed.first_inputs == whole.first_inputs[2:]  # the epoch's third and fourth batches, not its first
