@@ -296,7 +296,7 @@ def get_logger(
     elif rank is None and log_file is None and log_level is None:
         return logger
     level = log_level if isinstance(log_level, int) else logging.getLevelName(log_level or "INFO")
-    stream.setLevel(level if not rank else logging.WARNING)
+    stream.setLevel(level if not rank else max(level, logging.WARNING))  # other ranks: warnings at most
     logger.setLevel(min(level, logging.WARNING) if isinstance(level, int) else logging.INFO)
     if log_file is not None:
         for once in stream.filters:  # a new run: its warnings are new

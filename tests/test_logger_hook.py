@@ -149,6 +149,19 @@ def test_a_repeated_warning_is_logged_once_per_run(tmp_path, capsys):
     assert capsys.readouterr().out.count("WARNING - the same warning\n") == 1
 
 
+@pytest.mark.parametrize(("level", "other_ranks"), [("INFO", logging.WARNING), ("ERROR", logging.ERROR)])
+def test_other_ranks_print_warnings_at_most_and_never_below_log_level(level, other_ranks):
+    """As MMEngine's logger: rank 0 prints from ``log_level``; other ranks from WARNING or ``log_level``, the higher."""
+    from lightning_hooks.runner import get_logger
+
+    try:
+        logger = get_logger(rank=1, log_level=level)
+        stream = next(h for h in logger.handlers if getattr(h, "_lh_stream", False))
+        assert stream.level == other_ranks
+    finally:
+        get_logger(rank=0, log_level="INFO")
+
+
 def test_out_dir_settings_without_out_dir_are_named():
     """MMEngine ignores them silently when there is no out_dir to copy the logs to."""
     with pytest.warns(UserWarning, match=r"keep_local=False, out_suffix, backend_args only apply with out_dir"):
