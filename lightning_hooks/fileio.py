@@ -15,6 +15,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import shutil
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -105,20 +106,39 @@ def _atomic_local(path: str, write: Callable[[str], None], fsync: bool) -> None:
     os.makedirs(directory, exist_ok=True)
     tmp = osp.join(directory, temp_name(osp.basename(path)))
     _create_new(tmp)
+    old_directory = None
     try:
         write(tmp)
         if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
+        old_directory = _move_aside_sharded(path)
         os.replace(tmp, path)
     except BaseException:
         try:
             os.remove(tmp)
         except OSError:
             pass
+        if old_directory is not None and not osp.lexists(path):
+            os.rename(old_directory, path)  # the save failed: the old checkpoint keeps its name
         raise
     if fsync:
         fsync_dir(directory)
+    if old_directory is not None:  # deleted only once its replacement is durable
+        shutil.rmtree(old_directory, ignore_errors=True)
+
+
+def _move_aside_sharded(path: str) -> Optional[str]:
+    """A sharded checkpoint directory of the same name (an earlier run with ModelParallelStrategy) is
+    renamed to ``.<name>.old`` so the file can take its name; returns that name, or None. Any other
+    directory there is left alone (the rename onto it then fails, naming it)."""
+    if osp.islink(path) or not is_sharded_checkpoint(path):
+        return None
+    old = osp.join(osp.dirname(path), f".{osp.basename(path)}.old")
+    if osp.isdir(old) and not osp.islink(old):
+        shutil.rmtree(old)
+    os.rename(path, old)
+    return old
 
 
 def _atomic_remote(path: str, write: Callable[[IO[bytes]], None]) -> None:

@@ -261,3 +261,25 @@ def test_fast_dev_run_saves_rotates_and_removes_nothing(tmp_path, by_epoch):
 
     run_lightning(tmp_path / "plain", cfg, RAMP_SCORES, **length)  # the same hook saves outside fast_dev_run
     assert "last_checkpoint" in files_in(tmp_path / "plain")
+
+
+def test_a_file_checkpoint_takes_the_name_of_an_earlier_sharded_one(tmp_path):
+    """A run without ModelParallelStrategy in the work dir of one with it: ``epoch_3.pth`` is a directory
+    there. The file replaces it (the directory is deleted once the file is durable); a directory that is
+    not a sharded checkpoint is never touched."""
+    from lightning_hooks.fileio import SHARDED_INDEX_FILENAME, SHARDED_META_FILENAME, atomic_torch_save
+
+    sharded = tmp_path / "epoch_3.pth"
+    sharded.mkdir()
+    (sharded / SHARDED_META_FILENAME).write_bytes(b"meta")
+    (sharded / SHARDED_INDEX_FILENAME).write_bytes(b"index")
+    atomic_torch_save({"step": 3}, str(sharded))
+    assert torch.load(sharded, weights_only=True) == {"step": 3}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_3.pth"]  # nothing left aside
+    other = tmp_path / "epoch_4.pth"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(OSError):
+        atomic_torch_save({"step": 4}, str(other))
+    assert (other / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_3.pth", "epoch_4.pth"]
