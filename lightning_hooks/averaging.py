@@ -526,7 +526,7 @@ class MomentumAnnealingEMA(ExponentialMovingAverage):
         update_buffers: bool = False,
         dtype: Union[torch.dtype, str, None] = None,
     ) -> None:
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
             raise AveragingConfigError(f"gamma must be greater than 0 (e.g. 100), but got {gamma!r}")
         super().__init__(model, momentum, interval, device, update_buffers, dtype)
         self.gamma = gamma
@@ -570,7 +570,7 @@ class ExpMomentumEMA(ExponentialMovingAverage):
         update_buffers: bool = False,
         dtype: Union[torch.dtype, str, None] = None,
     ) -> None:
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
             raise AveragingConfigError(f"gamma must be greater than 0 (e.g. 2000), but got {gamma!r}")
         super().__init__(model, momentum, interval, device, update_buffers, dtype)
         self.gamma = gamma

@@ -194,6 +194,8 @@ def test_bad_arguments_name_the_value():
         ExponentialMovingAverage(model, momentum=3)
     with pytest.raises(AveragingConfigError, match=r"gamma must be greater than 0.*-1"):
         MomentumAnnealingEMA(model, gamma=-1)
+    with pytest.raises(AveragingConfigError, match=r"gamma must be greater than 0.*nan"):
+        MomentumAnnealingEMA(model, gamma=float("nan"))  # would average as plain EMA without a word
     with pytest.raises(ValueError, match=r"interval must be an int >= 1.*got 0"):
         ExponentialMovingAverage(model, interval=0)
     with pytest.raises(ValueError, match=r"dtype must be None.*'int8'"):

@@ -39,6 +39,9 @@ def test_bad_configuration_names_the_value():
         EarlyStoppingHook("acc", patience=-1)
     with pytest.raises(ValueError, match="min_delta"):
         EarlyStoppingHook("acc", min_delta=-0.5)
+    for name in ("min_delta", "stopping_threshold"):  # NaN compares with nothing: training would never stop
+        with pytest.raises(ValueError, match=f"{name} must be a number, got NaN"):
+            EarlyStoppingHook("acc", **{name: float("nan")})
     with pytest.raises(TypeError, match="monitor"):
         EarlyStoppingHook(3)  # type: ignore[arg-type]
 

@@ -221,6 +221,7 @@ def test_reading_tensor_losses_costs_one_sync_per_key(monkeypatch):
         (dict(custom_cfg=[dict(method_name="mean")]), ValueError, "needs a 'data_src'"),
         (dict(window_size=0), ValueError, "window_size must be a positive int"),
         (dict(mean_pattern="("), ValueError, r"mean_pattern '\(' is not a regular expression"),
+        (dict(window_sise=5), TypeError, r"'window_sise'. Did you mean 'window_size'"),
         (dict(type="FancyLogProcessor"), ValueError, "must be LogProcessor or a subclass"),
     ],
 )

@@ -90,6 +90,8 @@ class EarlyStoppingHook(Hook):
         for name, value in (("min_delta", min_delta), ("stopping_threshold", stopping_threshold)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise TypeError(f"EarlyStoppingHook: {name} must be a number, got {value!r}")
+            if value is not None and value != value:  # NaN: no score compares with it, training would never stop
+                raise ValueError(f"EarlyStoppingHook: {name} must be a number, got NaN")
         for name, value in (("strict", strict), ("check_finite", check_finite)):
             if not isinstance(value, bool):
                 raise TypeError(f"EarlyStoppingHook: {name} must be True or False, got {value!r}")

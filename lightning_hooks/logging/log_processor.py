@@ -30,6 +30,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
+from ..arguments import guard_init
 from ..errors import LogProcessorConfigError
 
 __all__ = ["UNKNOWN_SIZE", "LogProcessor", "batches_in", "build_log_processor"]
@@ -151,6 +152,11 @@ class LogProcessor:
             default): the value of this validation, the one ``save_best`` and early stopping use.
             True: MMEngine's exact output, the mean over the last ``window_size`` validations.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A misspelt argument (window_sise=...) is refused naming the closest valid one, as for hooks.
+        super().__init_subclass__(**kwargs)
+        guard_init(cls)
 
     def __init__(
         self,
@@ -627,3 +633,6 @@ def build_log_processor(cfg: Union[LogProcessor, Mapping[str, Any], None]) -> Lo
     if custom is not None:
         kwargs["custom_cfg"] = [dict(entry) for entry in custom]
     return processor_cls(**kwargs)
+
+
+guard_init(LogProcessor)
