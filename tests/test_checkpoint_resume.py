@@ -344,3 +344,50 @@ def test_a_loader_read_in_before_run_keeps_its_resumed_position(tmp_path):
     assert resumed.length == 4
     assert module.loader.loaded == [{"given": 2}]
     assert resumed.first_inputs == whole.first_inputs[2:]  # the epoch's third and fourth batches, not its first
+
+
+class _Killed(RuntimeError):
+    """Stands for a kill at a mount point (the process dies there)."""
+
+
+def _kill_at(stage: str, occurrence: int) -> Hook:
+    """A HIGHEST-priority hook that raises at the ``occurrence``-th (0-based) call of ``stage``."""
+    calls = [0]
+
+    def method(self, runner, **kwargs):
+        if calls[0] == occurrence:
+            raise _Killed(f"{stage} #{occurrence}")
+        calls[0] += 1
+
+    return type("Kill", (Hook,), {stage: method, "priority": "HIGHEST"})()
+
+
+def _fit_scored(work_dir, cfg, scores, extra=(), resume=False, **trainer_kwargs):
+    log: list = []
+    bridge = HookBridge(
+        default_hooks={**NO_DEFAULTS, "checkpoint": dict(cfg)},
+        custom_hooks=[make_trace_hook(Hook, log), *extra],
+        work_dir=str(work_dir),
+        resume=resume,
+        print_hooks_table=False,
+        log_level="WARNING",
+    )
+    trainer = make_trainer(work_dir, bridge, num_sanity_val_steps=0, **trainer_kwargs)
+    trainer.fit(ScoredModule(scores), *loaders())
+    return log, trainer
+
+
+def test_a_new_best_at_the_resumed_validation_re_saves_as_the_uninterrupted_run(tmp_path):
+    """Killed inside the last validation (a new best), resumed: that validation runs again, and its re-save
+    of epoch_3.pth and the removal of the previous best file happen as in the uninterrupted run."""
+    cfg = dict(type="CheckpointHook", interval=1, save_best="acc")
+    scores = {"acc": [0.1, 0.2, 0.3]}
+    _fit_scored(tmp_path / "a", cfg, scores, max_epochs=3)
+    with pytest.raises(_Killed):
+        _fit_scored(tmp_path / "b", cfg, scores, extra=[_kill_at("after_val_epoch", 2)], max_epochs=3)
+    _fit_scored(tmp_path / "b", cfg, scores, resume=True, max_epochs=3)
+    assert files_in(tmp_path / "b") == files_in(tmp_path / "a")
+    for run in ("a", "b"):
+        saved = torch.load(tmp_path / run / "epoch_3.pth", weights_only=True)
+        assert saved["lightning_hooks"]["validation_pending"] is False  # re-saved after its validation
+        assert os.path.basename(saved["message_hub"]["runtime_info"]["best_ckpt"]) == "best_acc_epoch_3.pth"

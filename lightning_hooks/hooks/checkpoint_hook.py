@@ -533,7 +533,9 @@ class CheckpointHook(Hook):
         runner.logger.info(f"Checkpoints will be saved to {self.out_dir}.")
         self._pending_removals = []
         self._newer_regular_durable = False
-        self._trusted_hub_path(runner, "last_ckpt", ("regular",))
+        # The resumed run's last regular checkpoint: a new best at the pending validation a resume
+        # runs first re-saves it, as the uninterrupted run does (MMEngine's resume starts with None).
+        self.last_ckpt = self._trusted_hub_path(runner, "last_ckpt", ("regular",))
         if self.save_best is not None:
             if len(self.key_indicators) == 1:
                 self._trusted_best_score(runner, "best_score")
