@@ -176,6 +176,7 @@ class HookBridge(Callback):
         self._batch_end_counters: Optional[tuple[int, int]] = None
         self._resuming_before_validation = False
         self._resuming_after_epoch_end = True
+        self._resuming_stop = False
         #: True while an epoch stopped early is closed before its validation (see on_validation_start).
         self._closing_stopped_epoch = False
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
@@ -376,6 +377,7 @@ class HookBridge(Callback):
         self.state.epoch_running = self.state.stop_requested = False
         self.state.max_steps_before_stop = None
         checks.warn_shared_validation_steps(trainer, self.hook_list, self.state.by_epoch)
+        pending_validation = self._resuming_before_validation
         if self._resuming_before_validation:
             # The checkpoint was written in after_train_epoch/after_train_iter, before that step's
             # validation; Lightning runs that validation first. The epoch's after_train_epoch has run.
@@ -387,8 +389,21 @@ class HookBridge(Callback):
             if self.state.by_epoch and self._resuming_after_epoch_end:
                 self.state.epoch += 1
                 self._epoch_closed = True
+        if self._resuming_stop:
+            self._resume_stop(trainer, pending_validation)
         self._call("before_train")
         self.hook_list.refresh()  # hooks know their settings for this fit now (see Hook.idle_stages)
+
+    def _resume_stop(self, trainer: pl.Trainer, pending_validation: bool) -> None:
+        """The interrupted run had been asked to stop (``runner.train_loop.stop_training``): stop where it
+        would have. Epoch-based, after the epoch whose validation is pending (it ends first, as then);
+        otherwise at once, before another epoch or iteration."""
+        self._resuming_stop = False
+        self.state.stop_requested = True
+        if pending_validation and self.state.by_epoch:
+            self.state.epoch_running = True  # applied when Lightning ends the epoch, after that validation
+        else:
+            trainer.should_stop = True
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_bound = None
@@ -763,6 +778,8 @@ class HookBridge(Callback):
             "validation_pending": bool((val_pending or stopped) and "loops" in checkpoint),
             # whether that validation follows the epoch's end (else it runs inside the epoch)
             "epoch_closed": bool(self._epoch_closed or stopped),
+            # a hook asked to stop (runner.train_loop.stop_training): a resume stops where this run would
+            "stop_requested": bool(self.state.stop_requested),
         }
         if stopped and "loops" in checkpoint:
             # Saved in after_train_epoch of an epoch stopped early, before its validation: a resume
@@ -794,6 +811,7 @@ class HookBridge(Callback):
         )
         # Files of earlier versions do not say; their pending validations followed an epoch's end.
         self._resuming_after_epoch_end = not isinstance(marker, Mapping) or marker.get("epoch_closed", True) is True
+        self._resuming_stop = resuming and isinstance(marker, Mapping) and marker.get("stop_requested") is True
         if self._resuming_before_validation and not _lightning.fit_validates(trainer) and "loops" in checkpoint:
             # Saved before a validation this fit will not run: it goes on with the next epoch or batch.
             finish_epoch = self.state.by_epoch and self._resuming_after_epoch_end

@@ -391,3 +391,27 @@ def test_a_new_best_at_the_resumed_validation_re_saves_as_the_uninterrupted_run(
         saved = torch.load(tmp_path / run / "epoch_3.pth", weights_only=True)
         assert saved["lightning_hooks"]["validation_pending"] is False  # re-saved after its validation
         assert os.path.basename(saved["message_hub"]["runtime_info"]["best_ckpt"]) == "best_acc_epoch_3.pth"
+
+
+@pytest.mark.parametrize("val_check_interval", [1.0, 0.5], ids=["at-epoch-ends", "inside-epochs"])
+def test_a_stop_asked_before_the_interruption_holds_after_the_resume(tmp_path, val_check_interval):
+    """EarlyStoppingHook asked to stop (at epoch 2's validation; inside epochs: at its middle one, applied at
+    the epoch's end); the run was killed after that point, before it ended. The resume stops where the
+    uninterrupted run stopped instead of training epoch 3."""
+    from lightning_hooks import EarlyStoppingHook
+
+    cfg = dict(type="CheckpointHook", interval=1, save_best="acc")
+    scores = {"acc": [0.5, 0.505, 0.9, 0.9]}  # epoch 2: a new best for save_best, not by min_delta for stopping
+
+    def early() -> Hook:  # inside epochs, epoch 1's two validations report the same score: one more to wait
+        return EarlyStoppingHook("acc", patience=1 if val_check_interval == 1.0 else 2, min_delta=0.01)
+
+    kwargs = dict(max_epochs=4, val_check_interval=val_check_interval)
+    _, whole = _fit_scored(tmp_path / "a", cfg, scores, extra=[early()], **kwargs)
+    assert whole.global_step == 8  # stopped after epoch 2
+    kill = _kill_at("after_val", 1) if val_check_interval == 1.0 else _kill_at("after_val_epoch", 3)
+    with pytest.raises(_Killed):
+        _fit_scored(tmp_path / "b", cfg, scores, extra=[early(), kill], **kwargs)
+    _, resumed = _fit_scored(tmp_path / "b", cfg, scores, extra=[early()], resume=True, **kwargs)
+    assert resumed.global_step == 8
+    assert files_in(tmp_path / "b") == files_in(tmp_path / "a")
