@@ -171,6 +171,7 @@ class HookBridge(Callback):
         self.runner: Optional[RunnerView] = None
         self._stage: Optional[str] = None
         self._run_open = False
+        self._training_started = False
         self._epoch_closed = True
         self._pending_save: Optional[dict[str, Any]] = None
         self._batch_end_counters: Optional[tuple[int, int]] = None
@@ -277,6 +278,7 @@ class HookBridge(Callback):
             close_log_file(self.runtime.log_file)  # no run is open yet: on_exception will not close it
             raise
         self._run_open = True
+        self._training_started = False
         self._call("before_run")
 
     def _prepare_runtime(self, trainer: pl.Trainer) -> None:
@@ -370,7 +372,23 @@ class HookBridge(Callback):
         if self._run_open:
             _lightning.reload_train_data_after_restore(trainer)
 
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._run_open and self._stage == "fit" and not self._training_started:
+            self._train_nothing(trainer)
+
+    def _train_nothing(self, trainer: pl.Trainer) -> None:
+        """Lightning skipped its training loop (a resumed run that had already ended, no training batches).
+        MMEngine's loops still call ``before_train`` and ``after_train`` (CheckpointHook publishes there),
+        with the restored counters, and the iteration-based loop its one training epoch around them."""
+        sync_loop_state(self.state, trainer)
+        self._call("before_train")
+        if not self.state.by_epoch:
+            self._call("before_train_epoch")
+            self._call("after_train_epoch")
+        self._call("after_train")
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._training_started = True
         self._epoch_bound = None
         check_train_sampler(trainer.train_dataloader)
         sync_loop_state(self.state, trainer)

@@ -7,6 +7,7 @@ resume point are compared bit for bit on CPU (fixed seed, no shuffling).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import pytest
@@ -415,3 +416,23 @@ def test_a_stop_asked_before_the_interruption_holds_after_the_resume(tmp_path, v
     _, resumed = _fit_scored(tmp_path / "b", cfg, scores, extra=[early()], resume=True, **kwargs)
     assert resumed.global_step == 8
     assert files_in(tmp_path / "b") == files_in(tmp_path / "a")
+
+
+def test_resuming_a_run_that_had_ended_still_ends_it(tmp_path):
+    """Killed after its last validation, before after_train: the resumed fit has nothing left to train
+    (Lightning skips its loop), but hooks get before_train and after_train with the restored counters, as in
+    MMEngine, so CheckpointHook publishes as the uninterrupted run did."""
+    cfg = dict(type="CheckpointHook", interval=1, save_best="acc", published_keys=["meta", "state_dict"])
+    scores = {"acc": [0.1, 0.2]}
+    _fit_scored(tmp_path / "a", cfg, scores, max_epochs=2)
+    with pytest.raises(_Killed):
+        _fit_scored(tmp_path / "b", cfg, scores, extra=[_kill_at("after_val", 1)], max_epochs=2)
+    log, _ = _fit_scored(tmp_path / "b", cfg, scores, resume=True, max_epochs=2)
+    assert [e[:3] for e in log if e[0] in ("before_train", "after_train", "after_run")] == [
+        ("before_train", 2, 8),
+        ("after_train", 2, 8),
+        ("after_run", 2, 8),
+    ]
+    # the published copies included (their hash covers storage addresses: it differs from load to load)
+    names = {run: [re.sub(r"-[0-9a-f]{8}\.pth$", "-<hash>.pth", f) for f in files_in(tmp_path / run)] for run in "ab"}
+    assert names["b"] == names["a"] and "epoch_2-<hash>.pth" in names["a"]
