@@ -22,7 +22,7 @@ from __future__ import annotations
 import operator
 import os
 import os.path as osp
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
@@ -53,6 +53,7 @@ __all__ = [
     "save_with_checkpoint_io",
     "sharded_save_kind",
     "skip_callback_events",
+    "step_past_a_finished_run",
     "strategy_checkpoint_io",
     "train_batch_running",
     "train_batches_processed",
@@ -106,6 +107,19 @@ def end_fit_after_this_batch(trainer: pl.Trainer) -> int:
     previous = int(loop.max_steps)
     loop.max_steps = int(trainer.global_step)
     return previous
+
+
+def step_past_a_finished_run(trainer: pl.Trainer, checkpoint: Mapping[str, Any]) -> Optional[int]:
+    """Iteration-based resume of a checkpoint written before the validation that follows the last
+    iteration: Lightning would find ``max_steps`` reached and skip its loop, that validation included.
+    ``max_steps`` is raised by one so that the loop runs (it starts with that validation); returns the
+    Trainer's own value for :func:`restore_max_steps`, or None when the run is not at its end."""
+    max_steps = int(trainer.fit_loop.epoch_loop.max_steps)
+    steps_done = checkpoint.get("global_step")
+    if max_steps < 0 or not isinstance(steps_done, int) or steps_done < max_steps:
+        return None
+    trainer.fit_loop.epoch_loop.max_steps = steps_done + 1
+    return max_steps
 
 
 def restore_max_steps(trainer: pl.Trainer, max_steps: int) -> None:

@@ -172,6 +172,8 @@ class HookBridge(Callback):
         self._stage: Optional[str] = None
         self._run_open = False
         self._training_started = False
+        #: Lightning's max_steps while a resume runs the validation pending after the last iteration.
+        self._max_steps_after_pending: Optional[int] = None
         self._epoch_closed = True
         self._pending_save: Optional[dict[str, Any]] = None
         self._batch_end_counters: Optional[tuple[int, int]] = None
@@ -362,6 +364,7 @@ class HookBridge(Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         # Lightning skips on_train_end and teardown on errors; MMEngine-style cleanup still runs.
         self._restore_max_steps(trainer)
+        self._end_after_pending_validation(trainer)
         try:
             self._close_run()
         except Exception as secondary:  # never mask the original error
@@ -391,7 +394,7 @@ class HookBridge(Callback):
         self._training_started = True
         self._epoch_bound = None
         check_train_sampler(trainer.train_dataloader)
-        sync_loop_state(self.state, trainer)
+        sync_loop_state(self.state, trainer, max_steps=self._max_steps_after_pending)
         self.state.epoch_running = self.state.stop_requested = False
         self.state.max_steps_before_stop = None
         checks.warn_shared_validation_steps(trainer, self.hook_list, self.state.by_epoch)
@@ -603,6 +606,7 @@ class HookBridge(Callback):
         state.epoch_running = False
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end_after_pending_validation(trainer)
         self._restore_val_settings(trainer)
         if self.state.max_steps_before_stop is not None:
             get_logger().info(
@@ -677,6 +681,14 @@ class HookBridge(Callback):
         if self._evaluating(trainer):
             self._call_after_eval_epoch(trainer, "after_val_epoch")
             self._call("after_val")
+        self._end_after_pending_validation(trainer)
+
+    def _end_after_pending_validation(self, trainer: pl.Trainer) -> None:
+        """The Trainer's own ``max_steps`` again once the validation pending after the last iteration has
+        run: Lightning then finds training done, as the interrupted run would have been."""
+        if self._max_steps_after_pending is not None:
+            _lightning.restore_max_steps(trainer, self._max_steps_after_pending)
+            self._max_steps_after_pending = None
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._run_open:
@@ -830,6 +842,8 @@ class HookBridge(Callback):
         # Files of earlier versions do not say; their pending validations followed an epoch's end.
         self._resuming_after_epoch_end = not isinstance(marker, Mapping) or marker.get("epoch_closed", True) is True
         self._resuming_stop = resuming and isinstance(marker, Mapping) and marker.get("stop_requested") is True
+        if self._resuming_before_validation and not self.state.by_epoch:
+            self._max_steps_after_pending = _lightning.step_past_a_finished_run(trainer, checkpoint)
         if self._resuming_before_validation and not _lightning.fit_validates(trainer) and "loops" in checkpoint:
             # Saved before a validation this fit will not run: it goes on with the next epoch or batch.
             finish_epoch = self.state.by_epoch and self._resuming_after_epoch_end

@@ -159,7 +159,7 @@ def _own_handlers(logger: logging.Logger) -> Optional[list[logging.Handler]]:
     return handlers
 
 
-def sync_loop_state(state: LoopState, trainer: pl.Trainer) -> None:
+def sync_loop_state(state: LoopState, trainer: pl.Trainer, max_steps: Optional[int] = None) -> None:
     """Take the epoch and iteration counts and the run's length from the Trainer.
 
     The counts are restored on resume, so the bridge takes them again when training starts. The
@@ -172,8 +172,9 @@ def sync_loop_state(state: LoopState, trainer: pl.Trainer) -> None:
     """
     batches_done = _lightning.train_batches_processed(trainer)
     num_batches = trainer.num_training_batches
-    steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
-    by_steps = None if steps is None else _batches_for_steps(int(steps), num_batches, trainer.accumulate_grad_batches)
+    limit = max_steps if max_steps is not None else trainer.max_steps  # the Trainer's own, when bridged
+    steps: Optional[int] = int(limit) if limit and limit > 0 else None
+    by_steps = None if steps is None else _batches_for_steps(steps, num_batches, trainer.accumulate_grad_batches)
     if state.by_epoch:
         state.epoch = trainer.current_epoch
         state.iter = batches_done

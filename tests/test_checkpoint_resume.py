@@ -436,3 +436,22 @@ def test_resuming_a_run_that_had_ended_still_ends_it(tmp_path):
     # the published copies included (their hash covers storage addresses: it differs from load to load)
     names = {run: [re.sub(r"-[0-9a-f]{8}\.pth$", "-<hash>.pth", f) for f in files_in(tmp_path / run)] for run in "ab"}
     assert names["b"] == names["a"] and "epoch_2-<hash>.pth" in names["a"]
+
+
+def test_iteration_based_resume_runs_the_validation_pending_after_the_last_iteration(tmp_path):
+    """Killed in the validation after the last iteration: Lightning finds max_steps reached and would skip
+    its loop; the resume runs that validation (every hook reacts to it) and ends, as the uninterrupted run."""
+    cfg = dict(type="CheckpointHook", interval=4, by_epoch=False)
+    scores = {"acc": [0.5]}
+    kwargs = dict(max_steps=8, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
+    whole, _ = _fit_scored(tmp_path / "a", cfg, scores, **kwargs)
+    with pytest.raises(_Killed):
+        _fit_scored(tmp_path / "b", cfg, scores, extra=[_kill_at("after_val_epoch", 1)], **kwargs)
+    assert torch.load(tmp_path / "b" / "iter_8.pth", weights_only=True)["lightning_hooks"]["validation_pending"]
+    resumed, trainer = _fit_scored(tmp_path / "b", cfg, scores, resume=True, **kwargs)
+    tail = [e[:3] for e in whole if e[0] in ("after_val_epoch", "after_train_epoch", "after_train", "after_run")]
+    assert [e[:3] for e in resumed if e[0] in ("after_val_epoch", "after_train_epoch", "after_train", "after_run")] == (
+        tail[-4:]
+    )
+    assert tail[-4] == ("after_val_epoch", 0, 8)
+    assert trainer.global_step == 8 and trainer.max_steps == 8  # the Trainer's own limit again
