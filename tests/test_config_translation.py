@@ -113,6 +113,8 @@ def test_val_interval_hook_checks_arguments():
         ValIntervalHook(dynamic_intervals=[(5, 1), (3, 2)])
     with pytest.raises(ValueError, match="val_begin must be an int >= 1, got 0"):
         ValIntervalHook(val_begin=0)
+    with pytest.raises(ValueError, match=r"\(milestone, interval\) pairs of int, got \(True, True\)"):
+        ValIntervalHook(dynamic_intervals=[(True, True)])
 
 
 # ------------------------------------------------------------------------------------------ hooks

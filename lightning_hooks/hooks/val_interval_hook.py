@@ -46,7 +46,11 @@ class ValIntervalHook(Hook):
         milestones = [0]
         intervals = [val_interval]
         for pair in dynamic_intervals or []:
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(v, int) for v in pair)):
+            if not (
+                isinstance(pair, (list, tuple))
+                and len(pair) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            ):
                 raise ValueError(f"dynamic_intervals must be (milestone, interval) pairs of int, got {pair!r}")
             milestones.append(pair[0])
             intervals.append(pair[1])
