@@ -180,6 +180,7 @@ class HookBridge(Callback):
         self._resuming_before_validation = False
         self._resuming_after_epoch_end = True
         self._resuming_stop = False
+        self._resuming_epoch_end = False
         #: True while an epoch stopped early is closed before its validation (see on_validation_start).
         self._closing_stopped_epoch = False
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
@@ -413,6 +414,15 @@ class HookBridge(Callback):
         if self._resuming_stop:
             self._resume_stop(trainer, pending_validation)
         self._call("before_train")
+        if self._resuming_epoch_end:
+            # Saved in the epoch's last batch, before its after_train_epoch (an iteration checkpoint):
+            # Lightning resumes after that batch, so the epoch is closed first, as the saving run did.
+            self._resuming_epoch_end = False
+            if self.state.by_epoch:
+                if not pending_validation:  # the loop state counts the epoch finished already (no validation)
+                    self.state.epoch -= 1
+                self.state.epoch_running = True
+                self._close_train_epoch()
         self.hook_list.refresh()  # hooks know their settings for this fit now (see Hook.idle_stages)
 
     def _resume_stop(self, trainer: pl.Trainer, pending_validation: bool) -> None:
@@ -810,6 +820,14 @@ class HookBridge(Callback):
             "epoch_closed": bool(self._epoch_closed or stopped),
             # a hook asked to stop (runner.train_loop.stop_training): a resume stops where this run would
             "stop_requested": bool(self.state.stop_requested),
+            # saved in the epoch's last batch before after_train_epoch (an iteration checkpoint): a
+            # resume closes the epoch first, as this run does right after the save
+            "epoch_ends_here": bool(
+                self.state.by_epoch
+                and not self._epoch_closed
+                and self._batch_end_counters is not None
+                and _lightning.train_epoch_batches_reached(trainer)
+            ),
         }
         if stopped and "loops" in checkpoint:
             # Saved in after_train_epoch of an epoch stopped early, before its validation: a resume
@@ -842,11 +860,19 @@ class HookBridge(Callback):
         # Files of earlier versions do not say; their pending validations followed an epoch's end.
         self._resuming_after_epoch_end = not isinstance(marker, Mapping) or marker.get("epoch_closed", True) is True
         self._resuming_stop = resuming and isinstance(marker, Mapping) and marker.get("stop_requested") is True
+        # Saved in the epoch's last batch before its after_train_epoch and before a validation: Lightning
+        # resumes after that batch, so the epoch is closed first (whether or not this fit validates).
+        self._resuming_epoch_end = (
+            self._resuming_before_validation
+            and not self._resuming_after_epoch_end
+            and isinstance(marker, Mapping)
+            and marker.get("epoch_ends_here") is True
+        )
         if self._resuming_before_validation and not self.state.by_epoch:
             self._max_steps_after_pending = _lightning.step_past_a_finished_run(trainer, checkpoint)
         if self._resuming_before_validation and not _lightning.fit_validates(trainer) and "loops" in checkpoint:
             # Saved before a validation this fit will not run: it goes on with the next epoch or batch.
-            finish_epoch = self.state.by_epoch and self._resuming_after_epoch_end
+            finish_epoch = self.state.by_epoch and (self._resuming_after_epoch_end or self._resuming_epoch_end)
             _lightning.drop_pending_validation(checkpoint["loops"], finish_epoch)
             self._resuming_before_validation = False
         if self.hook_list.table("after_load_checkpoint"):

@@ -455,3 +455,38 @@ def test_iteration_based_resume_runs_the_validation_pending_after_the_last_itera
     )
     assert tail[-4] == ("after_val_epoch", 0, 8)
     assert trainer.global_step == 8 and trainer.max_steps == 8  # the Trainer's own limit again
+
+
+@pytest.mark.parametrize("resumed_fit", ["validates", "does not validate"])
+def test_an_iteration_checkpoint_at_an_epochs_last_batch_resumes_with_the_epochs_end(tmp_path, resumed_fit):
+    """Epoch-based training, CheckpointHook(by_epoch=False) saving at the epoch's last batch: the file is
+    written before after_train_epoch. The resume closes that epoch first (an epoch-interval scheduler steps
+    there), then validates (or not), with the uninterrupted run's counters and learning rates."""
+    cfg = dict(type="CheckpointHook", interval=4, by_epoch=False)  # 4 batches per epoch
+    scores = {"acc": [0.5]}
+
+    def fit(work_dir, extra=(), resume=False, **kwargs):
+        log: list = []
+        bridge = HookBridge(
+            default_hooks={**NO_DEFAULTS, "checkpoint": dict(cfg), "param_scheduler": dict(type="ParamSchedulerHook")},
+            custom_hooks=[make_trace_hook(Hook, log), *extra],
+            work_dir=str(work_dir),
+            resume=resume,
+            print_hooks_table=False,
+            log_level="WARNING",
+        )
+        trainer = make_trainer(work_dir, bridge, max_epochs=3, num_sanity_val_steps=0, **kwargs)
+        module = ScoredModule(scores, optimizer="sgd+steplr")
+        trainer.fit(module, *loaders())
+        return [e[:3] for e in log if e[0] in ("after_train_epoch", "before_train_epoch")], trainer
+
+    whole, trainer = fit(tmp_path / "a")
+    with pytest.raises(_Killed):
+        fit(tmp_path / "b", extra=[_kill_at("before_val", 0)])
+    saved = torch.load(tmp_path / "b" / "iter_4.pth", weights_only=True)["lightning_hooks"]
+    assert saved["validation_pending"] and saved["epoch_ends_here"]
+    no_validation = dict(limit_val_batches=0) if resumed_fit == "does not validate" else {}
+    resumed, resumed_trainer = fit(tmp_path / "b", resume=True, **no_validation)
+    assert resumed == whole[whole.index(("after_train_epoch", 0, 4)) :]
+    lr = [t.optimizers[0].param_groups[0]["lr"] for t in (trainer, resumed_trainer)]
+    assert lr[0] == lr[1] and resumed_trainer.global_step == trainer.global_step == 12
