@@ -48,6 +48,7 @@ __all__ = [
     "move_default_outputs",
     "reload_train_data_after_restore",
     "reloads_train_data",
+    "restarts_inside_epoch",
     "restore_max_steps",
     "restore_trainer_attributes",
     "save_with_checkpoint_io",
@@ -475,6 +476,13 @@ def drop_pending_validation(loops: dict[str, Any], finish_epoch: bool) -> None:
     val["current"].update(ready=0, started=0, processed=0, completed=0)
     if finish_epoch:
         mark_epoch_finished(loops)
+
+
+def restarts_inside_epoch(trainer: pl.Trainer) -> bool:
+    """Read in ``on_train_start``: whether the resumed ``fit`` starts inside an epoch (mid-epoch or at its
+    end), where Lightning calls no ``on_train_epoch_start`` for that epoch."""
+    loop: Any = trainer.fit_loop
+    return bool(getattr(loop, "restarted_mid_epoch", False) or getattr(loop, "restarted_on_epoch_end", False))
 
 
 def reloads_train_data(trainer: pl.Trainer) -> bool:

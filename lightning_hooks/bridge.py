@@ -397,6 +397,8 @@ class HookBridge(Callback):
         check_train_sampler(trainer.train_dataloader)
         sync_loop_state(self.state, trainer, max_steps=self._max_steps_after_pending)
         self.state.epoch_running = self.state.stop_requested = False
+        if self.state.by_epoch and _lightning.restarts_inside_epoch(trainer):
+            self.state.epoch_running = True  # a stop asked before this epoch ends waits for its end, as then
         self.state.max_steps_before_stop = None
         checks.warn_shared_validation_steps(trainer, self.hook_list, self.state.by_epoch)
         pending_validation = self._resuming_before_validation

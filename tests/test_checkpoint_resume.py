@@ -490,3 +490,34 @@ def test_an_iteration_checkpoint_at_an_epochs_last_batch_resumes_with_the_epochs
     assert resumed == whole[whole.index(("after_train_epoch", 0, 4)) :]
     lr = [t.optimizers[0].param_groups[0]["lr"] for t in (trainer, resumed_trainer)]
     assert lr[0] == lr[1] and resumed_trainer.global_step == trainer.global_step == 12
+
+
+def test_a_stop_asked_at_a_resumed_validation_inside_an_epoch_waits_for_the_epochs_end(tmp_path):
+    """val_check_interval=0.5: resumed into the validation in the middle of epoch 2, where EarlyStoppingHook
+    asks to stop. As in the uninterrupted run (MMEngine reads the flag between epochs), epoch 2 finishes."""
+    from lightning_hooks import EarlyStoppingHook
+
+    table = {2: 0.30, 4: 0.44, 6: 0.40, 8: 0.57, 10: 0.6, 12: 0.7, 14: 0.8, 16: 0.9}
+
+    class StepScored(ScoredModule):
+        def on_validation_epoch_end(self) -> None:
+            self.log("acc", table[self.trainer.global_step])
+
+    def fit(work_dir, extra=(), resume=False):
+        bridge = HookBridge(
+            default_hooks={**NO_DEFAULTS, "checkpoint": dict(type="CheckpointHook", interval=2, by_epoch=False)},
+            custom_hooks=[EarlyStoppingHook("acc", patience=1), *extra],
+            work_dir=str(work_dir),
+            resume=resume,
+            print_hooks_table=False,
+            log_level="WARNING",
+        )
+        trainer = make_trainer(work_dir, bridge, max_epochs=4, val_check_interval=0.5, num_sanity_val_steps=0)
+        trainer.fit(StepScored({}), *loaders())
+        return trainer
+
+    assert fit(tmp_path / "a").global_step == 8  # asked at step 6, stopped at the end of epoch 2
+    with pytest.raises(_Killed):
+        fit(tmp_path / "b", extra=[_kill_at("before_val", 2)])  # the validation after step 6
+    assert torch.load(tmp_path / "b" / "iter_6.pth", weights_only=True)["lightning_hooks"]["validation_pending"]
+    assert fit(tmp_path / "b", resume=True).global_step == 8
