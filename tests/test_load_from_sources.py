@@ -96,6 +96,17 @@ def test_mmengine_model_zoo_names_are_refused_when_the_hook_is_built(source):
         HookBridge(custom_hooks=[dict(type="LoadFromHook", filename=source)])
 
 
+def test_a_missing_state_dict_key_is_named(tmp_path):
+    """A checkpoint whose weights sit under another entry: the whole file would load as the state dict
+    (MMEngine's rule), which loads nothing; a warning names the entries."""
+    path = tmp_path / "model.pth"
+    torch.save({"model": ToyModule().state_dict(), "epoch": 3}, path)
+    with pytest.warns(UserWarning, match=r"has no 'state_dict' entry; its entries are \['epoch', 'model'\]"):
+        _, unexpected = load_weights(ToyModule(), str(path))
+    assert sorted(unexpected) == ["epoch", "model"]
+    assert load_weights(ToyModule(), str(path), state_dict_key="model") == ([], [])
+
+
 def test_a_revise_keys_pattern_that_is_not_a_regex_is_refused_when_built():
     with pytest.raises(ValueError, match=r"revise_keys pattern '\(' is not a regular expression"):
         LoadFromHook("weights.pth", revise_keys=[("(", "")])

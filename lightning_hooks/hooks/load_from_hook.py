@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
@@ -70,6 +71,15 @@ def load_weights(
         ) from exc
     if not isinstance(checkpoint, dict):
         raise TypeError(f"load_from={filename!r} holds a {type(checkpoint).__name__}, not a state dict")
+    if state_dict_key not in checkpoint and any(isinstance(v, dict) for v in checkpoint.values()):
+        # not a bare state dict either (those hold tensors): loading the whole file would load nothing
+        warnings.warn(
+            f"load_from={filename!r} has no {state_dict_key!r} entry; its entries are {sorted(checkpoint)[:10]}. "
+            "The whole file is loaded as the state dict, as MMEngine does; set state_dict_key to the entry "
+            "holding the weights",
+            UserWarning,
+            stacklevel=2,
+        )
     state_dict = _revise(checkpoint.get(state_dict_key, checkpoint), revise_keys)
     result = model.load_state_dict(state_dict, strict=strict)
     return list(result.missing_keys), list(result.unexpected_keys)
