@@ -49,19 +49,27 @@ def test_epoch_based_validate_every_two_epochs(tmp_path):
     assert_same(mm, lh)
 
 
-def test_iteration_based_with_validation_interval(tmp_path):
+def _iteration_based_traces(tmp_path, mm_hooks: tuple = (), lh_hooks: tuple = ()) -> tuple[list, list]:
+    """(MMEngine's, ours): 12 iterations, validation and an iteration checkpoint every 4."""
     ckpt = dict(type="CheckpointHook", interval=4, by_epoch=False)
     mm = mmengine_trace(
         tmp_path,
         train_cfg=dict(by_epoch=False, max_iters=12, val_interval=4),
         default_hooks=dict(checkpoint=ckpt),
+        extra_hooks=list(mm_hooks),
         infinite=True,
     )
     lh = lightning_trace(
         tmp_path,
         dict(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None),
         bridge_kwargs=dict(default_hooks=dict(checkpoint=ckpt)),
+        extra_hooks=list(lh_hooks),
     )
+    return mm, lh
+
+
+def test_iteration_based_with_validation_interval(tmp_path):
+    mm, lh = _iteration_based_traces(tmp_path)
     assert [e[0] for e in mm].count("before_train_epoch") == 1
     assert_same(mm, lh)
 
@@ -158,19 +166,6 @@ def test_stop_training_inside_an_epoch_finishes_the_epoch_and_its_validation(tmp
 
 
 def test_stop_training_in_iteration_based_training_stops_after_that_iteration(tmp_path):
-    ckpt = dict(type="CheckpointHook", interval=4, by_epoch=False)
-    mm = mmengine_trace(
-        tmp_path,
-        train_cfg=dict(by_epoch=False, max_iters=12, val_interval=4),
-        default_hooks=dict(checkpoint=ckpt),
-        extra_hooks=[_stops_at(MMHook, 6)],
-        infinite=True,
-    )
-    lh = lightning_trace(
-        tmp_path,
-        dict(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None),
-        dict(default_hooks=dict(checkpoint=ckpt)),
-        extra_hooks=[_stops_at(LHHook, 6)],
-    )
+    mm, lh = _iteration_based_traces(tmp_path, (_stops_at(MMHook, 6),), (_stops_at(LHHook, 6),))
     assert not any(entry[0] == "before_train_iter" and entry[2] == 6 for entry in mm)
     assert_same(mm, lh)
