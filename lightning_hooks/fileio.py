@@ -25,6 +25,7 @@ import fsspec  # type: ignore[import-untyped]
 import torch
 
 from .errors import ResumeError
+from .sharded_index import SHARDED_INDEX_FILENAME, unsafe_index_reason
 
 __all__ = [
     "SHARDED_INDEX_FILENAME",
@@ -331,8 +332,6 @@ def remove_stale_temp_files(directory: str, is_ours: Callable[[str], bool]) -> l
 
 #: Lightning's name for the file of a sharded checkpoint directory that holds everything but the shards.
 SHARDED_META_FILENAME = "meta.pt"
-#: ``torch.distributed.checkpoint``'s index of a sharded checkpoint directory.
-SHARDED_INDEX_FILENAME = ".metadata"
 
 
 def is_sharded_checkpoint(path: Any) -> bool:
@@ -354,7 +353,10 @@ def _unreadable_reason(path: str) -> Optional[str]:
         return "it does not exist"
     if osp.isdir(local) and not osp.islink(local):
         # A sharded checkpoint (ModelParallelStrategy) is a directory, renamed into place once complete.
-        return None if is_sharded_checkpoint(local) else "it is a directory but not a complete sharded checkpoint"
+        if not is_sharded_checkpoint(local):
+            return "it is a directory but not a complete sharded checkpoint"
+        unsafe = unsafe_index_reason(local)  # read as data here: the strategy's reader unpickles it freely
+        return None if unsafe is None else f"it cannot be loaded as data only ({unsafe})"
     if not osp.isfile(local):
         return "it is not a file"
     try:

@@ -16,8 +16,8 @@ top-level keys) atomically to one file that loads with
 process group: the CLI and CheckpointHook's publishing use the same code.
 
 Trust: a directory's ``.metadata`` index is a pickle, and ``meta.pt`` a
-``torch.save`` file. Both are read with restricted loaders (only
-``torch.distributed.checkpoint``'s metadata classes, ``weights_only=True``);
+``torch.save`` file. Both are read with restricted loaders (only the index's own
+classes, shards inside the directory, ``weights_only=True``);
 ``trust=True`` lifts the restriction for files the caller vouches for.
 """
 
@@ -42,6 +42,7 @@ from .fileio import (
     fsync_dir,
     is_sharded_checkpoint,
 )
+from .sharded_index import read_sharded_index
 
 __all__ = [
     "META_FILENAME",
@@ -71,35 +72,6 @@ def load_sharded_entries(path: Any, tensors: Mapping[str, torch.Tensor]) -> None
     import torch.distributed.checkpoint as dcp
 
     dcp.load({"state_dict": dict(tensors)}, checkpoint_id=str(path))
-
-
-class _MetadataUnpickler(pickle.Unpickler):
-    """Unpickles a ``.metadata`` index: only ``torch.distributed.checkpoint``'s classes, sizes and dtypes."""
-
-    _ALLOWED_MODULE_PREFIXES = ("torch.distributed.checkpoint.",)
-    _ALLOWED = {
-        ("collections", "OrderedDict"),
-        ("torch", "Size"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("torch.serialization", "_get_layout"),  # looks a torch.layout up by name
-        ("pathlib", "PosixPath"),  # the checkpoint id recorded at save time
-        ("pathlib", "PurePosixPath"),
-        ("pathlib", "WindowsPath"),
-        ("pathlib", "PureWindowsPath"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith(self._ALLOWED_MODULE_PREFIXES) or (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        if module == "torch" and isinstance(
-            getattr(torch, name, None), (torch.dtype, torch.layout, torch.memory_format)
-        ):
-            return getattr(torch, name)
-        raise pickle.UnpicklingError(
-            f"refusing to load {module}.{name} from a sharded checkpoint's .metadata; pass trust=True "
-            "(the CLI's --trust) only for checkpoints you trust"
-        )
 
 
 def _set_nested(root: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
@@ -132,8 +104,7 @@ def _read_all(directory: str, trust: bool) -> dict[str, Any]:
         def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
             if trust:
                 return super().read_metadata(*args, **kwargs)
-            with open(osp.join(directory, _DCP_INDEX), "rb") as handle:
-                metadata = _MetadataUnpickler(handle).load()
+            metadata = read_sharded_index(directory)
             if getattr(metadata, "storage_meta", None) is None:
                 metadata.storage_meta = StorageMeta()
             metadata.storage_meta.load_id = self.load_id

@@ -72,6 +72,87 @@ def test_a_pickled_payload_in_the_index_is_refused_unless_trusted(tmp_path):
         read_sharded_checkpoint(directory)
 
 
+def _short_text(text):
+    data = text.encode()
+    return b"\x8c" + bytes([len(data)]) + data  # SHORT_BINUNICODE
+
+
+def dotted_system_call(marker):
+    """A protocol-4 pickle calling ``torch.distributed.checkpoint.filesystem`` + ``os.system``: a dotted global."""
+    return (
+        b"\x80\x04"
+        + _short_text("torch.distributed.checkpoint.filesystem")
+        + _short_text("os.system")
+        + b"\x93"  # STACK_GLOBAL
+        + _short_text(f"touch {marker}")
+        + b"\x85R."  # TUPLE1, REDUCE, STOP
+    )
+
+
+def _index_payload(path, payload):
+    data = payload if isinstance(payload, bytes) else pickle.dumps(payload, protocol=4)
+    (path / ".metadata").write_bytes(data)
+
+
+def test_an_index_may_name_only_its_own_classes_exactly(tmp_path):
+    """Neither a dotted name under an index module nor another function of ``torch.distributed.checkpoint``."""
+    import torch.distributed.checkpoint.format_utils as format_utils
+
+    directory, marker = tmp_path / "d", tmp_path / "ran"
+    write_directory(directory)
+    _index_payload(directory, dotted_system_call(marker))
+    with pytest.raises(
+        pickle.UnpicklingError, match=r"refusing to load torch\.distributed\.checkpoint\.filesystem\.os\.system"
+    ):
+        read_sharded_checkpoint(directory)
+    assert not marker.exists()
+
+    class LoadsAnotherFile:
+        def __reduce__(self):
+            return (format_utils.torch_save_to_dcp, (str(tmp_path / "other.pt"), str(tmp_path / "out")))
+
+    _index_payload(directory, LoadsAnotherFile())
+    with pytest.raises(pickle.UnpicklingError, match="torch_save_to_dcp"):
+        read_sharded_checkpoint(directory)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_index_naming_a_shard_outside_its_directory_is_refused(tmp_path):
+    from lightning_hooks.sharded_index import read_sharded_index
+
+    directory = tmp_path / "d"
+    write_directory(directory)
+    metadata = read_sharded_index(str(directory))
+    for info in metadata.storage_data.values():
+        info.relative_path = "../elsewhere/" + info.relative_path
+    _index_payload(directory, metadata)
+    with pytest.raises(ValueError, match="outside its directory"):
+        read_sharded_checkpoint(directory)
+
+
+@pytest.mark.parametrize("payload", ["system", "outside"])
+def test_auto_resume_reads_a_sharded_index_as_data_before_anything_unpickles_it(tmp_path, payload):
+    """``last_checkpoint`` chosen for the user: a crafted index is a ResumeError, and its code never runs."""
+    from lightning_hooks.errors import ResumeError
+    from lightning_hooks.fileio import find_last_checkpoint
+    from lightning_hooks.sharded_index import read_sharded_index
+
+    directory, marker = tmp_path / "epoch_1.pth", tmp_path / "ran"
+    write_directory(directory)
+    (tmp_path / "last_checkpoint").write_text(str(directory))
+    assert find_last_checkpoint(str(tmp_path)) == str(directory)  # a genuine index is fine
+    if payload == "system":
+        bad: object = dotted_system_call(marker)
+    else:
+        bad = read_sharded_index(str(directory))
+        for info in bad.storage_data.values():
+            info.relative_path = "/etc/" + info.relative_path
+    _index_payload(directory, bad)
+    with pytest.raises(ResumeError, match="cannot be loaded as data only"):
+        find_last_checkpoint(str(tmp_path))
+    assert not marker.exists()
+
+
 def test_objects_in_meta_need_trust(tmp_path):
     directory = tmp_path / "d"
     write_directory(directory, extra_meta={"hyper_parameters": {"obj": Boom.__name__, "cls": Boom()}})

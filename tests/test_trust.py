@@ -10,12 +10,14 @@ from __future__ import annotations
 import ast
 import os
 import pickle
+import shutil
 import stat
 from pathlib import Path
 
 import pytest
 import torch
 from ckpt_helpers import NO_DEFAULTS, RAMP_SCORES, ScoredModule, files_in, run_lightning
+from test_sharded_checkpoint import write_directory
 from toy import loaders, make_trainer
 
 import lightning_hooks
@@ -382,4 +384,8 @@ def test_last_checkpoint_may_name_a_complete_sharded_directory_but_not_an_incomp
         find_last_checkpoint(str(tmp_path))
     (sharded / ".metadata").write_bytes(b"index")
     (sharded / "meta.pt").write_bytes(b"meta")
+    with pytest.raises(ResumeError, match="cannot be loaded as data only"):  # not an index at all
+        find_last_checkpoint(str(tmp_path))
+    shutil.rmtree(sharded)
+    write_directory(sharded)
     assert find_last_checkpoint(str(tmp_path)) == str(sharded)
