@@ -115,6 +115,26 @@ def test_crafted_keep_ids_and_last_ckpt_delete_nothing(tmp_path, recwarn):
     assert "keep_ckpt_ids" in messages and str(victims["epoch_1.pth"]) in messages
 
 
+def test_resuming_another_runs_checkpoint_removes_nothing_at_start(tmp_path):
+    """The start-up cleanup of a killed rotation applies only to a resume point of this directory."""
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=2)
+    run_lightning(tmp_path / "a", cfg, RAMP_SCORES, max_epochs=3)  # a keeps epochs 2 and 3
+    run_lightning(tmp_path / "b", cfg, RAMP_SCORES, max_epochs=1)
+    run_lightning(tmp_path / "b", cfg, RAMP_SCORES, max_epochs=4, ckpt_path=str(tmp_path / "a" / "epoch_3.pth"))
+    # b/epoch_1.pth is older than a's kept ids, but no run of b's was rotating it out
+    assert files_in(tmp_path / "b") == ["epoch_1.pth", "epoch_4.pth", "last_checkpoint"]
+
+
+def test_a_best_path_that_does_not_exist_removes_no_older_best_at_start(tmp_path):
+    run = tmp_path / "run"
+    cfg = dict(type="CheckpointHook", interval=1, save_best="acc")
+    run_lightning(run, cfg, {"acc": [0.1, 0.2, 0.3]}, max_epochs=2)
+    assert (run / "best_acc_epoch_2.pth").exists()
+    _craft(run / "epoch_2.pth", best_ckpt=str(run / "best_acc_epoch_999.pth"), best_score=10.0)
+    run_lightning(run, cfg, {"acc": [0.1, 0.2, 0.3]}, max_epochs=3, resume=True)
+    assert (run / "best_acc_epoch_2.pth").exists()
+
+
 def test_foreign_pickle_named_like_our_best_file_is_not_unpickled_when_publishing(tmp_path):
     """Even a file in the run directory with our name is read with weights_only=True."""
     marker = tmp_path / "code_ran"

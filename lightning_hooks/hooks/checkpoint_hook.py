@@ -562,21 +562,26 @@ class CheckpointHook(Hook):
         leaves files that no resume point names: regular checkpoints older than every
         kept id, and best files of a key older than that key's current best. They are
         exactly the files that run was deleting; newer files (a killed run's future)
-        are left alone.
+        are left alone. Only a resume point of this directory that its rotation records
+        as the newest kept file says so, and only an existing best file replaces older
+        ones: resuming another run's checkpoint removes nothing.
         """
         if not is_local_path(self.out_dir):
+            return
+        step = self._resume_point_step(runner)
+        if step is None:
             return
         try:
             names = os.listdir(self.out_dir)
         except OSError:
             return
         leftovers: list[str] = []
-        if self.max_keep_ckpts > 0 and self.keep_ckpt_ids:
+        if self.max_keep_ckpts > 0 and self.keep_ckpt_ids and max(self.keep_ckpt_ids) == step:
             oldest = min(self.keep_ckpt_ids)
             steps = {name: self._names.regular_step(name) for name in names}
             leftovers += [name for name, step in steps.items() if step is not None and step < oldest]
         for best in self._current_bests():
-            if best is None:
+            if best is None or not osp.isfile(best):
                 continue
             prefix_step = self._names.best_prefix_and_step(osp.basename(best))
             if prefix_step is None:
@@ -589,6 +594,13 @@ class CheckpointHook(Hook):
         for name in sorted(set(leftovers)):
             if self._remove(runner, self._join(name)):
                 runner.logger.info(f"Removed {name}: the run that wrote the resume point was rotating it out.")
+
+    def _resume_point_step(self, runner: RunnerView) -> Optional[int]:
+        """The step of the checkpoint this fit resumed from when it is one of this hook's regular files here."""
+        resumed = getattr(runner, "resumed_from", None)
+        if resumed is None or not self.owns(resumed, ("regular",)):
+            return None
+        return self._names.regular_step(osp.basename(resumed))
 
     def after_train_epoch(self, runner: RunnerView) -> None:
         if not self.by_epoch or self._dev_run:
