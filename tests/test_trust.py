@@ -18,7 +18,7 @@ import pytest
 import torch
 from ckpt_helpers import NO_DEFAULTS, RAMP_SCORES, ScoredModule, files_in, run_lightning
 from test_sharded_checkpoint import write_directory
-from toy import loaders, make_trainer
+from toy import ToyModule, loaders, make_trainer
 
 import lightning_hooks
 from lightning_hooks import EMAHook, HookBridge
@@ -133,6 +133,26 @@ def test_a_best_path_that_does_not_exist_removes_no_older_best_at_start(tmp_path
     _craft(run / "epoch_2.pth", best_ckpt=str(run / "best_acc_epoch_999.pth"), best_score=10.0)
     run_lightning(run, cfg, {"acc": [0.1, 0.2, 0.3]}, max_epochs=3, resume=True)
     assert (run / "best_acc_epoch_2.pth").exists()
+
+
+def test_log_copy_to_out_dir_replaces_a_symlink_instead_of_writing_through_it(tmp_path):
+    work_dir, out_dir, victim = tmp_path / "run", tmp_path / "out", tmp_path / "precious.txt"
+    victim.write_text("not yours")
+    destination = out_dir / "run" / "vis_data" / "scalars.json"
+    destination.parent.mkdir(parents=True)
+    destination.symlink_to(victim)
+    bridge = HookBridge(
+        default_hooks={"checkpoint": None, "logger": dict(type="LoggerHook", interval=1, out_dir=str(out_dir))},
+        work_dir=str(work_dir),
+        print_hooks_table=False,
+        log_level="WARNING",
+    )
+    train, _ = loaders()
+    make_trainer(tmp_path, bridge, max_epochs=1).fit(ToyModule(), train)
+    assert victim.read_text() == "not yours"
+    assert not destination.is_symlink()
+    local = next(work_dir.glob("*/vis_data/scalars.json"))
+    assert destination.read_text() == local.read_text() != ""
 
 
 def test_foreign_pickle_named_like_our_best_file_is_not_unpickled_when_publishing(tmp_path):

@@ -7,6 +7,8 @@ import os.path as osp
 from collections.abc import Iterator
 from typing import Any, Optional, Union
 
+from ..fileio import atomic_write_text, is_local_path
+
 __all__ = ["copy_logs", "iter_log_files", "join_out_dir"]
 
 
@@ -36,7 +38,10 @@ def copy_logs(
 ) -> list[tuple[str, str]]:
     """Copy matching files as text to ``out_dir``; returns ``(local, remote)`` pairs.
 
-    ``storage_options`` go to fsspec (credentials, endpoints) for URLs.
+    ``storage_options`` go to fsspec (credentials, endpoints) for URLs. A local copy is
+    written to a temporary name, made durable and renamed into place, so that a symlink
+    already at the destination is replaced rather than followed, and a local file
+    deleted afterwards (``keep_local=False``) has a complete copy.
     """
     import fsspec  # type: ignore[import-untyped]
 
@@ -46,11 +51,14 @@ def copy_logs(
         remote = join_out_dir(out_dir, relative)
         with open(local, encoding="utf-8") as source:
             text = source.read()
-        fs, path = fsspec.core.url_to_fs(remote, **(storage_options or {}))
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
-        with fs.open(path, "w", encoding="utf-8") as target:
-            target.write(text)
+        if is_local_path(remote) and not storage_options:
+            atomic_write_text(remote, text)
+        else:
+            fs, path = fsspec.core.url_to_fs(remote, **(storage_options or {}))
+            parent = path.rsplit("/", 1)[0] if "/" in path else ""
+            if parent:
+                fs.makedirs(parent, exist_ok=True)
+            with fs.open(path, "w", encoding="utf-8") as target:
+                target.write(text)
         copied.append((local, remote))
     return copied
