@@ -18,8 +18,9 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from log_toy import run_lh, run_mm
-from toy import ToyModule
+from toy import ToyModule, loaders, make_trainer
 
+from lightning_hooks import HookBridge
 from lightning_hooks.hooks.param_scheduler_hook import TAKEN_OVER, ParamSchedulerHook
 from lightning_hooks.optim import StepLR as MMStepLR
 
@@ -170,11 +171,12 @@ def test_without_the_hook_lightning_steps_after_validation(tmp_path):
 
 
 def test_hook_takes_over_during_fit_only(tmp_path):
-    seen: list[str] = []
+    seen: list[tuple[str, int]] = []
 
     class Watch(ScheduledModule):
         def on_train_batch_start(self, batch, batch_idx):
-            seen.append(self.trainer.lr_scheduler_configs[0].interval)
+            config = self.trainer.lr_scheduler_configs[0]
+            seen.append((config.interval, config.frequency))
 
     trainer, _, _ = run_lh(
         tmp_path,
@@ -182,10 +184,29 @@ def test_hook_takes_over_during_fit_only(tmp_path):
         bridge_kwargs=dict(default_hooks=NO_CKPT),
         module=Watch(lambda opt: [dict(scheduler=torch.optim.lr_scheduler.StepLR(opt, 1, 0.5), interval="epoch")]),
     )
-    assert set(seen) == {TAKEN_OVER}
-    assert trainer.lr_scheduler_configs[0].interval == "epoch"
+    assert set(seen) == {("epoch", TAKEN_OVER)}  # the interval stays for LearningRateMonitor
+    assert (trainer.lr_scheduler_configs[0].interval, trainer.lr_scheduler_configs[0].frequency) == ("epoch", 1)
     # stepped exactly twice (once per epoch), not four times
     assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 2
+
+
+@pytest.mark.parametrize("interval", ["step", "epoch"])
+def test_learning_rate_monitor_reports_what_it_reports_without_the_bridge(tmp_path, interval):
+    """Lightning's LearningRateMonitor finds the taken-over scheduler under its own interval."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.loggers import CSVLogger
+
+    def monitored(*bridge: HookBridge) -> list[float]:
+        monitor = LearningRateMonitor()
+        trainer = make_trainer(
+            tmp_path, None, max_epochs=2, callbacks=[*bridge, monitor], logger=CSVLogger(tmp_path), log_every_n_steps=1
+        )
+        trainer.fit(ScheduledModule(_torch_step_lr(interval)), loaders()[0])
+        return monitor.lrs["lr-SGD"]
+
+    plain = monitored()
+    assert len(set(plain)) > 1
+    assert monitored(HookBridge(default_hooks=NO_CKPT, print_hooks_table=False)) == plain
 
 
 def _torch_step_lr(interval: str) -> Callable[[torch.optim.Optimizer], list[dict]]:

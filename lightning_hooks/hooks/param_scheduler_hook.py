@@ -14,11 +14,13 @@ A scheduler's ``by_epoch`` is its own ``by_epoch`` attribute when it has one,
 otherwise its Lightning ``interval`` (``'epoch'`` → True, ``'step'`` → False).
 
 Taking over from Lightning (the Lightning glue of this hook): Lightning steps
-an ``LRSchedulerConfig`` only when its ``interval`` equals ``'step'`` or
-``'epoch'``. In ``before_train`` the hook records what it needs from each
-config and sets ``config.interval`` to :data:`TAKEN_OVER`, so Lightning skips
-it and nothing is stepped twice; ``after_train`` (or ``after_run`` when training
-fails) puts the original intervals back. The ``frequency`` of a config is
+an ``LRSchedulerConfig`` when its batch or epoch count is a multiple of
+``config.frequency``. In ``before_train`` the hook records what it needs from each
+config and sets ``config.frequency`` to :data:`TAKEN_OVER`, a count Lightning
+never reaches, so nothing is stepped twice; ``interval`` is left alone, so that
+Lightning's ``LearningRateMonitor`` still reports the scheduler's learning rates.
+``after_train`` (or ``after_run`` when training fails) puts the original
+frequencies back. The ``frequency`` of a config is
 honoured (every ``frequency`` iterations or epochs; a plateau scheduler after the
 validation of every ``frequency``-th epoch). Left to Lightning, and documented as
 such: configs in manual optimization (Lightning never steps those either),
@@ -54,8 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TAKEN_OVER", "ParamSchedulerHook", "runner_schedulers"]
 
-#: The ``interval`` given to Lightning scheduler configs while this hook steps them.
-TAKEN_OVER = "lightning_hooks.ParamSchedulerHook"
+#: The ``frequency`` given to Lightning scheduler configs while this hook steps them: a batch or
+#: epoch count Lightning never reaches.
+TAKEN_OVER = 2**62
 
 _SCHEDULERS_TYPE_ERROR = (
     "runner.param_schedulers should be list of ParamScheduler or a dict containing list of ParamScheduler"
@@ -90,6 +93,8 @@ class _Scheduled:
     strict: bool
     config: Any
     interval: str
+    #: The config's own ``frequency``, put back when the hook gives the config back.
+    lightning_frequency: Any = 1
     #: Whether Lightning's ``interval='step'`` set the counting (not an MMEngine scheduler class).
     from_interval: bool = False
 
@@ -125,7 +130,7 @@ def take_over_lightning_stepping(trainer: Any, left: Optional[list[Any]] = None)
     validates = bool(getattr(trainer, "enable_validation", True))
     taken = []
     for config in getattr(trainer, "lr_scheduler_configs", None) or []:
-        if config.interval == TAKEN_OVER:
+        if config.frequency == TAKEN_OVER:
             continue
         scheduler = config.scheduler
         # MMEngine's scheduler classes are built with a by_epoch; anything else counts as Lightning's interval says
@@ -154,18 +159,19 @@ def take_over_lightning_stepping(trainer: Any, left: Optional[list[Any]] = None)
                 strict=bool(config.strict),
                 config=config,
                 interval=config.interval,
+                lightning_frequency=config.frequency,
                 from_interval=from_interval,
             )
         )
-        config.interval = TAKEN_OVER
+        config.frequency = TAKEN_OVER
     return taken
 
 
 def give_back_lightning_stepping(taken: Sequence[_Scheduled]) -> None:
-    """Restore the original ``interval`` of every config taken over."""
+    """Restore the original ``frequency`` of every config taken over."""
     for entry in taken:
-        if entry.config.interval == TAKEN_OVER:
-            entry.config.interval = entry.interval
+        if entry.config.frequency == TAKEN_OVER:
+            entry.config.frequency = entry.lightning_frequency
 
 
 def _warn_batch_stepping(taken: Sequence[_Scheduled], accumulate: Any, logger: Any) -> None:
