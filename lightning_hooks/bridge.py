@@ -255,11 +255,10 @@ class HookBridge(Callback):
     # ------------------------------------------------------------------ run lifecycle
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         stage = getattr(stage, "value", stage)  # TrainerFn is a str enum; str() would give 'TrainerFn.FITTING'
-        if stage not in ("fit", "validate", "test"):
-            return
-        if stage == "fit" and _lightning.tuner_trial(trainer):
-            # Lightning's Tuner searches with callbacks of its own in this fit, then ends it: not a
-            # run of the hooks (no log directory, no mount points).
+        if stage not in ("fit", "validate", "test") or _lightning.tuner_trial(trainer):
+            # predict has no MMEngine loop. Lightning's Tuner searches with callbacks of its own in a
+            # fit, validate or test it then ends. Neither is a run of the hooks (no log directory, no
+            # mount points), and a checkpoint loaded there is not a resume.
             self._stage, self.runner = None, None
             return
         self._stage = stage

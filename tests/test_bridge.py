@@ -442,6 +442,58 @@ def test_a_tuner_search_is_not_a_run_of_the_hooks(tmp_path, search):
         assert torch.equal(tuned.state_dict()[name], value)
 
 
+@pytest.mark.parametrize("method", ["validate", "test"])
+def test_a_tuner_search_in_an_evaluation_is_not_a_run_of_the_hooks(tmp_path, method):
+    """``scale_batch_size(method=...)`` after a fit: no mount point fires, and its temporary checkpoint
+    (written and restored by Lightning) leaves the trained weights as they are, EMAHook or not."""
+    from lightning.pytorch.tuner import Tuner
+
+    log: list = []
+    bridge = HookBridge(
+        custom_hooks=[make_trace_hook(Hook, log), dict(type="EMAHook", momentum=0.5)],
+        default_hooks=dict(checkpoint=None),
+        print_hooks_table=False,
+    )
+    trainer = make_trainer(tmp_path, bridge, max_epochs=2, num_sanity_val_steps=0)
+    module = _Tunable()
+    module.test_dataloader = module.val_dataloader
+    trainer.fit(module)
+    trained = {name: value.clone() for name, value in module.state_dict().items()}
+    del log[:]
+    Tuner(trainer).scale_batch_size(module, method=method, mode="power", init_val=2, max_trials=2)
+    assert log == []
+    for name, value in trained.items():
+        assert torch.equal(module.state_dict()[name], value), name
+
+
+class _Predicting(_Tunable):
+    def predict_dataloader(self):
+        return loaders()[1]
+
+    def predict_step(self, batch, batch_idx):
+        return None
+
+
+def test_predict_with_a_checkpoint_after_fit_is_not_a_resume(tmp_path):
+    """``predict(ckpt_path=...)`` on the Trainer that ran ``fit`` loads the file's weights as a fresh
+    Trainer does, and a later ``fit`` on that Trainer numbers its epochs from the fit, not the file."""
+    bridge = HookBridge(
+        custom_hooks=[dict(type="EMAHook", momentum=0.5)],
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1)),
+        print_hooks_table=False,
+    )
+    trainer = make_trainer(tmp_path, bridge, max_epochs=2, num_sanity_val_steps=0)
+    module = _Predicting()
+    trainer.fit(module)
+    saved = torch.load(tmp_path / "epoch_2.pth", weights_only=True)["state_dict"]
+    trainer.predict(module, ckpt_path=str(tmp_path / "epoch_2.pth"))
+    for name, value in saved.items():
+        assert torch.equal(module.state_dict()[name], value), name
+    trainer.fit_loop.max_epochs = 3
+    trainer.fit(module)
+    assert sorted(p.name for p in tmp_path.glob("epoch_*.pth")) == ["epoch_1.pth", "epoch_2.pth", "epoch_3.pth"]
+
+
 def test_iteration_based_counters(tmp_path):
     seen = []
 
