@@ -160,19 +160,21 @@ def validate_after_this_batch(trainer: pl.Trainer, by_epoch: bool) -> dict[str, 
     """Make Lightning validate after the current training batch even when it is off the interval.
 
     Lightning decides right after ``on_train_batch_end`` whether to validate, from
-    ``check_val_every_n_epoch`` (epoch-based) or ``val_check_batch`` (iteration-based).
-    The attribute is relaxed to 1 for this one decision; the returned dict holds the
+    ``check_val_every_n_epoch`` (epoch-based) and ``val_check_batch`` (counted in the
+    epoch, or over the run when ``check_val_every_n_epoch`` is None). Each attribute
+    that says no is relaxed to 1 for this one decision; the returned dict holds the
     original values for :func:`restore_trainer_attributes` (empty when nothing changed).
     """
     saved: dict[str, Any] = {}
-    if by_epoch:
-        every = trainer.check_val_every_n_epoch
-        if every is not None and (trainer.current_epoch + 1) % every != 0:
-            saved["check_val_every_n_epoch"] = every
-            trainer.check_val_every_n_epoch = 1
-    else:
-        every_batch = trainer.val_check_batch
-        if every_batch not in (None, float("inf")) and (train_total_batch_idx(trainer) + 1) % every_batch != 0:
+    every = trainer.check_val_every_n_epoch
+    if by_epoch and every is not None and (trainer.current_epoch + 1) % every != 0:
+        saved["check_val_every_n_epoch"] = every
+        trainer.check_val_every_n_epoch = 1
+    every_batch = trainer.val_check_batch
+    if every_batch not in (None, float("inf")):
+        in_run = not by_epoch or every is None
+        index = train_total_batch_idx(trainer) if in_run else int(trainer.fit_loop.epoch_loop.batch_idx)
+        if (index + 1) % every_batch != 0:
             saved["val_check_batch"] = every_batch
             trainer.val_check_batch = 1
     return saved

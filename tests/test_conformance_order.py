@@ -102,6 +102,19 @@ def test_last_epoch_validates_off_interval(tmp_path):
     assert_same(mm, lh)
 
 
+@pytest.mark.parametrize(
+    "val_kwargs", [dict(val_check_interval=3), dict(val_check_interval=5, check_val_every_n_epoch=None)]
+)
+def test_last_epoch_validates_when_val_check_interval_misses_its_end(tmp_path, val_kwargs):
+    """4 batches an epoch, 2 epochs: Lightning's own validations stay, and one follows the last epoch."""
+    lh = lightning_trace(tmp_path, dict(max_epochs=2, **val_kwargs))
+    stages = [e[0] for e in lh]
+    last_epoch_end = len(stages) - 1 - stages[::-1].index("after_train_epoch")
+    own = [3, 7] if val_kwargs["val_check_interval"] == 3 else [5]
+    assert [e[2] for e in lh if e[0] == "before_val"] == [*own, 8]
+    assert stages[last_epoch_end:].count("before_val") == 1
+
+
 def test_last_iteration_validates_off_interval(tmp_path):
     ckpt = dict(type="CheckpointHook", interval=4, by_epoch=False)
     mm = mmengine_trace(
