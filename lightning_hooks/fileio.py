@@ -10,6 +10,7 @@ command line tool can use it without starting Lightning.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import os.path as osp
@@ -47,6 +48,7 @@ __all__ = [
     "read_weights",
     "remove_path",
     "remove_stale_temp_files",
+    "restore_moved_aside",
     "temp_name",
 ]
 
@@ -68,18 +70,46 @@ def join_path(root: str, *parts: str) -> str:
     return "/".join([str(root).rstrip("/"), *parts])
 
 
+#: ``fsync`` errors that mean "directories cannot be synced here", not "the data did not reach the disk".
+_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.EBADF, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
 def fsync_dir(directory: str) -> None:
-    """Make a rename in ``directory`` durable (no-op where directories cannot be opened)."""
+    """Make a rename in ``directory`` durable.
+
+    A no-op where directories cannot be opened or synced (some platforms and file
+    systems); any other failure (``EIO``, ``ENOSPC``...) is raised, so that nothing
+    is deleted on the strength of a rename that may not survive a crash.
+    """
     try:
         fd = os.open(directory or ".", os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno not in _FSYNC_UNSUPPORTED:
+            raise
     finally:
         os.close(fd)
+
+
+def restore_moved_aside(path: str) -> bool:
+    """Put back a sharded checkpoint directory a re-save moved aside, when the save died before replacing it.
+
+    A re-save of ``<name>`` renames the complete old copy to ``.<name>.old``, then the
+    new one onto ``<name>``; a kill between the two leaves only the old copy. Returns
+    whether it was moved back (local paths; a symlink or an incomplete copy is left alone).
+    """
+    if not is_local_path(path):
+        return False
+    local = _local(path)
+    old = osp.join(osp.dirname(local), f".{osp.basename(local)}.old")
+    if osp.lexists(local) or osp.islink(old) or not is_sharded_checkpoint(old):
+        return False
+    os.rename(old, local)
+    fsync_dir(osp.dirname(local) or ".")
+    return True
 
 
 #: Name of this package's temp files: ``.<target name>.<12 hex>.tmp`` next to the target.
@@ -387,6 +417,8 @@ def find_last_checkpoint(work_dir: str) -> Optional[str]:
     if not path:
         raise ResumeError(f"Cannot resume: {marker} is empty; it should name the checkpoint to resume from.")
     reason = _unreadable_reason(path)
+    if reason is not None and restore_moved_aside(path):
+        reason = _unreadable_reason(path)
     if reason is not None:
         raise ResumeError(
             f"Cannot resume: {marker} names {path}, but {reason}. Nothing was trained or overwritten. "

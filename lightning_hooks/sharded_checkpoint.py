@@ -221,20 +221,28 @@ def _remove_any(path: str) -> None:
         os.remove(path)
 
 
-def _replace_directory(tmp: str, path: str) -> None:
-    """Move the complete ``tmp`` onto ``path``; an existing ``path`` is moved aside first, then deleted.
+def _replace_directory(tmp: str, path: str) -> Optional[str]:
+    """Move the complete ``tmp`` onto ``path``; an existing ``path`` is moved aside first.
 
-    Between the two renames ``path`` is missing for an instant (the old copy is
-    ``.<name>.old``); POSIX has no atomic exchange of two directories.
+    Returns the moved-aside copy (``.<name>.old``), for the caller to delete once the
+    rename is durable, or None. Between the two renames ``path`` is missing for an
+    instant (POSIX has no atomic exchange of two directories); a failure there moves
+    the old copy back, and a kill there is repaired by :func:`recover_directories` or
+    by auto-resume (:func:`~lightning_hooks.fileio.restore_moved_aside`).
     """
     if not osp.lexists(path):
         os.rename(tmp, path)
-        return
+        return None
     old = osp.join(osp.dirname(path), f".{osp.basename(path)}.old")
     _remove_any(old)
     os.rename(path, old)
-    os.rename(tmp, path)
-    _remove_any(old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        if not osp.lexists(path):
+            os.rename(old, path)
+        raise
+    return old
 
 
 def save_directory_atomically(
@@ -266,9 +274,11 @@ def save_directory_atomically(
     if is_writer:
         if fsync:
             _fsync_tree(tmp)
-        _replace_directory(tmp, final)
+        old = _replace_directory(tmp, final)
         if fsync:
             fsync_dir(osp.dirname(final))
+        if old is not None:  # deleted only once its replacement is durable
+            _remove_any(old)
         if after_write is not None:
             after_write()
     barrier()  # every rank sees the checkpoint under its name when this returns

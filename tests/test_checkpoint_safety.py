@@ -7,6 +7,7 @@ full disk; ``memory://`` stands in for remote storage; DDP runs two gloo process
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import logging
@@ -283,3 +284,39 @@ def test_a_file_checkpoint_takes_the_name_of_an_earlier_sharded_one(tmp_path):
         atomic_torch_save({"step": 4}, str(other))
     assert (other / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_3.pth", "epoch_4.pth"]
+
+
+def _failing_directory_fsync(monkeypatch, code: int) -> None:
+    """``os.fsync`` of a directory fails with ``code``; files sync as usual."""
+    import stat
+
+    real = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(code, os.strerror(code))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize(("code", "raises"), [(errno.EIO, True), (errno.ENOSPC, True), (errno.EINVAL, False)])
+def test_a_directory_fsync_fails_loudly_unless_the_file_system_cannot_sync_directories(
+    tmp_path, monkeypatch, code, raises
+):
+    _failing_directory_fsync(monkeypatch, code)
+    if raises:
+        with pytest.raises(OSError, match=os.strerror(code)):
+            atomic_torch_save({"step": 1}, str(tmp_path / "epoch_1.pth"))
+    else:
+        atomic_torch_save({"step": 1}, str(tmp_path / "epoch_1.pth"))
+    assert torch.load(tmp_path / "epoch_1.pth", weights_only=True) == {"step": 1}  # renamed either way
+
+
+def test_rotation_deletes_nothing_after_a_save_whose_rename_may_not_be_durable(tmp_path, monkeypatch):
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1)
+    run_lightning(tmp_path, cfg, RAMP_SCORES, max_epochs=1)
+    _failing_directory_fsync(monkeypatch, errno.EIO)
+    with pytest.raises(CheckpointWriteError, match="Input/output error"):
+        run_lightning(tmp_path, cfg, RAMP_SCORES, max_epochs=2, resume=True)
+    assert {"epoch_1.pth", "epoch_2.pth"} <= set(files_in(tmp_path))

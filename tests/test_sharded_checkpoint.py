@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.distributed.checkpoint as dcp
 
+from lightning_hooks import sharded_checkpoint
 from lightning_hooks.sharded_checkpoint import (
     META_FILENAME,
     consolidate_sharded_checkpoint,
@@ -195,6 +196,51 @@ def test_directory_appears_under_its_name_only_when_complete(tmp_path):
     assert sorted(os.listdir(target)) == ["a", META_FILENAME]
     assert calls == ["barrier", f"after_write sees {['a', META_FILENAME]}", "barrier"]
     assert sorted(os.listdir(tmp_path)) == ["epoch_1.pth"]
+
+
+def test_a_failed_rename_onto_the_old_directory_puts_the_old_copy_back(tmp_path, monkeypatch):
+    """A re-save moves the old copy aside, then renames the new one onto the name: when that fails,
+    the old copy gets its name back, the error is raised and nothing after the save runs."""
+    target = tmp_path / "epoch_2.pth"
+    save_directory_atomically(target, _writer({"a": b"old"}), True, lambda: None)
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if os.fspath(src) == temporary_directory(target):
+            raise OSError(5, "Input/output error")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    after: list[int] = []
+    with pytest.raises(OSError, match="Input/output error"):
+        save_directory_atomically(target, _writer({"a": b"new"}), True, lambda: None, lambda: after.append(1))
+    assert after == [] and (target / "a").read_bytes() == b"old"
+
+
+def test_the_old_copy_is_deleted_only_after_the_new_directory_is_durable(tmp_path, monkeypatch):
+    target = tmp_path / "epoch_2.pth"
+    save_directory_atomically(target, _writer({"a": b"old"}), True, lambda: None)
+    old_copy = tmp_path / ".epoch_2.pth.old"
+    seen: list[bool] = []
+
+    def fsync_dir(directory):
+        seen.append(old_copy.exists())
+
+    monkeypatch.setattr(sharded_checkpoint, "fsync_dir", fsync_dir)
+    save_directory_atomically(target, _writer({"a": b"new"}), True, lambda: None)
+    assert seen[-1] is True and not old_copy.exists()
+
+
+def test_auto_resume_puts_back_a_directory_a_killed_re_save_left_aside(tmp_path):
+    """Killed between the re-save's two renames: ``last_checkpoint`` names ``epoch_2.pth``, which is at
+    ``.epoch_2.pth.old``. Auto-resume moves it back and resumes from it."""
+    from lightning_hooks.fileio import find_last_checkpoint
+
+    target = tmp_path / "epoch_2.pth"
+    write_directory(tmp_path / ".epoch_2.pth.old")
+    (tmp_path / "last_checkpoint").write_text(str(target))
+    assert find_last_checkpoint(str(tmp_path)) == str(target)
+    assert is_sharded_checkpoint(target) and not (tmp_path / ".epoch_2.pth.old").exists()
 
 
 def test_a_crash_mid_save_keeps_the_previous_directory_and_the_next_save_cleans_up(tmp_path):
