@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TrainBatchEndReader",
     "attached_trainer",
+    "batches_for_steps",
     "default_root_dir_named",
     "discard_default_outputs",
     "drop_pending_validation",
@@ -153,6 +154,21 @@ def skip_callback_events(callback: Any, names: tuple[str, ...]) -> list[str]:
 def train_total_batch_idx(trainer: pl.Trainer) -> int:
     """The 0-based index of the current training batch over the whole run."""
     return int(trainer.fit_loop.epoch_loop.total_batch_idx)
+
+
+def batches_for_steps(max_steps: int, epoch_batches: float, accumulate: Any) -> int:
+    """The batches Lightning trains for ``max_steps`` optimizer steps.
+
+    It steps after every ``accumulate`` batches and after the last batch of each epoch, so an
+    epoch of ``epoch_batches`` takes ``ceil(epoch_batches / accumulate)`` steps; with a loader of
+    unknown length every step takes ``accumulate`` batches.
+    """
+    accumulate = max(int(accumulate or 1), 1)
+    if epoch_batches == float("inf") or epoch_batches <= 0:
+        return max_steps * accumulate
+    epoch_batches = int(epoch_batches)
+    epochs, rest = divmod(max_steps, -(-epoch_batches // accumulate))
+    return epochs * epoch_batches + min(rest * accumulate, epoch_batches)
 
 
 # -- validation interval -------------------------------------------------------------------------

@@ -400,6 +400,7 @@ class HookBridge(Callback):
             self.state.epoch_running = True  # a stop asked before this epoch ends waits for its end, as then
         self.state.max_steps_before_stop = None
         checks.warn_shared_validation_steps(trainer, self.hook_list, self.state.by_epoch)
+        checks.warn_steps_shortened_by_epoch_ends(trainer, self.state.by_epoch)
         pending_validation = self._resuming_before_validation
         if self._resuming_before_validation:
             # The checkpoint was written in after_train_epoch/after_train_iter, before that step's

@@ -193,6 +193,33 @@ def warn_shared_validation_steps(trainer: pl.Trainer, hook_list: HookList, by_ep
             return
 
 
+def warn_steps_shortened_by_epoch_ends(trainer: pl.Trainer, by_epoch: bool) -> None:
+    """Say so when iteration-based training trains fewer batches than ``max_steps x accumulate_grad_batches``.
+
+    MMEngine's iteration-based loop has no epochs, and its ``max_iters`` counts batches.
+    Lightning steps the optimizer after every epoch's last batch too, so with an epoch
+    length that is not a multiple of ``accumulate_grad_batches`` the optimizer steps
+    ``max_steps`` take fewer batches (``runner.max_iters`` counts them).
+    """
+    steps, accumulate = trainer.max_steps, int(trainer.accumulate_grad_batches)
+    epoch = trainer.num_training_batches
+    if by_epoch or not trainer.is_global_zero or accumulate <= 1 or not steps or steps <= 0:
+        return
+    if epoch in (None, float("inf")) or int(epoch) % accumulate == 0:
+        return
+    batches = _lightning.batches_for_steps(int(steps), epoch, accumulate)
+    if batches < steps * accumulate:
+        warn_during_run(
+            get_logger(),
+            f"Iteration-based training with accumulate_grad_batches={accumulate} on epochs of {int(epoch)} "
+            f"batches: Lightning also steps the optimizer after each epoch's last batch, so max_steps={steps} "
+            f"trains {batches} batches (runner.max_iters), not {steps * accumulate} as MMEngine's "
+            f"max_iters={steps * accumulate} would. A training loader whose length is a multiple of "
+            "accumulate_grad_batches trains MMEngine's count.",
+            stacklevel=3,
+        )
+
+
 # ---------------------------------------------------------------------- the resumed checkpoint
 def _warn(message: str) -> None:
     warn_during_run(get_logger(), message, stacklevel=3)

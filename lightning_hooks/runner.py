@@ -174,7 +174,9 @@ def sync_loop_state(state: LoopState, trainer: pl.Trainer, max_steps: Optional[i
     num_batches = trainer.num_training_batches
     limit = max_steps if max_steps is not None else trainer.max_steps  # the Trainer's own, when bridged
     steps: Optional[int] = int(limit) if limit and limit > 0 else None
-    by_steps = None if steps is None else _batches_for_steps(steps, num_batches, trainer.accumulate_grad_batches)
+    by_steps = (
+        None if steps is None else _lightning.batches_for_steps(steps, num_batches, trainer.accumulate_grad_batches)
+    )
     if state.by_epoch:
         state.epoch = trainer.current_epoch
         state.iter = batches_done
@@ -204,24 +206,11 @@ def recount_with_reloaded_data(state: LoopState, trainer: pl.Trainer) -> None:
     by_epochs = state.iter + int(epoch_batches) * (state.max_epochs - state.epoch)
     steps = trainer.max_steps
     if steps and steps > 0:
-        left = _batches_for_steps(int(steps) - trainer.global_step, epoch_batches, trainer.accumulate_grad_batches)
+        left = _lightning.batches_for_steps(
+            int(steps) - trainer.global_step, epoch_batches, trainer.accumulate_grad_batches
+        )
         by_epochs = min(by_epochs, state.iter + left)
     state.max_iters = by_epochs
-
-
-def _batches_for_steps(max_steps: int, epoch_batches: float, accumulate: Any) -> int:
-    """The batches Lightning trains for ``max_steps`` optimizer steps.
-
-    It steps after every ``accumulate`` batches and after the last batch of each epoch, so an
-    epoch of ``epoch_batches`` takes ``ceil(epoch_batches / accumulate)`` steps; with a loader of
-    unknown length every step takes ``accumulate`` batches.
-    """
-    accumulate = max(int(accumulate or 1), 1)
-    if epoch_batches == float("inf") or epoch_batches <= 0:
-        return max_steps * accumulate
-    epoch_batches = int(epoch_batches)
-    epochs, rest = divmod(max_steps, -(-epoch_batches // accumulate))
-    return epochs * epoch_batches + min(rest * accumulate, epoch_batches)
 
 
 def warn_during_run(logger: Any, message: str, stacklevel: int = 2) -> None:

@@ -603,3 +603,18 @@ def test_resume_continues_the_schedule(tmp_path):
     assert [entry[:2] for entry in log] == [entry[:2] for entry in full_log[8:]]
     for (_, it, ours), (_, _, theirs) in zip(log, full_log[8:], strict=True):
         assert [v for row in ours for v in row] == pytest.approx([v for row in theirs for v in row], rel=1e-12), it
+
+
+def test_iteration_based_accumulation_cut_short_by_epoch_ends_is_named_and_scheduled_to_its_end(tmp_path):
+    """4 batches an epoch, 3 accumulated: Lightning also steps at each epoch's end, so 3 steps take 7
+    batches, not MMEngine's 9. A warning says so, and a schedule's default ``end`` is those 7 batches."""
+    cfg = dict(
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1), accumulative_counts=3),
+        param_scheduler=dict(type="PolyLR", eta_min=0.001, by_epoch=False),
+    )
+    trainer_kwargs = dict(max_steps=3, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
+    with pytest.warns(UserWarning, match=r"max_steps=3 trains 7 batches \(runner.max_iters\), not 9"):
+        log, trainer = run_lightning(tmp_path, cfg, dict(trainer_kwargs, accumulate_grad_batches=3))
+    assert [entry[1] for entry in log if entry[0] == "iter"] == list(range(7))
+    assert trainer.lr_scheduler_configs[0].scheduler.end == 7
+    assert lr_series(log)[-1] == pytest.approx(0.001)

@@ -26,7 +26,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
-from .._lightning import attached_trainer, load_train_dataloader
+from .._lightning import attached_trainer, batches_for_steps, load_train_dataloader
 from ..config_reader import without_delete_keys
 from ..errors import OptimConfigError
 from ..registry import to_plain
@@ -122,19 +122,24 @@ def _apply_clipping(trainer: Any, settings: WrapperSettings) -> None:
 def training_lengths(trainer: Any) -> TrainingLengths:
     """MMEngine's ``max_epochs``, ``max_iters`` and ``len(train_dataloader)`` for this Trainer's ``fit``.
 
-    Iteration-based training (``max_epochs=-1`` with ``max_steps``) has one "epoch" and
-    ``max_steps * accumulate_grad_batches`` iterations, since MMEngine counts batches.
+    Iteration-based training (``max_epochs=-1`` with ``max_steps``) has one "epoch" and as
+    many iterations as the batches ``max_steps`` optimizer steps take, since MMEngine counts
+    batches: ``max_steps * accumulate_grad_batches``, less where Lightning also steps at an
+    epoch's end (an epoch length that is not a multiple of ``accumulate_grad_batches``), as
+    ``runner.max_iters`` counts them.
     """
     load_train_dataloader(trainer)
     batches = trainer.num_training_batches
     epoch_length = int(batches) if batches not in (None, float("inf")) else None
     accumulate = int(trainer.accumulate_grad_batches)
-    if trainer.max_epochs == -1 and trainer.max_steps is not None and trainer.max_steps > 0:
-        return TrainingLengths(1, int(trainer.max_steps) * accumulate, epoch_length)
+    steps = int(trainer.max_steps) if trainer.max_steps is not None and trainer.max_steps > 0 else None
+    by_steps = None if steps is None else batches_for_steps(steps, epoch_length or float("inf"), accumulate)
+    if trainer.max_epochs == -1 and by_steps is not None:
+        return TrainingLengths(1, by_steps, epoch_length)
     max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
     max_iters = max_epochs * epoch_length if max_epochs is not None and epoch_length is not None else None
-    if max_iters is None and trainer.max_steps is not None and trainer.max_steps > 0:
-        max_iters = int(trainer.max_steps) * accumulate
+    if max_iters is None:
+        max_iters = by_steps
     return TrainingLengths(max_epochs, max_iters, epoch_length)
 
 
