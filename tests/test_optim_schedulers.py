@@ -257,7 +257,7 @@ def test_registry_names_match_mmengine():
         (dict(type="StepLR", step_size=1, gama=0.5), TypeError, r"StepLR: .*'gama'"),
         (dict(type="QuadraticWarmupLR"), ValueError, r"end must be set"),
         # values MMEngine takes and then fails on (or silently ignores) in the middle of training
-        (dict(type="StepLR", step_size=0), ValueError, r"StepLR: step_size must be a positive int, got 0"),
+        (dict(type="StepLR", step_size=0), ValueError, r"StepLR: step_size must be a positive number, got 0"),
         (dict(type="StepLR", step_size=1, gamma=-1), ValueError, r"StepLR: gamma must be a number >= 0, got -1"),
         (dict(type="MultiStepLR", milestones="12"), ValueError, r"milestones must be a list of steps, got '12'"),
         (dict(type="StepLR", step_size=1, convert_to_iter_based="yes"), TypeError, r"convert_to_iter_based must be"),
@@ -273,3 +273,34 @@ def test_momentum_scheduler_needs_momentum():
     opt = torch.optim.Adagrad(nn.Linear(2, 2).parameters(), lr=0.1)
     with pytest.raises(ValueError, match="Adagrad has neither momentum nor betas"):
         build_param_scheduler(dict(type="LinearMomentum"), opt)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(type="StepLR", step_size=1.5, gamma=0.5, by_epoch=False),
+        dict(type="StepLR", step_size=2.0, gamma=0.5, by_epoch=False),
+        dict(type="StepLR", step_size=1.5, gamma=0.5, convert_to_iter_based=True),
+    ],
+)
+def test_a_float_step_size_steps_as_in_mmengine(cfg):
+    """MMEngine takes any number: ``step_size=1.5`` converted with 4 batches an epoch is 6 iterations."""
+    from mmengine.optim.scheduler import StepLR as MMStepLR
+
+    def lrs(build):
+        optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)
+        scheduler = build(optimizer)
+        seen = []
+        for _ in range(14):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return seen
+
+    ours = lrs(lambda opt: build_param_scheduler(dict(cfg), opt, epoch_length=4))
+    mm_cfg = {k: v for k, v in cfg.items() if k not in ("type", "convert_to_iter_based")}
+    if cfg.get("convert_to_iter_based"):
+        theirs = lrs(lambda opt: MMStepLR.build_iter_from_epoch(opt, epoch_length=4, **mm_cfg))
+    else:
+        theirs = lrs(lambda opt: MMStepLR(opt, **mm_cfg))
+    assert len(set(ours)) > 1 and ours == theirs

@@ -290,7 +290,7 @@ class StepParamScheduler(ParamScheduler):
         self,
         optimizer: Optimizer,
         param_name: str,
-        step_size: int,
+        step_size: Union[int, float],
         gamma: float = 0.1,
         begin: int = 0,
         end: int = INF,
@@ -298,8 +298,9 @@ class StepParamScheduler(ParamScheduler):
         by_epoch: bool = True,
         verbose: bool = False,
     ) -> None:
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size <= 0:
-            raise OptimConfigError(f"{type(self).__name__}: step_size must be a positive int, got {step_size!r}")
+        # A number, as MMEngine takes it: convert_to_iter_based=True makes step_size=1.5 six iterations.
+        if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not 0 < step_size < math.inf:
+            raise OptimConfigError(f"{type(self).__name__}: step_size must be a positive number, got {step_size!r}")
         self.step_size = step_size
         self.gamma = _check_gamma(type(self).__name__, gamma)
         super().__init__(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
