@@ -927,10 +927,11 @@ def _identity(state_dict: Any) -> Any:
 def use_hooks(*hooks: HookCfg, runtime_info: bool = True, **bridge_kwargs: Any) -> HookBridge:
     """A bridge running just the given hooks: the way to use one hook on its own.
 
-    ``Trainer(callbacks=[use_hooks(EMAHook(momentum=1e-3))])`` runs the EMA
-    hook and nothing else from MMEngine's defaults, except RuntimeInfoHook
-    (it keeps the message hub that LoggerHook, CheckpointHook and others read);
-    pass ``runtime_info=False`` to drop it too.
+    ``Trainer(default_root_dir="work_dirs/ema", callbacks=[use_hooks(EMAHook(momentum=1e-3))])``
+    runs the EMA hook and nothing else from MMEngine's defaults, except
+    RuntimeInfoHook (it keeps the message hub that LoggerHook, CheckpointHook and
+    others read); pass ``runtime_info=False`` to drop it too. As every bridge, it
+    needs a directory: the Trainer's ``default_root_dir`` or ``work_dir=...``.
     """
     defaults: dict[str, Any] = {name: None for name in DEFAULT_HOOKS if not (runtime_info and name == "runtime_info")}
     return HookBridge(default_hooks=defaults, custom_hooks=list(hooks), **bridge_kwargs)

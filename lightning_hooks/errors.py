@@ -1,10 +1,12 @@
 """The package's exceptions, in one place; every one is exported from :mod:`lightning_hooks`.
 
-Every error raised on purpose by this package for a bad argument, a config it
-cannot honour or a write that failed derives from :class:`LightningHooksError`,
-so ``except lightning_hooks.LightningHooksError`` catches all of them. Each one
-also keeps the built-in base class it has always had (``ValueError``,
-``AssertionError``, ``OSError``), so existing ``except`` clauses keep working.
+The errors for a setting the package cannot take (where MMEngine asserts), a
+config it cannot honour, or a checkpoint it cannot write or resume from derive
+from :class:`LightningHooksError`. Each one also keeps the built-in base class
+it has always had (``ValueError``, ``AssertionError``, ``OSError``), so existing
+``except`` clauses keep working. A single argument of the wrong type or value is
+a plain ``TypeError``, ``ValueError`` or ``KeyError``, as Python and MMEngine
+raise them, with a message naming the argument and the value.
 
 This module imports nothing from the package, so any module may import it.
 """

@@ -348,6 +348,16 @@ def test_checkpoint_hook_typo_from_the_report_is_an_error_before_training():
 
 
 @pytest.mark.parametrize(
+    "kwargs",
+    [dict(by_epoch="false"), dict(save_last=1), dict(max_keep_ckpts="3"), dict(interval="2"), dict(async_save="yes")],
+)
+def test_checkpoint_hook_arguments_of_the_wrong_type_are_type_errors(kwargs):
+    """Checks MMEngine does not make: a wrong type is a TypeError, as docs/hooks/checkpoint_hook.md says."""
+    with pytest.raises(TypeError):
+        CheckpointHook(**kwargs)
+
+
+@pytest.mark.parametrize(
     ("kwargs", "named"),
     [
         (dict(by_epoch="false"), "by_epoch"),

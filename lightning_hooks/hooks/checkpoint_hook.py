@@ -224,7 +224,7 @@ class CheckpointHook(Hook):
         if save_begin < 0:
             raise ValueError(f"save_begin should not be less than 0, but got {save_begin}")
         if not isinstance(interval, int) or isinstance(interval, bool):
-            raise CheckpointConfigError(f"interval must be an int (epochs or iterations; -1 = never), got {interval!r}")
+            raise TypeError(f"interval must be an int (epochs or iterations; -1 = never), got {interval!r}")
         self.interval = interval
         self.by_epoch = by_epoch
         self.save_optimizer = save_optimizer
