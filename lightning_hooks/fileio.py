@@ -41,6 +41,7 @@ __all__ = [
     "is_local_path",
     "is_sharded_checkpoint",
     "join_path",
+    "list_names",
     "path_exists",
     "path_in_directory",
     "pickle_sha256",
@@ -263,6 +264,21 @@ def path_exists(path: str) -> bool:
     """Whether ``path`` exists on its fsspec filesystem."""
     fs, fs_path = fsspec.core.url_to_fs(str(path))
     return bool(fs.exists(fs_path))
+
+
+def list_names(directory: str) -> list[str]:
+    """The names of the entries of ``directory`` (local or any fsspec URL); empty when it cannot be listed."""
+    if is_local_path(directory):
+        try:
+            return os.listdir(_local(directory))
+        except OSError:
+            return []
+    fs, fs_path = fsspec.core.url_to_fs(str(directory))
+    try:
+        entries = fs.ls(fs_path, detail=False)
+    except (OSError, ValueError):
+        return []
+    return [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries]
 
 
 def read_text(path: str) -> str:

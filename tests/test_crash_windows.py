@@ -113,3 +113,33 @@ def test_kill_after_last_checkpoint_before_the_deletions_leaves_nothing_behind(t
     monkeypatch.setattr(checkpoint_hook, "remove_path", real)
     run_lightning(part, cfg, scores, max_epochs=4, resume=True)
     assert files_in(part) == files_in(tmp_path / "full") == ["best_acc_epoch_4.pth", "epoch_4.pth", "last_checkpoint"]
+
+
+def test_a_remote_out_dir_is_cleaned_after_a_kill_before_the_deletions_too(tmp_path, monkeypatch):
+    """The same window with ``out_dir='memory://...'``: the resumed run removes the leftovers there."""
+    import uuid
+
+    import fsspec
+
+    out_dir = f"memory://crash-{uuid.uuid4().hex[:8]}"
+    scores = {"acc": [0.1, 0.2, 0.3, 0.4]}
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1, save_best="acc", out_dir=out_dir)
+    fs = fsspec.filesystem("memory")
+
+    def remote_files() -> list[str]:
+        return sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{out_dir}/part", detail=False) if p.endswith(".pth"))
+
+    real = checkpoint_hook.remove_path
+
+    def remove_path(path):
+        if str(path).endswith("/epoch_2.pth"):  # epoch_3.pth and last_checkpoint are durable
+            raise Killed("killed before the rotation's deletions")
+        return real(path)
+
+    monkeypatch.setattr(checkpoint_hook, "remove_path", remove_path)
+    with pytest.raises(Exception, match="killed before the rotation"):
+        run_lightning(tmp_path / "part", cfg, scores, max_epochs=4)
+    assert remote_files() == ["best_acc_epoch_2.pth", "epoch_2.pth", "epoch_3.pth"]  # epoch_2.pth: a leftover
+    monkeypatch.setattr(checkpoint_hook, "remove_path", real)
+    run_lightning(tmp_path / "part", cfg, scores, max_epochs=4, resume=True)
+    assert remote_files() == ["best_acc_epoch_4.pth", "epoch_4.pth"]

@@ -45,6 +45,8 @@ from ..fileio import (
     atomic_write_text,
     is_local_path,
     join_path,
+    list_names,
+    path_exists,
     path_in_directory,
     remove_path,
     remove_stale_temp_files,
@@ -556,7 +558,7 @@ class CheckpointHook(Hook):
             self._remove_rotation_leftovers(runner)
 
     def _remove_rotation_leftovers(self, runner: RunnerView) -> None:
-        """Delete what the run that wrote the resume point was rotating when it was killed (local out_dir).
+        """Delete what the run that wrote the resume point was rotating when it was killed (any out_dir).
 
         A kill after ``last_checkpoint`` is durable but before the rotation's deletions
         leaves files that no resume point names: regular checkpoints older than every
@@ -566,22 +568,17 @@ class CheckpointHook(Hook):
         as the newest kept file says so, and only an existing best file replaces older
         ones: resuming another run's checkpoint removes nothing.
         """
-        if not is_local_path(self.out_dir):
-            return
         step = self._resume_point_step(runner)
         if step is None:
             return
-        try:
-            names = os.listdir(self.out_dir)
-        except OSError:
-            return
+        names = list_names(self.out_dir)
         leftovers: list[str] = []
         if self.max_keep_ckpts > 0 and self.keep_ckpt_ids and max(self.keep_ckpt_ids) == step:
             oldest = min(self.keep_ckpt_ids)
             steps = {name: self._names.regular_step(name) for name in names}
             leftovers += [name for name, step in steps.items() if step is not None and step < oldest]
         for best in self._current_bests():
-            if best is None or not osp.isfile(best):
+            if best is None or not path_exists(best):
                 continue
             prefix_step = self._names.best_prefix_and_step(osp.basename(best))
             if prefix_step is None:
