@@ -43,6 +43,7 @@ __all__ = [
     "intercept_resume_start",
     "load_evaluation_dataloaders",
     "load_train_dataloader",
+    "logs_after_callback_batch_end",
     "mark_epoch_finished",
     "mark_stopped_epoch_validation_pending",
     "mark_validation_pending",
@@ -323,6 +324,27 @@ class TrainBatchEndReader:
             if lightning_logged is not None and result_metric.meta.logger:
                 lightning_logged.add(result_metric.meta.name)
         return fresh
+
+
+def logs_after_callback_batch_end(trainer: pl.Trainer, callback: Any) -> bool:
+    """Whether ``self.log`` values may be logged after ``callback``'s ``on_train_batch_end``.
+
+    Lightning calls every callback's ``on_train_batch_end`` first, then the module's: values the
+    module logs there, or a callback listed after ``callback`` (Lightning's own callbacks log
+    nothing there), come after ``callback`` has read the batch's values.
+    """
+    from lightning.pytorch import Callback, LightningModule
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    module = trainer.lightning_module
+    if module is not None and is_overridden("on_train_batch_end", module, LightningModule):
+        return True
+    callbacks = list(getattr(trainer, "callbacks", ()))
+    later = callbacks[callbacks.index(callback) + 1 :] if callback in callbacks else []
+    return any(
+        not type(other).__module__.startswith("lightning.") and is_overridden("on_train_batch_end", other, Callback)
+        for other in later
+    )
 
 
 # -- output directories --------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from .runner import (
     get_logger,
     recount_with_reloaded_data,
     sync_loop_state,
+    warn_during_run,
 )
 from .state import UNBOUNDED, LoopState, RunContext
 
@@ -184,6 +185,9 @@ class HookBridge(Callback):
         #: True while an epoch stopped early is closed before its validation (see on_validation_start).
         self._closing_stopped_epoch = False
         self._step_values_seen: dict[str, Any] = {}  # the last self.log tensor seen per key (see _lightning)
+        # Whether self.log values may come after on_train_batch_end here, and the names already named
+        self._late_logging = False
+        self._late_names_said: set[str] = set()
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
         #: Per epoch: whether a batch ends the epoch, and its ``self.log`` values (see _lightning).
         self._epoch_bound: Optional[_lightning.TrainBatchEndReader] = None
@@ -393,6 +397,7 @@ class HookBridge(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._training_started = True
         self._epoch_bound = None
+        self._late_logging = _lightning.logs_after_callback_batch_end(trainer, self)
         check_train_sampler(trainer.train_dataloader)
         sync_loop_state(self.state, trainer, max_steps=self._max_steps_after_pending)
         self.state.epoch_running = self.state.stop_requested = False
@@ -457,6 +462,8 @@ class HookBridge(Callback):
     ) -> None:
         # Per iteration the hooks are called here, as HookList.call calls them but with the keywords
         # spelled out: no frame for the loop and no dict to unpack (see HookList.tables).
+        if self._late_logging:
+            self._set_aside_late_values()
         state = self.state
         runner = self.runner
         index = batch_idx if state.by_epoch else state.iter
@@ -512,6 +519,27 @@ class HookBridge(Callback):
         # Training can only be finished once its last epoch closed or its last iteration ran.
         if self.validate_at_end and (self._epoch_closed or state.iter == state.max_iters) and self._training_finished():
             self._ensure_final_validation(trainer)
+
+    def _set_aside_late_values(self) -> None:
+        """Values logged after this callback's ``on_train_batch_end`` of the previous batch are not this batch's.
+
+        Lightning calls callbacks' ``on_train_batch_end`` before the module's, so what the module
+        (or a later callback) logs there came after ``after_train_iter`` read the batch. It is
+        marked as seen, not passed on with the next batch, and its names are said once.
+        """
+        reader = self._epoch_bound
+        if reader is None or not reader.results:
+            return
+        late = sorted(set(reader.logged()) - self._late_names_said)
+        if late and self.runner is not None:
+            self._late_names_said.update(late)
+            warn_during_run(
+                self.runner.logger,
+                f"self.log values logged in on_train_batch_end after HookBridge's own ({', '.join(late)}), by the "
+                "LightningModule or a callback listed after HookBridge, come after the hooks' after_train_iter "
+                "(Lightning calls callbacks first): LoggerHook and the other hooks do not get them. Log them in "
+                "training_step, or from a callback listed before HookBridge. Lightning's loggers still get them.",
+            )
 
     def _bind_epoch(self, trainer: pl.Trainer) -> _lightning.TrainBatchEndReader:
         """Whether a batch ends the epoch, and its ``self.log`` values: bound once per epoch to Lightning's objects."""
@@ -598,6 +626,8 @@ class HookBridge(Callback):
         self.state.epoch += 1
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._late_logging:
+            self._set_aside_late_values()  # the epoch's last batch
         # An epoch cut short (max_steps, should_stop mid-epoch) still gets its after_train_epoch.
         if self.state.by_epoch and not self._epoch_closed:
             self._close_train_epoch()

@@ -188,3 +188,25 @@ def test_validation_self_log_names_reach_lightning_loggers_once(tmp_path):
     assert steps("val_quiet") == [1, 2]  # logger=False: Lightning does not write it, LoggerHook does
     # 'loss': training's at MMEngine's steps (every 2 iterations), validation's from Lightning only
     assert steps("loss") == sorted([2, 4, 6, 8, *lightning_val_steps])
+
+
+class LateLogModule(SelfLogModule):
+    """Logs ``late`` in ``on_train_batch_end``, which Lightning calls after every callback's."""
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.log("late", torch.tensor(float(batch_idx)))
+
+
+def test_values_logged_after_the_bridge_in_on_train_batch_end_are_named_not_shifted(tmp_path):
+    """The hooks cannot get a value logged after their after_train_iter: it must not reach them as the
+    next iteration's (one step late, the epoch's last lost), and a warning names it once."""
+    with pytest.warns(UserWarning, match=r"on_train_batch_end after HookBridge's own \(late\)") as record:
+        _, bridge, _ = run_lh(
+            tmp_path,
+            trainer_kwargs=dict(max_epochs=2),
+            bridge_kwargs=dict(default_hooks=dict(logger=dict(type="LoggerHook", interval=1))),
+            module=LateLogModule(record=False),
+        )
+    assert sum("(late)" in str(w.message) for w in record) == 1
+    assert "train/late" not in bridge.message_hub.log_scalars
+    assert len(bridge.message_hub.get_scalar("train/step_value").data[0]) == 2 * ITERS_PER_EPOCH
