@@ -36,6 +36,7 @@ from .checkpoint_io import arm_auto_resume, save_through_trainer
 from .config import OnUnsupported, bridge_kwargs_from_mmengine_config
 from .dispatch import HookList, hook_type_error
 from .hooks.hook import Hook
+from .hooks.runtime_info_hook import TAKEN_NAMES, warn_taken_name
 from .logging.log_processor import LogProcessor, build_log_processor
 from .message_hub import MessageHub
 from .registry import to_plain
@@ -189,6 +190,7 @@ class HookBridge(Callback):
         self._late_logging = False
         self._late_names_said: set[str] = set()
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
+        self._taken_said: set[str] = set()  # training names shared with the default hooks', already reported
         #: Per epoch: whether a batch ends the epoch, and its ``self.log`` values (see _lightning).
         self._epoch_bound: Optional[_lightning.TrainBatchEndReader] = None
         #: The batch index hooks see in evaluation, counted over all of the epoch's dataloaders.
@@ -484,6 +486,8 @@ class HookBridge(Callback):
         reader = self._epoch_bound
         if reader is None:  # bound at the epoch's first batch, once its data and loops are set up
             reader = self._epoch_bound = self._bind_epoch(trainer)
+            if isinstance(outputs, Mapping):
+                self._check_taken_names(outputs)  # training_step's keys, once an epoch
         self._batch_end_counters = (state.epoch, state.iter)  # for a save in the hooks below
         try:
             if type(outputs) is dict and trainer.accumulate_grad_batches == 1:  # the usual case, without a call
@@ -607,6 +611,7 @@ class HookBridge(Callback):
         iteration in the message hub); the first time, a log line says so.
         """
         merged: dict[str, Any] = dict(outputs) if isinstance(outputs, Mapping) else {}
+        self._check_taken_names(logged)
         for name, value in logged.items():
             if name not in merged:
                 merged[name] = value
@@ -618,6 +623,13 @@ class HookBridge(Callback):
                     "Lightning's loggers"
                 )
         return merged
+
+    def _check_taken_names(self, names: Any) -> None:
+        """Warn once per name about a training value named like one the default hooks write (``time``, ``lr``...)."""
+        taken = TAKEN_NAMES["train"]
+        for name in sorted(n for n in names if n in taken and n not in self._taken_said):
+            self._taken_said.add(name)
+            warn_taken_name(get_logger(), "train", name)
 
     def _close_train_epoch(self) -> None:
         """``after_train_epoch``, then the epoch counter moves on (MMEngine's ``_epoch += 1``)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import pytest
 import torch
@@ -210,3 +211,25 @@ def test_values_logged_after_the_bridge_in_on_train_batch_end_are_named_not_shif
     assert sum("(late)" in str(w.message) for w in record) == 1
     assert "train/late" not in bridge.message_hub.log_scalars
     assert len(bridge.message_hub.get_scalar("train/step_value").data[0]) == 2 * ITERS_PER_EPOCH
+
+
+class TakenNamesModule(ToyModule):
+    """Logs names the default hooks write themselves, in training and in validation."""
+
+    def training_step(self, batch, batch_idx):
+        self.log("time", 1000.0)
+        self.log("step", 900.0)
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch, batch_idx):
+        self.log("data_time", 1000.0)
+        return super().validation_step(batch, batch_idx)
+
+
+def test_a_value_named_like_one_the_default_hooks_write_is_named_once(tmp_path):
+    with pytest.warns(UserWarning, match="shares its name") as record:
+        run_lh(tmp_path, trainer_kwargs=dict(max_epochs=2), module=TakenNamesModule())
+    said = sorted(
+        re.search(r"value '(\w+)' shares", str(w.message)).group(1) for w in record if "shares" in str(w.message)
+    )
+    assert said == ["data_time", "step", "time"]  # each once, over two epochs

@@ -9,12 +9,13 @@ import torch
 
 from ..message_hub import IterationRecorder
 from ..registry import HOOKS
+from ..runner import warn_during_run
 from .hook import DATA_BATCH, Hook
 
 if TYPE_CHECKING:
     from ..runner import RunnerView
 
-__all__ = ["RuntimeInfoHook"]
+__all__ = ["TAKEN_NAMES", "RuntimeInfoHook", "warn_taken_name"]
 
 
 def _is_scalar(value: Any) -> bool:
@@ -27,6 +28,38 @@ def _is_scalar(value: Any) -> bool:
     if isinstance(value, torch.Tensor):
         return value.numel() == 1
     return False
+
+
+#: Names the default hooks write themselves, by mode: a model's value of that name goes to the same
+#: message-hub buffer (or JSON field), so neither is shown as it is (MMEngine says nothing).
+#: Evaluation metrics are checked here; the bridge checks training's values.
+TAKEN_NAMES: dict[str, dict[str, str]] = {
+    "train": {
+        "time": "IterTimerHook's iteration time, averaged in the log line",
+        "data_time": "IterTimerHook's data time, averaged in the log line",
+        "lr": "the learning rate this hook records before each iteration",
+        "epoch": "the epoch LoggerHook writes to scalars.json",
+        "iter": "the iteration LoggerHook writes to scalars.json",
+        "step": "the step of each scalars.json record",
+    },
+    "val": {
+        "time": "IterTimerHook's iteration time, averaged in the log line",
+        "data_time": "IterTimerHook's data time, averaged in the log line",
+        "step": "the step of each scalars.json record",
+    },
+}
+TAKEN_NAMES["test"] = TAKEN_NAMES["val"]
+
+
+def warn_taken_name(logger: Any, mode: str, name: str) -> None:
+    """Say that the model's value ``name`` shares its message-hub name with one of the default hooks'."""
+    what = TAKEN_NAMES[mode][name]
+    warn_during_run(
+        logger,
+        f"The model's value {name!r} shares its name with {what}: recorded as {mode}/{name} with it, the log "
+        f"lines and scalars.json do not show the value as logged. Rename it (e.g. '{mode}_{name}').",
+        stacklevel=4,
+    )
 
 
 @HOOKS.register_module()
@@ -46,6 +79,8 @@ class RuntimeInfoHook(Hook):
         #: ``name`` -> ``'train/<name>'``, built once per name rather than every iteration.
         self._train_keys: dict[str, str] = {}
         self._recorder: Optional[IterationRecorder] = None
+        #: ``(mode, name)`` of evaluation metrics already warned about (see :data:`TAKEN_NAMES`).
+        self._taken_said: set[tuple[str, str]] = set()
 
     def before_run(self, runner: RunnerView) -> None:
         from .._version import __version__
@@ -61,6 +96,7 @@ class RuntimeInfoHook(Hook):
         self.last_loop_stage: Optional[str] = None
         self._train_keys = {}
         self._recorder = None
+        self._taken_said = set()
 
     def before_train(self, runner: RunnerView) -> None:
         hub = runner.message_hub
@@ -167,10 +203,13 @@ class RuntimeInfoHook(Hook):
     def after_test_epoch(self, runner: RunnerView, metrics: Optional[dict[str, float]] = None) -> None:
         self._record_metrics(runner, "test", metrics)
 
-    @staticmethod
-    def _record_metrics(runner: RunnerView, mode: str, metrics: Optional[dict[str, Any]]) -> None:
+    def _record_metrics(self, runner: RunnerView, mode: str, metrics: Optional[dict[str, Any]]) -> None:
         if metrics is None:
             return
+        for key in sorted(TAKEN_NAMES[mode].keys() & metrics.keys()):
+            if (mode, key) not in self._taken_said:
+                self._taken_said.add((mode, key))
+                warn_taken_name(runner.logger, mode, key)
         for key, value in metrics.items():
             if _is_scalar(value):
                 runner.message_hub.update_scalar(f"{mode}/{key}", value)
