@@ -215,13 +215,16 @@ def restore_trainer_attributes(trainer: pl.Trainer, saved: dict[str, Any]) -> No
 
 
 # -- evaluation metrics --------------------------------------------------------------------------
-def evaluation_epoch_metrics(trainer: pl.Trainer, lightning_logged: Optional[set[str]] = None) -> dict[str, Any]:
+def evaluation_epoch_metrics(
+    trainer: pl.Trainer, lightning_logged: Optional[set[str]] = None, step_only: Optional[set[str]] = None
+) -> dict[str, Any]:
     """What the module logged (epoch-level) in the evaluation loop that just ended, in logging order.
 
     Read from the loop's result collection before Lightning resets it; a one-element
     tensor becomes a float. ``trainer.callback_metrics`` would mix in training metrics.
     ``lightning_logged``, when given, is set to the names among them that Lightning sends to
-    its own loggers (``self.log(..., logger=True)``, the default).
+    its own loggers (``self.log(..., logger=True)``, the default). ``step_only``, when given,
+    receives the names logged with ``on_epoch=False``, which have no epoch value.
     """
     results = trainer._results
     metrics: dict[str, Any] = {}
@@ -232,7 +235,11 @@ def evaluation_epoch_metrics(trainer: pl.Trainer, lightning_logged: Optional[set
     # Every dataloader's metrics (``acc/dataloader_idx_1``...): ``valid_items()`` gives only the
     # current dataloader's, and there is none once the epoch has ended.
     for result_metric in results.values():
-        if result_metric.has_reset or not result_metric.meta.on_epoch:
+        if result_metric.has_reset:
+            continue
+        if not result_metric.meta.on_epoch:
+            if step_only is not None:
+                step_only.add(result_metric.meta.name)
             continue
         value = results._get_cache(result_metric, on_step=False)
         if not isinstance(value, torch.Tensor):

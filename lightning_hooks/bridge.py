@@ -191,6 +191,7 @@ class HookBridge(Callback):
         self._late_names_said: set[str] = set()
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
         self._taken_said: set[str] = set()  # training names shared with the default hooks', already reported
+        self._step_only_said: set[str] = set()  # evaluation values logged on step only, already reported
         #: Per epoch: whether a batch ends the epoch, and its ``self.log`` values (see _lightning).
         self._epoch_bound: Optional[_lightning.TrainBatchEndReader] = None
         #: The batch index hooks see in evaluation, counted over all of the epoch's dataloaders.
@@ -781,15 +782,34 @@ class HookBridge(Callback):
         """``after_val_epoch``/``after_test_epoch`` with the loop's metrics; meanwhile the names
         Lightning logs to its own loggers are the evaluation's (see :class:`~lightning_hooks.state.LightningLoggedNames`)."""
         names = self.runtime.lightning_logged_names
-        metrics = self._shared_metrics(trainer, names.evaluation)
+        step_only: set[str] = set()
+        metrics = self._shared_metrics(trainer, names.evaluation, step_only)
+        if trainer.is_global_zero:
+            self._warn_step_only_evaluation_values(step_only)
         names.evaluating = True
         try:
             self._call(stage, metrics=metrics)
         finally:
             names.evaluating = False
 
+    def _warn_step_only_evaluation_values(self, names: set[str]) -> None:
+        """Once per name: an evaluation value logged with ``on_epoch=False`` has no epoch value for the hooks."""
+        new = sorted(names - self._step_only_said)
+        if not new:
+            return
+        self._step_only_said.update(new)
+        warn_during_run(
+            get_logger(),
+            f"Evaluation values logged with on_epoch=False ({', '.join(new)}) have no epoch value: the hooks get "
+            "the evaluation's epoch-level metrics (after_val_epoch/after_test_epoch, LoggerHook's line), as "
+            "MMEngine's evaluator gives them, so these reach only Lightning's loggers. Log them with on_epoch=True "
+            "for the hooks.",
+        )
+
     @staticmethod
-    def _shared_metrics(trainer: pl.Trainer, lightning_logged: Optional[set[str]] = None) -> dict[str, Any]:
+    def _shared_metrics(
+        trainer: pl.Trainer, lightning_logged: Optional[set[str]] = None, step_only: Optional[set[str]] = None
+    ) -> dict[str, Any]:
         """The evaluation metrics as global rank 0 has them, on every rank (MMEngine's evaluator broadcasts too).
 
         A metric logged on rank 0 only (``rank_zero_only=True``) or with values that
@@ -797,7 +817,7 @@ class HookBridge(Callback):
         hook waits in a collective that another rank skips. ``lightning_logged`` receives the
         names Lightning writes to its own loggers (on this rank).
         """
-        metrics = _lightning.evaluation_epoch_metrics(trainer, lightning_logged)
+        metrics = _lightning.evaluation_epoch_metrics(trainer, lightning_logged, step_only)
         if trainer.world_size > 1:
             metrics = trainer.strategy.broadcast(metrics, src=0)
         return metrics

@@ -233,3 +233,17 @@ def test_a_value_named_like_one_the_default_hooks_write_is_named_once(tmp_path):
         re.search(r"value '(\w+)' shares", str(w.message)).group(1) for w in record if "shares" in str(w.message)
     )
     assert said == ["data_time", "step", "time"]  # each once, over two epochs
+
+
+class StepOnlyValidationModule(ToyModule):
+    def validation_step(self, batch, batch_idx):
+        self.log("per_batch", float(batch_idx), on_step=True, on_epoch=False)
+        return super().validation_step(batch, batch_idx)
+
+
+def test_a_validation_value_logged_on_step_only_is_named_once(tmp_path):
+    """It has no epoch value for after_val_epoch (MMEngine's evaluator gives epoch metrics only)."""
+    with pytest.warns(UserWarning, match=r"on_epoch=False \(per_batch\)") as record:
+        _, bridge, _ = run_lh(tmp_path, trainer_kwargs=dict(max_epochs=2), module=StepOnlyValidationModule())
+    assert sum("per_batch" in str(w.message) for w in record) == 1
+    assert "val/per_batch" not in bridge.message_hub.log_scalars and "val/acc" in bridge.message_hub.log_scalars
