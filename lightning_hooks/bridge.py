@@ -405,7 +405,10 @@ class HookBridge(Callback):
         sync_loop_state(self.state, trainer, max_steps=self._max_steps_after_pending)
         self.state.epoch_running = self.state.stop_requested = False
         if self.state.by_epoch and _lightning.restarts_inside_epoch(trainer):
-            self.state.epoch_running = True  # a stop asked before this epoch ends waits for its end, as then
+            # Lightning calls no on_train_epoch_start for this epoch: it is open (its after_train_epoch
+            # is to come, which a checkpoint saved in it records), and a stop asked before it ends waits.
+            self.state.epoch_running = True
+            self._epoch_closed = False
         self.state.max_steps_before_stop = None
         checks.warn_shared_validation_steps(trainer, self.hook_list, self.state.by_epoch)
         checks.warn_steps_shortened_by_epoch_ends(trainer, self.state.by_epoch)
@@ -429,10 +432,17 @@ class HookBridge(Callback):
             # Lightning resumes after that batch, so the epoch is closed first, as the saving run did.
             self._resuming_epoch_end = False
             if self.state.by_epoch:
+                next_epoch_running = not pending_validation and _lightning.restarts_inside_epoch(trainer)
                 if not pending_validation:  # the loop state counts the epoch finished already (no validation)
                     self.state.epoch -= 1
                 self.state.epoch_running = True
                 self._close_train_epoch()
+                if next_epoch_running:
+                    # Lightning runs the next epoch as a restarted one, without on_train_epoch_start:
+                    # it starts here, as it did right after the save.
+                    self._epoch_closed = False
+                    self.state.epoch_running = True
+                    self._call("before_train_epoch")
         self.hook_list.refresh()  # hooks know their settings for this fit now (see Hook.idle_stages)
 
     def _resume_stop(self, trainer: pl.Trainer, pending_validation: bool) -> None:
@@ -927,7 +937,7 @@ class HookBridge(Callback):
         # Saved in the epoch's last batch before its after_train_epoch and before a validation: Lightning
         # resumes after that batch, so the epoch is closed first (whether or not this fit validates).
         self._resuming_epoch_end = (
-            self._resuming_before_validation
+            resuming
             and not self._resuming_after_epoch_end
             and isinstance(marker, Mapping)
             and marker.get("epoch_ends_here") is True

@@ -522,7 +522,10 @@ class CheckpointHook(Hook):
         else:
             self.out_dir = join_path(self._out_dir_arg, osp.basename(runner.work_dir.rstrip(osp.sep)))
         self._validated = False
-        self._epoch_end_iter = None
+        # Resumed from this hook's own checkpoint, saved by epoch in after_train_epoch: training starts at
+        # that epoch's end, so a validation at a later iteration runs inside the next epoch.
+        resumed_at_epoch_end = self.by_epoch and self._resume_point_step(runner) is not None
+        self._epoch_end_iter = runner.iter if resumed_at_epoch_end else None
         self._dev_run = bool(getattr(runner, "fast_dev_run", False))
         if self._dev_run:
             runner.logger.info(
