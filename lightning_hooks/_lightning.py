@@ -42,6 +42,7 @@ __all__ = [
     "fit_validates",
     "intercept_resume_start",
     "load_evaluation_dataloaders",
+    "load_sharded_directories_without_optimizer_state",
     "load_train_dataloader",
     "logs_after_callback_batch_end",
     "mark_epoch_finished",
@@ -620,6 +621,45 @@ def intercept_resume_start(
         original(chosen, weights_only)
 
     connector.resume_start = resume_start  # type: ignore[method-assign]
+
+
+def load_sharded_directories_without_optimizer_state(trainer: pl.Trainer) -> None:
+    """Let ``ModelParallelStrategy`` load a sharded directory that holds no optimizer state.
+
+    Lightning loads every optimizer's shards from the directory before any callback runs, and
+    fails on a directory without them: one written with ``CheckpointHook(save_optimizer=False)``,
+    or a best checkpoint. For such a directory the optimizers are left out of that load (they keep
+    the state they were built with, as MMEngine resumes such a file). A directory that has them
+    loads as Lightning loads it; the returned dict then says so with an empty
+    ``optimizer_states`` (Lightning restores nothing from it under this strategy). Installed once
+    per strategy; the index is read as data (:func:`~lightning_hooks.sharded_index.read_sharded_index`).
+    """
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    from .fileio import is_sharded_checkpoint
+    from .sharded_index import read_sharded_index
+
+    strategy: Any = trainer.strategy
+    if not isinstance(strategy, ModelParallelStrategy) or "load_checkpoint" in vars(strategy):
+        return
+    original = strategy.load_checkpoint
+
+    def load_checkpoint(checkpoint_path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        path = str(checkpoint_path)
+        if not is_sharded_checkpoint(path) or not strategy.optimizers:
+            return original(checkpoint_path, *args, **kwargs)  # type: ignore[no-any-return]
+        entries = read_sharded_index(path).state_dict_metadata
+        if not any(str(key).startswith("optimizer_") for key in entries):
+            optimizers, strategy.optimizers = strategy.optimizers, []
+            try:
+                return original(checkpoint_path, *args, **kwargs)  # type: ignore[no-any-return]
+            finally:
+                strategy.optimizers = optimizers
+        loaded = original(checkpoint_path, *args, **kwargs)
+        loaded.setdefault("optimizer_states", [])  # restored by the strategy above
+        return loaded  # type: ignore[no-any-return]
+
+    strategy.load_checkpoint = load_checkpoint  # type: ignore[method-assign]
 
 
 # -- optimizers ----------------------------------------------------------------------------------

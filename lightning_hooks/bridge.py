@@ -269,6 +269,7 @@ class HookBridge(Callback):
             self._stage, self.runner = None, None
             return
         self._stage = stage
+        _lightning.load_sharded_directories_without_optimizer_state(trainer)
         if stage == "fit":
             checks.refuse_overlapping_callbacks(trainer, self.hook_list)
         self._prepare_runtime(trainer)

@@ -325,3 +325,27 @@ def test_published_files_are_weights_only_and_hold_the_gathered_average(ckpt_run
     ddp_name = next(name for name, _ in ddp_record["entries"] if name.startswith("epoch_5-"))
     ddp_loaded = torch.load(out / "ddp_straight" / ddp_name, weights_only=True)
     assert_close(ddp_loaded["state_dict"], loaded["state_dict"], "published: ddp vs fsdp2", skip="running_")
+
+
+def test_sharded_directories_resume_with_or_without_optimizer_state(tmp_path):
+    """One process under ModelParallelStrategy: a directory without optimizer state (``save_optimizer=False``,
+    or any best checkpoint) resumes with the optimizer as built, and says so; one with it restores it,
+    and says nothing."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_VARS}
+    env["PYTHONWARNINGS"] = "ignore"
+    script = Path(__file__).parent / "ddp_scripts" / "sharded_resume_run.py"
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=DEADLINE_S
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the sharded resume run did not finish within {DEADLINE_S} s:\n{exc.stdout}")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    restored = result.pop("True/epoch_2.pth")
+    assert restored["warnings"] == 0 and restored["moment"] and restored["moment"] == restored["saved_moment"]
+    assert sorted(result) == ["False/best", "False/epoch_2.pth", "True/best"]
+    for name, resumed in result.items():
+        assert (resumed["warnings"], resumed["moment"], resumed["saved_moment"]) == (1, [], []), name
