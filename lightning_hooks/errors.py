@@ -4,9 +4,9 @@ The errors for a setting the package cannot take (where MMEngine asserts), a
 config it cannot honour, or a checkpoint it cannot write or resume from derive
 from :class:`LightningHooksError`. Each one also keeps the built-in base class
 it has always had (``ValueError``, ``AssertionError``, ``OSError``), so existing
-``except`` clauses keep working. A single argument of the wrong type or value is
-a plain ``TypeError``, ``ValueError`` or ``KeyError``, as Python and MMEngine
-raise them, with a message naming the argument and the value.
+``except`` clauses keep working. Other checks of a single argument raise a
+built-in ``TypeError``, ``ValueError`` or ``KeyError``, as Python and MMEngine
+do, with a message naming the argument and the value.
 
 This module imports nothing from the package, so any module may import it.
 """

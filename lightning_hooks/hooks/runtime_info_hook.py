@@ -30,22 +30,23 @@ def _is_scalar(value: Any) -> bool:
     return False
 
 
-#: Names the default hooks write themselves, by mode: a model's value of that name goes to the same
-#: message-hub buffer (or JSON field), so neither is shown as it is (MMEngine says nothing).
+#: Names the default hooks write themselves, by mode, with what a model's value of that name does
+#: there (it goes to the same message-hub buffer or JSON field; MMEngine says nothing).
 #: Evaluation metrics are checked here; the bridge checks training's values.
+_AVERAGED = "the log lines and scalars.json show the average of both"
 TAKEN_NAMES: dict[str, dict[str, str]] = {
     "train": {
-        "time": "IterTimerHook's iteration time, averaged in the log line",
-        "data_time": "IterTimerHook's data time, averaged in the log line",
-        "lr": "the learning rate this hook records before each iteration",
-        "epoch": "the epoch LoggerHook writes to scalars.json",
-        "iter": "the iteration LoggerHook writes to scalars.json",
-        "step": "the step of each scalars.json record",
+        "time": f"IterTimerHook's iteration time: {_AVERAGED}",
+        "data_time": f"IterTimerHook's data time: {_AVERAGED}",
+        "lr": "the learning rate RuntimeInfoHook records: the log lines and scalars.json show yours instead",
+        "epoch": "the record's epoch: the log line shows yours, scalars.json the counter",
+        "iter": "the record's iteration: the log line shows yours, scalars.json the counter",
+        "step": "the step of each scalars.json record: the record is filed under your value",
     },
     "val": {
-        "time": "IterTimerHook's iteration time, averaged in the log line",
-        "data_time": "IterTimerHook's data time, averaged in the log line",
-        "step": "the step of each scalars.json record",
+        "time": f"IterTimerHook's iteration time: {_AVERAGED}",
+        "data_time": f"IterTimerHook's data time: {_AVERAGED}",
+        "step": "the step of each scalars.json record: the record is filed under your value",
     },
 }
 TAKEN_NAMES["test"] = TAKEN_NAMES["val"]
@@ -56,8 +57,7 @@ def warn_taken_name(logger: Any, mode: str, name: str) -> None:
     what = TAKEN_NAMES[mode][name]
     warn_during_run(
         logger,
-        f"The model's value {name!r} shares its name with {what}: recorded as {mode}/{name} with it, the log "
-        f"lines and scalars.json do not show the value as logged. Rename it (e.g. '{mode}_{name}').",
+        f"The model's value {name!r} shares its name with {what}. Rename it (e.g. '{mode}_{name}').",
         stacklevel=4,
     )
 
