@@ -533,8 +533,9 @@ class HookBridge(Callback):
         finally:
             self._batch_end_counters = None
         # Training can only be finished once its last epoch closed or its last iteration ran.
-        if self.validate_at_end and (self._epoch_closed or state.iter == state.max_iters) and self._training_finished():
-            self._ensure_final_validation(trainer)
+        if self._final_validation_added() and (self._epoch_closed or state.iter == state.max_iters):
+            if self._training_finished():
+                self._ensure_final_validation(trainer)
 
     def _set_aside_late_values(self) -> None:
         """Values logged after this callback's ``on_train_batch_end`` of the previous batch are not this batch's.
@@ -573,12 +574,21 @@ class HookBridge(Callback):
             return False
         if _lightning.validation_follows_batch(trainer):
             return True
-        if not self.validate_at_end:  # otherwise the bridge adds the final validation
+        if not self._final_validation_added():
             return False
         epoch, iteration = self._batch_end_counters
         if self.state.by_epoch:
             return _lightning.train_epoch_batches_reached(trainer) and epoch + 1 == self.state.max_epochs
         return iteration + 1 == self.state.max_iters
+
+    def _final_validation_added(self) -> bool:
+        """Whether the bridge validates after the last epoch or iteration: ``validate_at_end``, unless that
+        step comes before ``val_begin`` (MMEngine's loops never validate before it, the last step included)."""
+        if not self.validate_at_end:
+            return False
+        state = self.state
+        last = state.max_epochs if state.by_epoch else state.max_iters
+        return self.runner is None or last < 0 or last >= self.runner.val_begin
 
     def _training_finished(self) -> bool:
         state = self.state

@@ -108,6 +108,23 @@ def test_iteration_validation_schedule_matches_mmengine(tmp_path, train_cfg, ite
     assert [it for _, it in ours] == iterations
 
 
+@pytest.mark.parametrize(
+    "train_cfg",
+    [
+        dict(by_epoch=True, max_epochs=3, val_interval=1, val_begin=4),
+        dict(type="IterBasedTrainLoop", max_iters=8, val_interval=4, val_begin=10),
+    ],
+    ids=["epochs", "iterations"],
+)
+def test_a_val_begin_past_the_end_never_validates(tmp_path, train_cfg):
+    """MMEngine's loops check val_begin for the last step too (mmdet's masktrack-rcnn 12e sets val_begin=13)."""
+    cfg = dict(train_cfg=train_cfg)
+    assert lightning_validations(tmp_path, cfg) == mmengine_validations(
+        tmp_path, cfg, infinite="max_iters" in train_cfg
+    )
+    assert lightning_validations(tmp_path / "again", cfg) == []
+
+
 def test_val_interval_hook_checks_arguments():
     with pytest.raises(ValueError, match="milestones must increase"):
         ValIntervalHook(dynamic_intervals=[(5, 1), (3, 2)])
