@@ -185,6 +185,11 @@ def _temp_files(work_dir: str) -> list[str]:
     return [n for n in os.listdir(work_dir) if TEMP_FILE_RE.match(n)]
 
 
+def _checkpoint_temps(work_dir: str) -> set[str]:
+    """Temp files of checkpoint writes (not of ``last_checkpoint``, whose write lasts microseconds)."""
+    return {n for n in _temp_files(work_dir) if ".pth." in n}
+
+
 def check_directory(work_dir: str) -> dict:
     """The invariants that must hold at every instant; returns what was seen (raises AssertionError if broken)."""
     names = sorted(n for n in os.listdir(work_dir) if n.endswith(".pth") and not n.startswith("."))
@@ -239,7 +244,7 @@ def kill_loop(work_root: str, kills: int, seed: int) -> None:
         mid_write = rng.random() < 0.85
         nth_write = rng.randint(1, 5)  # kill inside the n-th write of this run
         delay = rng.uniform(0.0, 0.001) if mid_write else rng.uniform(0.05, 1.5)
-        stale = set(_temp_files(dirs[mode]))  # left by the previous kill; the child removes them first
+        stale = _checkpoint_temps(dirs[mode])  # left by the previous kill; the child removes them first
         pid = fork(mode)
         start = time.monotonic()
         writes: set = set()
@@ -248,11 +253,11 @@ def kill_loop(work_root: str, kills: int, seed: int) -> None:
             done, _ = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
-            if mid_write:
-                writes |= set(_temp_files(dirs[mode])) - stale
+            if mid_write:  # inside the n-th checkpoint write of this run
+                writes |= _checkpoint_temps(dirs[mode]) - stale
                 if len(writes) >= nth_write:
                     time.sleep(delay)
-                    killed_mid_write = bool(set(_temp_files(dirs[mode])) - stale)
+                    killed_mid_write = bool(_checkpoint_temps(dirs[mode]) - stale)
                     break
             elif time.monotonic() - start > delay:
                 break
