@@ -1002,9 +1002,14 @@ class HookBridge(Callback):
 
 
 def _identity(state_dict: Any) -> Any:
+    """What changes when a hook edits ``state_dict``: the dict, its entries, and each tensor's in-place
+    version counter (``zero_()``, ``copy_()``, slice assignment keep the tensor but bump ``_version``)."""
     if not isinstance(state_dict, Mapping):
         return id(state_dict)
-    return (id(state_dict), tuple((k, id(v)) for k, v in state_dict.items()))
+    return (
+        id(state_dict),
+        tuple((k, id(v), v._version if isinstance(v, torch.Tensor) else None) for k, v in state_dict.items()),
+    )
 
 
 def use_hooks(*hooks: HookCfg, runtime_info: bool = True, **bridge_kwargs: Any) -> HookBridge:

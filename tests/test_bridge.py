@@ -217,14 +217,19 @@ def test_checkpoint_state_is_plain_and_round_trips(tmp_path):
     assert len(resumed.message_hub.get_scalar("train/loss")) == 12
 
 
-def test_after_load_checkpoint_edits_reach_the_model(tmp_path):
+@pytest.mark.parametrize("edit", ["replace the dict", "in place"])
+def test_after_load_checkpoint_edits_reach_the_model(tmp_path, edit):
     """MMEngine runs after_load_checkpoint before the weights reach the model; so does the bridge."""
     train, val = loaders()
     make_trainer(tmp_path, HookBridge(), max_epochs=1).fit(ToyModule(), train, val)
 
     class ZeroWeights(Hook):
         def after_load_checkpoint(self, runner, checkpoint):
-            checkpoint["state_dict"] = {k: torch.zeros_like(v) for k, v in checkpoint["state_dict"].items()}
+            if edit == "in place":
+                for value in checkpoint["state_dict"].values():
+                    value.zero_()
+            else:
+                checkpoint["state_dict"] = {k: torch.zeros_like(v) for k, v in checkpoint["state_dict"].items()}
 
     model = ToyModule()
     make_trainer(tmp_path, HookBridge(custom_hooks=[ZeroWeights()])).validate(
