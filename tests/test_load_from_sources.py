@@ -123,3 +123,32 @@ def test_under_ddp_rank_zero_downloads_and_the_others_read_the_cache(served, tmp
     trainer = make_trainer(tmp_path, bridge, max_epochs=1, strategy="ddp_fork", devices=2)
     trainer.validate(ToyModule(), loaders()[1])
     assert downloads == ["/weights.pth"]  # one download: rank 1 waited for it and read the cache
+
+
+def test_hooks_see_and_may_edit_the_load_from_checkpoint_first_as_in_mmengine(tmp_path):
+    """MMEngine's Runner.load_checkpoint calls after_load_checkpoint before loading the weights; a hook that
+    converts pretrained weights does it there. An EMAHook's average starts from the edited weights too."""
+    from lightning_hooks import Hook
+
+    source = ToyModule()
+    torch.save({"state_dict": {f"old.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "pretrained.pth")
+    seen: list[str] = []
+
+    class RenameKeys(Hook):
+        def after_load_checkpoint(self, runner, checkpoint):
+            seen.append("after_load_checkpoint")
+            checkpoint["state_dict"] = {k[len("old.") :]: v * 2 for k, v in checkpoint["state_dict"].items()}
+
+    bridge = HookBridge(
+        custom_hooks=[LoadFromHook(str(tmp_path / "pretrained.pth")), RenameKeys(), dict(type="EMAHook")],
+        default_hooks=dict(checkpoint=None, logger=None),
+        print_hooks_table=False,
+    )
+    model = ToyModule()
+    model.linear.weight.data.zero_()
+    make_trainer(tmp_path, bridge, max_epochs=1, limit_train_batches=0).fit(model, *loaders())
+    assert seen == ["after_load_checkpoint"]
+    ema = next(h for h in bridge.hooks if type(h).__name__ == "EMAHook").ema_model.module
+    for name, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value * 2), name
+        assert torch.equal(ema.state_dict()[name], value * 2), name

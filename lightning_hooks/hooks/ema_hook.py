@@ -491,7 +491,15 @@ class EMAHook(Hook):
             self._swap_ema_state_dict(checkpoint)
 
     def after_load_checkpoint(self, runner: RunnerView, checkpoint: dict) -> None:
-        """Resume: training weights to the model, average to the hook. Load: both get ``state_dict``."""
+        """Resume: training weights to the model, average to the hook. Load: both get ``state_dict``.
+
+        Loading weights only (``load_from``) from a file without ``state_dict`` (a bare state dict,
+        where MMEngine fails), or before a sharded model exists: the average is built from the
+        model once it holds them.
+        """
+        not_sharded_yet = _defers_build(runner) and not has_dtensor_parameters(runner.model)
+        if not runner.resume and ("state_dict" not in checkpoint or not_sharded_yet):
+            return
         self._ensure_average(runner)
         assert self.ema_model is not None
         if self.ema_model.sharded:

@@ -60,6 +60,12 @@ def load_weights(
     ``state_dict_key`` entry (or the whole file, when it is a bare state dict) is loaded after
     ``revise_keys``' substitutions.
     """
+    checkpoint = read_load_from(filename)
+    return load_into(model, checkpoint, filename, revise_keys, strict, state_dict_key)
+
+
+def read_load_from(filename: str) -> dict[str, Any]:
+    """The checkpoint ``filename`` as a dict, read with ``weights_only=True`` (errors say what to do)."""
     try:
         checkpoint = read_weights(filename)
     except pickle.UnpicklingError as exc:
@@ -71,6 +77,18 @@ def load_weights(
         ) from exc
     if not isinstance(checkpoint, dict):
         raise TypeError(f"load_from={filename!r} holds a {type(checkpoint).__name__}, not a state dict")
+    return checkpoint
+
+
+def load_into(
+    model: torch.nn.Module,
+    checkpoint: dict[str, Any],
+    filename: str,
+    revise_keys: Sequence[tuple[str, str]] = ((r"^module\.", ""),),
+    strict: bool = False,
+    state_dict_key: str = "state_dict",
+) -> tuple[list[str], list[str]]:
+    """Load ``checkpoint``'s weights (read from ``filename``) into ``model``, as :func:`load_weights` does."""
     if state_dict_key not in checkpoint and any(isinstance(v, dict) for v in checkpoint.values()):
         # not a bare state dict either (those hold tensors): loading the whole file would load nothing
         warnings.warn(
@@ -138,8 +156,11 @@ class LoadFromHook(Hook):
             return
         if is_download_url(self.filename) and runner.world_size > 1:
             self._download_on_rank_zero_first(runner)
-        missing, unexpected = load_weights(
-            runner.model, self.filename, self.revise_keys, self.strict, self.state_dict_key
+        checkpoint = read_load_from(self.filename)
+        # MMEngine's Runner.load_checkpoint: the hooks see (and may edit) the checkpoint first
+        runner.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        missing, unexpected = load_into(
+            runner.model, checkpoint, self.filename, self.revise_keys, self.strict, self.state_dict_key
         )
         self.loaded = (missing, unexpected)
         runner.logger.info(f"Load checkpoint from {self.filename}")
