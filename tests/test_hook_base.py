@@ -161,3 +161,14 @@ def test_accumulation_outputs_carry_unscaled_loss(tmp_path):
     # First batch: same weights, so the same loss whatever the accumulation.
     assert losses[1][0] == pytest.approx(losses[2][0])
     _ = itertools, torch
+
+
+def test_a_method_set_on_an_idle_hook_instance_is_dispatched_as_mmengine_calls_it():
+    """CheckpointHook(by_epoch=True) is idle after each iteration, unless the instance has its own method."""
+    from lightning_hooks.hooks import CheckpointHook
+    from lightning_hooks.hooks.hook import dispatched_at
+
+    hook = CheckpointHook(interval=1)
+    assert not dispatched_at(hook, "after_train_iter")
+    hook.after_train_iter = lambda runner, **kwargs: None
+    assert dispatched_at(hook, "after_train_iter")

@@ -257,9 +257,15 @@ def fires_at(hook: Any, stage: str) -> bool:
 
 
 def dispatched_at(hook: Any, stage: str) -> bool:
-    """Whether the dispatch tables call ``hook`` at ``stage``: it fires there and is not idle there now."""
+    """Whether the dispatch tables call ``hook`` at ``stage``: it fires there and is not idle there now.
+
+    A method set on the instance itself (``hook.after_train_iter = ...``) is always called, as
+    MMEngine's ``call_hook`` calls it: ``idle_stages`` speaks of the class's methods.
+    """
     if not fires_at(hook, stage):
         return False
+    if stage in getattr(hook, "__dict__", ()):
+        return True
     idle = getattr(hook, "idle_stages", None)
     return idle is None or stage not in _checked_idle_stages(hook, idle())
 
