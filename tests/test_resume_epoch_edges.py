@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from toy import make_trainer
 
 from lightning_hooks import Hook, HookBridge
 
@@ -112,17 +113,7 @@ def fit(
         print_hooks_table=False,
         log_level="ERROR",
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(work_dir),
-        callbacks=[bridge],
-        **trainer_kwargs,
-    )
+    trainer = make_trainer(work_dir, bridge, num_sanity_val_steps=0, **trainer_kwargs)
     ckpt_path = None
     if route == "ckpt_path":
         with open(os.path.join(work_dir, "last_checkpoint")) as f:

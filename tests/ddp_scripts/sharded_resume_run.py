@@ -23,6 +23,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from lightning_hooks import HookBridge
 from lightning_hooks.sharded_checkpoint import read_sharded_checkpoint
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from toy import make_trainer
+
 NO_OPTIMIZER_STATE = "holds no optimizer"
 
 
@@ -72,17 +75,12 @@ def fit(work_dir: str, max_epochs: int, save_optimizer: bool, ckpt_path: str | N
         print_hooks_table=False,
         log_level="ERROR",
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
+    trainer = make_trainer(
+        work_dir,
+        bridge,
         strategy=ModelParallelStrategy(timeout=timedelta(seconds=60)),
         max_epochs=max_epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         num_sanity_val_steps=0,
-        callbacks=[bridge],
     )
     module = Net()
     with warnings.catch_warnings(record=True) as caught:
