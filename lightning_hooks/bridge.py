@@ -35,6 +35,7 @@ from ._version import __version__
 from .checkpoint_io import arm_auto_resume, save_through_trainer
 from .config import OnUnsupported, bridge_kwargs_from_mmengine_config
 from .dispatch import HookList, hook_type_error
+from .fileio import absolute_path
 from .hooks.hook import Hook
 from .hooks.runtime_info_hook import TAKEN_NAMES, warn_taken_name
 from .logging.log_processor import LogProcessor, build_log_processor
@@ -330,7 +331,7 @@ class HookBridge(Callback):
         """
         named_root = _lightning.default_root_dir_named(trainer)
         if self.work_dir is not None:
-            root = osp.abspath(self.work_dir)
+            root = absolute_path(self.work_dir)
             if not named_root:
                 left = _lightning.move_default_outputs(trainer, root)
                 if left and trainer.is_global_zero:

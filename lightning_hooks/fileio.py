@@ -32,6 +32,7 @@ __all__ = [
     "SHARDED_INDEX_FILENAME",
     "SHARDED_META_FILENAME",
     "TEMP_FILE_RE",
+    "absolute_path",
     "atomic_torch_save",
     "atomic_write_text",
     "check_weights_source",
@@ -57,6 +58,17 @@ __all__ = [
 def is_local_path(path: str) -> bool:
     """True for plain paths and ``file://`` URLs (fsspec's local filesystem)."""
     return "://" not in str(path) or str(path).startswith("file://")
+
+
+def absolute_path(path: str) -> str:
+    """A local path (or ``file://`` URL) as an absolute path, ``~`` expanded; any other URL unchanged.
+
+    Files are named and recognised by these paths (``last_checkpoint``, the files a hook owns),
+    so a run found from another directory, or given a relative path, is still the same run.
+    """
+    if not is_local_path(path):
+        return str(path)
+    return osp.abspath(osp.expanduser(_local(path)))
 
 
 def _local(path: str) -> str:

@@ -26,7 +26,7 @@ import torch
 from . import _lightning
 from .checkpoint_io import arm_auto_resume
 from .errors import UnsupportedSamplerError
-from .fileio import join_path
+from .fileio import absolute_path, join_path
 from .message_hub import MessageHub
 from .state import UNBOUNDED, LoopState, RunContext
 
@@ -901,7 +901,7 @@ class RunnerView:
     def resumed_from(self) -> Optional[str]:
         """The checkpoint this ``fit`` resumed from (Lightning's ``trainer.ckpt_path``), or None."""
         path = self.trainer.ckpt_path if self._resume else None
-        return str(path) if path is not None else None
+        return absolute_path(str(path)) if path is not None else None
 
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
         """Call ``fn_name`` on every hook that has it, in priority order (custom mount points work too)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
+import torch
 from toy import ToyModule, loaders
 
 from lightning_hooks import Hook, HookBridge
@@ -111,3 +112,46 @@ def test_warns_when_lightnings_1000_epochs_meet_a_checkpoint_hook_keeping_everyt
     assert len(found) == (1 if warned else 0), messages.warnings()
     if warned:
         assert "runs 1000 epochs" in found[0] and "max_keep_ckpts=-1" in found[0]
+
+
+# ----------------------------------------------------------------------------- paths as users write them
+def test_a_relative_or_home_out_dir_rotates_and_resumes_as_an_absolute_one(tmp_path, monkeypatch):
+    """``out_dir='ckpts'`` (and ``'~/ckpts'``) name the hook's own files: rotation, best replacement and
+    publishing act on them, and ``last_checkpoint`` holds an absolute path, found from any directory."""
+    from ckpt_helpers import RAMP_SCORES, files_in, run_lightning
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for out_dir, root in (("ckpts", tmp_path / "ckpts"), ("~/ckpts", tmp_path / "home" / "ckpts")):
+        cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1, save_best="acc", out_dir=out_dir)
+        run_lightning("exp", cfg, RAMP_SCORES, max_epochs=3)
+        assert files_in(root / "exp") == ["best_acc_epoch_3.pth", "epoch_3.pth"]
+        assert (tmp_path / "exp" / "last_checkpoint").read_text() == str(root / "exp" / "epoch_3.pth")
+    assert not (tmp_path / "~").exists()
+
+
+def test_a_file_url_out_dir_is_the_local_directory(tmp_path, monkeypatch):
+    from ckpt_helpers import RAMP_SCORES, files_in, run_lightning
+
+    monkeypatch.chdir(tmp_path)
+    cfg = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1, out_dir=f"file://{tmp_path}/out")
+    run_lightning(tmp_path / "exp", cfg, RAMP_SCORES, max_epochs=2)
+    assert files_in(tmp_path / "out" / "exp") == ["epoch_2.pth"]
+    assert not (tmp_path / "file:").exists()  # nothing made under a literal 'file:' directory
+
+
+def test_a_relative_ckpt_path_resumes_as_the_absolute_one(tmp_path, monkeypatch):
+    """The resume point is recognised as one of the hook's files whichever way its path is written."""
+    from ckpt_helpers import files_in, run_lightning
+
+    monkeypatch.chdir(tmp_path)
+    cfg = dict(type="CheckpointHook", interval=1, save_best="acc", max_keep_ckpts=5)
+    scores = {"acc": [0.1 * i for i in range(1, 20)]}  # every validation a new best
+    results = []
+    for name, path in (("absolute", str(tmp_path / "absolute" / "epoch_2.pth")), ("relative", "relative/epoch_2.pth")):
+        run_lightning(tmp_path / name, cfg, scores, max_epochs=2, val_check_interval=0.5)
+        run_lightning(tmp_path / name, cfg, scores, max_epochs=3, val_check_interval=0.5, ckpt_path=path)
+        results.append(
+            (files_in(tmp_path / name), torch.load(tmp_path / name / "epoch_2.pth", weights_only=True)["meta"])
+        )
+    assert results[0] == results[1]

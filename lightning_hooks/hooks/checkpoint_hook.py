@@ -42,6 +42,7 @@ from ..arguments import check_flags
 from ..checkpoint_io import AtomicCheckpointIO
 from ..errors import CheckpointConfigError
 from ..fileio import (
+    absolute_path,
     atomic_write_text,
     is_local_path,
     join_path,
@@ -517,10 +518,11 @@ class CheckpointHook(Hook):
 
         Every path read from the hub is checked (:meth:`owns`) before it is kept.
         """
-        if self._out_dir_arg is None or self._out_dir_arg == runner.work_dir:
+        out_root = None if self._out_dir_arg is None else absolute_path(self._out_dir_arg)
+        if out_root is None or out_root == runner.work_dir:
             self.out_dir = runner.work_dir
-        else:
-            self.out_dir = join_path(self._out_dir_arg, osp.basename(runner.work_dir.rstrip(osp.sep)))
+        else:  # a local out_dir is absolute: the files are named, owned and resumed by that path
+            self.out_dir = join_path(out_root, osp.basename(runner.work_dir.rstrip(osp.sep)))
         self._validated = False
         # Resumed from this hook's own checkpoint, saved by epoch in after_train_epoch: training starts at
         # that epoch's end, so a validation at a later iteration runs inside the next epoch.
