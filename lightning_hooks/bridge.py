@@ -32,7 +32,7 @@ from lightning.pytorch.callbacks import Callback
 from . import _lightning
 from . import bridge_checks as checks
 from ._version import __version__
-from .checkpoint_io import arm_auto_resume, save_through_trainer
+from .checkpoint_io import arm_auto_resume, save_through_trainer, wait_for_snapshot_copies
 from .config import OnUnsupported, bridge_kwargs_from_mmengine_config
 from .dispatch import HookList, hook_type_error
 from .fileio import absolute_path
@@ -190,6 +190,7 @@ class HookBridge(Callback):
         # Whether self.log values may come after on_train_batch_end here, and the names already named
         self._late_logging = False
         self._late_names_said: set[str] = set()
+        self._wait_for_copies = False  # before each training batch (manual optimization)
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
         self._taken_said: set[str] = set()  # training names shared with the default hooks', already reported
         self._step_only_said: set[str] = set()  # evaluation values logged on step only, already reported
@@ -403,6 +404,9 @@ class HookBridge(Callback):
         self._training_started = True
         self._epoch_bound = None
         self._late_logging = _lightning.logs_after_callback_batch_end(trainer, self)
+        # Manual optimization: the batch may change parameters before (or without) an optimizer step,
+        # which is all an async save's background copy otherwise waits for.
+        self._wait_for_copies = not pl_module.automatic_optimization
         check_train_sampler(trainer.train_dataloader)
         sync_loop_state(self.state, trainer, max_steps=self._max_steps_after_pending)
         self.state.epoch_running = self.state.stop_requested = False
@@ -477,8 +481,8 @@ class HookBridge(Callback):
     ) -> None:
         # Per iteration the hooks are called here, as HookList.call calls them but with the keywords
         # spelled out: no frame for the loop and no dict to unpack (see HookList.tables).
-        if self._late_logging:
-            self._set_aside_late_values()
+        if self._late_logging or self._wait_for_copies:
+            self._before_batch()
         state = self.state
         runner = self.runner
         index = batch_idx if state.by_epoch else state.iter
@@ -537,6 +541,13 @@ class HookBridge(Callback):
         if self._final_validation_added() and (self._epoch_closed or state.iter == state.max_iters):
             if self._training_finished():
                 self._ensure_final_validation(trainer)
+
+    def _before_batch(self) -> None:
+        """What only some fits need before a training batch (see :meth:`on_train_start`)."""
+        if self._late_logging:
+            self._set_aside_late_values()
+        if self._wait_for_copies:
+            wait_for_snapshot_copies()
 
     def _set_aside_late_values(self) -> None:
         """Values logged after this callback's ``on_train_batch_end`` of the previous batch are not this batch's.
@@ -702,6 +713,9 @@ class HookBridge(Callback):
         return self._run_open and not trainer.sanity_checking
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Callbacks may swap weights into the model in place for validation (Lightning's WeightAveraging):
+        # an async save's background copy of them finishes first.
+        wait_for_snapshot_copies()
         self._restore_val_settings(trainer)
         if self._evaluating(trainer):
             if self._epoch_stops_here(trainer):

@@ -37,6 +37,7 @@ What it guarantees, and MMEngine's writer (``torch.save`` into memory, then
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -95,17 +96,23 @@ class _Snapshot:
         self.slots: list[tuple[Any, Any, torch.Tensor]] = []
         self.copied = threading.Event()
         self.ready_event: Optional[Any] = None  # a CUDA event recorded on the saving stream, if any
+        #: Host copies of CPU storages, by address: tensors that share a storage (tied weights, views)
+        #: share it in the snapshot too, so the file is the one ``torch.save`` writes from the originals.
+        self._storages: dict[int, Any] = {}
+        #: Copies by original tensor object: one tensor found twice is one object in the file, as pickled.
+        self._tensors: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def take(self, obj: Any, deferred: frozenset[int]) -> Any:
-        """A copy of ``obj`` with host copies of its tensors; those in ``deferred`` are left for :meth:`copy`."""
+        """A copy of ``obj`` with host copies of its tensors; those in ``deferred`` are left for :meth:`copy`.
+
+        Containers keep their types (an ``OrderedDict`` its ``_metadata``, a ``Counter`` or
+        ``defaultdict`` its class); any other object is deep-copied now, so that later changes to
+        it cannot reach the file.
+        """
         if isinstance(obj, torch.Tensor):
-            return obj.detach().to("cpu", copy=True)
+            return self._copy_of(obj)
         if isinstance(obj, (dict, list)):
-            copied: Any = (
-                OrderedDict() if isinstance(obj, OrderedDict) else {} if isinstance(obj, dict) else [None] * len(obj)
-            )
-            if isinstance(obj, OrderedDict) and getattr(obj, "__dict__", None):
-                copied.__dict__.update(obj.__dict__)  # a state_dict's _metadata (module versions) is kept
+            copied = _empty_like(obj)
             items = obj.items() if isinstance(obj, dict) else enumerate(obj)
             for key, value in items:
                 if deferred and isinstance(value, torch.Tensor) and _data_ptr(value) in deferred:
@@ -114,9 +121,34 @@ class _Snapshot:
                 else:
                     copied[key] = self.take(value, deferred)
             return copied
-        if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
-            return tuple(self.take(v, frozenset()) for v in obj)
-        return obj
+        if isinstance(obj, tuple):
+            values = [self.take(v, frozenset()) for v in obj]
+            return type(obj)(*values) if hasattr(obj, "_fields") else type(obj)(values)
+        if obj is None or isinstance(obj, _IMMUTABLE):
+            return obj
+        try:
+            return copy.deepcopy(obj)
+        except Exception:  # not copyable: written as it is when the writer pickles it
+            return obj
+
+    def _copy_of(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The snapshot's copy of ``tensor``: the same object each time the same tensor is met."""
+        known = self._tensors.get(id(tensor))
+        if known is None:  # the original is kept with its copy, so its id is not reused meanwhile
+            known = self._tensors[id(tensor)] = (tensor, self._host_copy(tensor))
+        return known[1]
+
+    def _host_copy(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A host copy of ``tensor``; CPU tensors sharing a storage get views of one copied storage."""
+        tensor = tensor.detach()
+        if type(tensor) is not torch.Tensor or tensor.is_cuda or tensor.layout != torch.strided or tensor.is_meta:
+            return tensor.to("cpu", copy=True)
+        storage = tensor.untyped_storage()
+        known = self._storages.get(storage.data_ptr())
+        if known is None:  # the original storage is kept with its copy: its address cannot be reused meanwhile
+            known = self._storages[storage.data_ptr()] = (storage, storage.clone())
+        host = known[1]
+        return torch.empty(0, dtype=tensor.dtype).set_(host, tensor.storage_offset(), tensor.size(), tensor.stride())
 
     def copy(self) -> None:
         """Copy the deferred tensors to host memory (runs in the writer thread), then signal ``copied``."""
@@ -131,12 +163,31 @@ class _Snapshot:
                         host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
                         container[key] = host.copy_(tensor.detach(), non_blocking=True)
                     else:
-                        container[key] = tensor.detach().clone()
+                        container[key] = self._copy_of(tensor)
             if stream is not None:
                 stream.synchronize()
         finally:
             self.slots = []
+            self._storages, self._tensors = {}, {}
             self.copied.set()
+
+
+#: Values a snapshot keeps as they are: they cannot change after the save.
+_IMMUTABLE = (str, bytes, int, float, complex, bool, torch.dtype, torch.device, torch.Size)
+
+
+def _empty_like(container: Any) -> Any:
+    """An empty container of ``container``'s type to fill with the snapshot's values (a list: its length)."""
+    if isinstance(container, list):
+        return [None] * len(container)
+    if type(container) is dict:
+        return {}
+    try:
+        empty = copy.copy(container)  # keeps the class and its attributes (OrderedDict's _metadata, default_factory)
+        empty.clear()
+    except Exception:
+        return OrderedDict() if isinstance(container, OrderedDict) else {}
+    return empty
 
 
 class _no_context:

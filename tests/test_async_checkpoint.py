@@ -9,6 +9,8 @@ Errors of the background write surface at the next save and at the end of ``fit`
 
 from __future__ import annotations
 
+import collections
+import io
 import threading
 from pathlib import Path
 
@@ -146,3 +148,76 @@ def test_ema_copying_its_average_in_waits_for_the_snapshot(tmp_path: Path, monke
     assert swap.kept and all(bool((p == 7.0).all()) for _, _, p in averages)
     io.teardown()
     assert (tmp_path / "async.pth").read_bytes() == (tmp_path / "sync.pth").read_bytes()
+
+
+Point = collections.namedtuple("Point", "x y")
+
+
+def test_the_snapshot_is_what_torch_save_writes_from_the_originals(tmp_path: Path):
+    """Shared storages (tied weights, views), one tensor met twice, and containers of other types
+    (Counter, defaultdict, deque, namedtuple): the async file has the sync file's bytes, and later
+    changes to a container do not reach it."""
+    weight = torch.arange(12.0).view(3, 4)
+    score = torch.tensor(0.5)
+    history: collections.deque = collections.deque([1, 2], maxlen=3)
+    point = Point(torch.ones(2), 3)
+    state = {
+        "tied": {"enc": weight, "dec": weight.detach(), "row": weight[1]},
+        "scores": {"best": score, "current": score},
+        "counts": collections.Counter(a=2),
+        "by_key": collections.defaultdict(list, b=[1]),
+        "history": history,
+        "point": point,
+    }
+    snapshot = _Snapshot().take(state, frozenset())
+    sync, written = io.BytesIO(), io.BytesIO()  # file objects: the archive is named alike
+    torch.save(state, sync)
+    history.append(3)
+    state["counts"]["a"] += 1
+    torch.save(snapshot, written)
+    assert written.getvalue() == sync.getvalue()
+    loaded = torch.load(io.BytesIO(written.getvalue()), weights_only=False)
+    assert type(loaded["by_key"]) is collections.defaultdict and list(loaded["history"]) == [1, 2]
+
+
+def test_manual_optimization_waits_for_the_copy_before_each_batch(tmp_path: Path, monkeypatch):
+    """Under manual optimization the module may change parameters before its optimizer step: each
+    training batch starts once the background copy is done, so the file holds the saved weights."""
+    import lightning.pytorch as pl
+    from toy import ToyModule, loaders, make_trainer
+
+    from lightning_hooks import HookBridge
+
+    class ManualZeroing(ToyModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+
+        def training_step(self, batch, batch_idx):
+            optimizer = self.optimizers()
+            with torch.no_grad():
+                self.linear.weight.mul_(0)  # in place, before the optimizer step
+            loss = super().training_step(batch, batch_idx)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            return loss
+
+    saved: dict[str, torch.Tensor] = {}
+
+    class Remember(pl.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+            saved.setdefault("weight", pl_module.linear.weight.detach().clone())
+
+    gate = _held_back_copy(monkeypatch)
+    threading.Timer(0.5, gate.set).start()
+    bridge = HookBridge(
+        default_hooks=dict(
+            logger=None, checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False, async_save=True)
+        ),
+        print_hooks_table=False,
+    )
+    trainer = make_trainer(tmp_path, bridge, max_steps=3, max_epochs=-1, callbacks=[bridge, Remember()])
+    trainer.fit(ManualZeroing(), loaders()[0])
+    written = torch.load(tmp_path / "iter_2.pth", weights_only=True)["state_dict"]["linear.weight"]
+    assert torch.equal(written, saved["weight"])
