@@ -538,8 +538,8 @@ class HookBridge(Callback):
         finally:
             self._batch_end_counters = None
         # Training can only be finished once its last epoch closed or its last iteration ran.
-        if self._final_validation_added() and (self._epoch_closed or state.iter == state.max_iters):
-            if self._training_finished():
+        if (self._epoch_closed or state.iter == state.max_iters) and self._training_finished():
+            if self._final_validation_added():
                 self._ensure_final_validation(trainer)
 
     def _before_batch(self) -> None:
