@@ -193,6 +193,7 @@ class HookBridge(Callback):
         self._wait_for_copies = False  # before each training batch (manual optimization)
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
         self._taken_said: set[str] = set()  # training names shared with the default hooks', already reported
+        self._check_logged_names = False  # check this epoch's self.log names at the next logged batch
         self._step_only_said: set[str] = set()  # evaluation values logged on step only, already reported
         #: Per epoch: whether a batch ends the epoch, and its ``self.log`` values (see _lightning).
         self._epoch_bound: Optional[_lightning.TrainBatchEndReader] = None
@@ -503,6 +504,7 @@ class HookBridge(Callback):
         reader = self._epoch_bound
         if reader is None:  # bound at the epoch's first batch, once its data and loops are set up
             reader = self._epoch_bound = self._bind_epoch(trainer)
+            self._check_logged_names = True
             if isinstance(outputs, Mapping):
                 self._check_taken_names(outputs)  # training_step's keys, once an epoch
         self._batch_end_counters = (state.epoch, state.iter)  # for a save in the hooks below
@@ -645,7 +647,9 @@ class HookBridge(Callback):
         iteration in the message hub); the first time, a log line says so.
         """
         merged: dict[str, Any] = dict(outputs) if isinstance(outputs, Mapping) else {}
-        self._check_taken_names(logged)
+        if self._check_logged_names:  # once an epoch, as training_step's keys
+            self._check_logged_names = False
+            self._check_taken_names(logged)
         for name, value in logged.items():
             if name not in merged:
                 merged[name] = value

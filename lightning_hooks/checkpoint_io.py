@@ -178,10 +178,17 @@ _IMMUTABLE = (str, bytes, int, float, complex, bool, torch.dtype, torch.device, 
 
 def _empty_like(container: Any) -> Any:
     """An empty container of ``container``'s type to fill with the snapshot's values (a list: its length)."""
-    if isinstance(container, list):
+    if type(container) is list:
         return [None] * len(container)
     if type(container) is dict:
         return {}
+    if isinstance(container, list):
+        try:
+            empty = copy.copy(container)  # a list subclass keeps its class
+            empty[:] = [None] * len(container)
+        except Exception:
+            return [None] * len(container)
+        return empty
     try:
         empty = copy.copy(container)  # keeps the class and its attributes (OrderedDict's _metadata, default_factory)
         empty.clear()

@@ -153,6 +153,10 @@ def test_ema_copying_its_average_in_waits_for_the_snapshot(tmp_path: Path, monke
 Point = collections.namedtuple("Point", "x y")
 
 
+class Tags(list):
+    """A list subclass in a checkpoint (kept as such by pickle)."""
+
+
 def test_the_snapshot_is_what_torch_save_writes_from_the_originals(tmp_path: Path):
     """Shared storages (tied weights, views), one tensor met twice, and containers of other types
     (Counter, defaultdict, deque, namedtuple): the async file has the sync file's bytes, and later
@@ -168,6 +172,7 @@ def test_the_snapshot_is_what_torch_save_writes_from_the_originals(tmp_path: Pat
         "by_key": collections.defaultdict(list, b=[1]),
         "history": history,
         "point": point,
+        "tags": Tags(["a", torch.zeros(1)]),
     }
     snapshot = _Snapshot().take(state, frozenset())
     sync, written = io.BytesIO(), io.BytesIO()  # file objects: the archive is named alike
@@ -178,6 +183,7 @@ def test_the_snapshot_is_what_torch_save_writes_from_the_originals(tmp_path: Pat
     assert written.getvalue() == sync.getvalue()
     loaded = torch.load(io.BytesIO(written.getvalue()), weights_only=False)
     assert type(loaded["by_key"]) is collections.defaultdict and list(loaded["history"]) == [1, 2]
+    assert type(loaded["tags"]) is Tags
 
 
 def test_manual_optimization_waits_for_the_copy_before_each_batch(tmp_path: Path, monkeypatch):

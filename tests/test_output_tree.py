@@ -155,3 +155,19 @@ def test_a_relative_ckpt_path_resumes_as_the_absolute_one(tmp_path, monkeypatch)
             (files_in(tmp_path / name), torch.load(tmp_path / name / "epoch_2.pth", weights_only=True)["meta"])
         )
     assert results[0] == results[1]
+
+
+def test_a_home_logger_out_dir_copies_the_logs_under_home(tmp_path, monkeypatch):
+    """LoggerHook(out_dir='~/logs') copies to $HOME/logs, as CheckpointHook's out_dir does, not to a './~'."""
+    from toy import make_trainer
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    bridge = HookBridge(
+        default_hooks=dict(checkpoint=None, logger=dict(type="LoggerHook", interval=1, out_dir="~/logs")),
+        work_dir=str(tmp_path / "exp"),
+        print_hooks_table=False,
+    )
+    make_trainer(tmp_path, bridge, max_epochs=1).fit(ToyModule(), loaders()[0])
+    assert list((tmp_path / "home" / "logs" / "exp").rglob("scalars.json"))
+    assert not (tmp_path / "~").exists()

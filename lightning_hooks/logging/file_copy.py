@@ -7,7 +7,7 @@ import os.path as osp
 from collections.abc import Iterator
 from typing import Any, Optional, Union
 
-from ..fileio import atomic_write_text, is_local_path
+from ..fileio import absolute_path, atomic_write_text, is_local_path
 
 __all__ = ["copy_logs", "iter_log_files", "join_out_dir"]
 
@@ -46,6 +46,8 @@ def copy_logs(
     import fsspec  # type: ignore[import-untyped]
 
     copied = []
+    if is_local_path(out_dir):
+        out_dir = absolute_path(out_dir)  # '~' and 'file://' as CheckpointHook takes them
     for relative in iter_log_files(log_dir, suffixes):
         local = osp.join(log_dir, relative)
         remote = join_out_dir(out_dir, relative)
