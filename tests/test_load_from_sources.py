@@ -127,28 +127,42 @@ def test_under_ddp_rank_zero_downloads_and_the_others_read_the_cache(served, tmp
 
 def test_hooks_see_and_may_edit_the_load_from_checkpoint_first_as_in_mmengine(tmp_path):
     """MMEngine's Runner.load_checkpoint calls after_load_checkpoint before loading the weights; a hook that
-    converts pretrained weights does it there. An EMAHook's average starts from the edited weights too."""
-    from lightning_hooks import Hook
+    converts pretrained weights does it there. The model and EMAHook's average start from the edited
+    weights, in MMEngine's Runner and here alike."""
+    from mmengine.hooks import EMAHook as MMEMAHook
+    from mmengine.hooks import Hook as MMHook
+    from toy import run_mmengine
+
+    from lightning_hooks import EMAHook, Hook
 
     source = ToyModule()
     torch.save({"state_dict": {f"old.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "pretrained.pth")
-    seen: list[str] = []
 
-    class RenameKeys(Hook):
-        def after_load_checkpoint(self, runner, checkpoint):
-            seen.append("after_load_checkpoint")
-            checkpoint["state_dict"] = {k[len("old.") :]: v * 2 for k, v in checkpoint["state_dict"].items()}
+    def hooks(base: type, ema_class: type, seen: dict) -> list:
+        ema = ema_class()
 
-    bridge = HookBridge(
-        custom_hooks=[LoadFromHook(str(tmp_path / "pretrained.pth")), RenameKeys(), dict(type="EMAHook")],
-        default_hooks=dict(checkpoint=None, logger=None),
-        print_hooks_table=False,
-    )
+        class RenameKeys(base):  # type: ignore[misc, valid-type]
+            def after_load_checkpoint(self, runner, checkpoint):
+                seen.setdefault("order", []).append("after_load_checkpoint")
+                checkpoint["state_dict"] = {k[len("old.") :]: v * 2 for k, v in checkpoint["state_dict"].items()}
+
+            def before_train(self, runner):  # before any update of the average
+                seen["model"] = {k: v.clone() for k, v in runner.model.state_dict().items()}
+                seen["ema"] = {k: v.clone() for k, v in ema.ema_model.module.state_dict().items()}
+
+        return [RenameKeys(), ema]
+
+    mm: dict = {}
+    run_mmengine(tmp_path / "mm", hooks(MMHook, MMEMAHook, mm), default_hooks=dict(checkpoint=None, logger=None),
+                 load_from=str(tmp_path / "pretrained.pth"))  # fmt: skip
+    ours: dict = {}
+    custom = [LoadFromHook(str(tmp_path / "pretrained.pth")), *hooks(Hook, EMAHook, ours)]
+    bridge = HookBridge(custom_hooks=custom, default_hooks=dict(checkpoint=None, logger=None), print_hooks_table=False)
     model = ToyModule()
     model.linear.weight.data.zero_()
-    make_trainer(tmp_path, bridge, max_epochs=1, limit_train_batches=0).fit(model, *loaders())
-    assert seen == ["after_load_checkpoint"]
-    ema = next(h for h in bridge.hooks if type(h).__name__ == "EMAHook").ema_model.module
+    make_trainer(tmp_path / "lh", bridge, max_epochs=1, limit_train_batches=0).fit(model, *loaders())
+    assert mm["order"] == ours["order"] == ["after_load_checkpoint"]
     for name, value in source.state_dict().items():
-        assert torch.equal(model.state_dict()[name], value * 2), name
-        assert torch.equal(ema.state_dict()[name], value * 2), name
+        assert torch.equal(mm["model"][name], value * 2), name
+        assert torch.equal(ours["model"][name], mm["model"][name]), name
+        assert torch.equal(ours["ema"][name], mm["ema"][name]), name

@@ -174,6 +174,7 @@ def run_mmengine(
     optim_wrapper: Optional[dict] = None,
     param_scheduler: Any = None,
     infinite: bool = False,
+    load_from: Optional[str] = None,
 ) -> Any:
     """Run MMEngine's own Runner on the toy scenario; returns the runner."""
     from mmengine.runner import Runner
@@ -187,6 +188,7 @@ def run_mmengine(
         custom_hooks=hooks,
         default_hooks=default_hooks,
         log_level="WARNING",
+        load_from=load_from,
     )
     if mode == "train":
         kwargs.update(
