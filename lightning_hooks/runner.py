@@ -14,6 +14,7 @@ import os.path as osp
 import sys
 import time
 import warnings
+from abc import ABCMeta
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from functools import partial
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from .dispatch import HookList
 
 __all__ = [
+    "EpochBasedTrainLoopView",
+    "IterBasedTrainLoopView",
     "LoaderView",
     "LoopState",
     "OptimWrapperView",
@@ -45,6 +48,7 @@ __all__ = [
     "check_train_sampler",
     "get_logger",
     "recount_with_reloaded_data",
+    "register_loop_views",
     "sync_loop_state",
 ]
 
@@ -633,6 +637,46 @@ class TrainLoopView:
         return self._runner.val_begin
 
 
+class EpochBasedTrainLoopView(TrainLoopView):
+    """``runner.train_loop`` in epoch-based training (see :func:`register_loop_views`)."""
+
+    __slots__ = ()
+
+
+class IterBasedTrainLoopView(TrainLoopView):
+    """``runner.train_loop`` in iteration-based training (see :func:`register_loop_views`)."""
+
+    __slots__ = ()
+
+
+#: Whether the loop views are registered with MMEngine's loop classes (once MMEngine is imported).
+_LOOP_VIEWS_REGISTERED = [False]
+
+
+def register_loop_views() -> None:
+    """Make ``isinstance(runner.train_loop, EpochBasedTrainLoop)`` (or ``IterBasedTrainLoop``) hold
+    as under MMEngine's Runner, for hooks that choose their unit that way (mmpretrain's
+    ``PreciseBNHook``, ``VisualizationHook``).
+
+    This package never imports MMEngine: once a hook has (``mmengine.runner.loops`` is loaded),
+    the views are registered as virtual subclasses of its loop classes, which are abstract base
+    classes. Nothing else of MMEngine's changes.
+    """
+    if _LOOP_VIEWS_REGISTERED[0]:
+        return
+    loops = sys.modules.get("mmengine.runner.loops")
+    if loops is None:
+        return
+    for name, view in (
+        ("EpochBasedTrainLoop", EpochBasedTrainLoopView),
+        ("IterBasedTrainLoop", IterBasedTrainLoopView),
+    ):
+        base = getattr(loops, name, None)
+        if isinstance(base, ABCMeta):
+            base.register(view)
+    _LOOP_VIEWS_REGISTERED[0] = True
+
+
 def _absent(name: str, hint: str) -> Any:
     """A read-only property for a Runner attribute with no counterpart: reading it is an ``AttributeError``
     (``hasattr`` is False) that says where its job is done.
@@ -698,7 +742,8 @@ class RunnerView:
         self._state = state
         self._run = run
         self._save_checkpoint = save_checkpoint
-        self._train_loop_view = TrainLoopView(self)
+        #: ``runner.train_loop``, indexed by ``by_epoch``.
+        self._train_loop_views = (IterBasedTrainLoopView(self), EpochBasedTrainLoopView(self))
         self._optim_wrapper = OptimWrapperView(trainer)
         self._loader_views: dict[str, LoaderView] = {}
 
@@ -721,8 +766,13 @@ class RunnerView:
     # -- loops -----------------------------------------------------------------------------
     @property
     def train_loop(self) -> Optional[TrainLoopView]:
-        """The training loop view, or None outside ``fit``."""
-        return self._train_loop_view if self._state.has_train_loop else None
+        """The training loop view, or None outside ``fit``: an :class:`EpochBasedTrainLoopView` or an
+        :class:`IterBasedTrainLoopView`, which pass ``isinstance`` for MMEngine's loop of that kind."""
+        state = self._state
+        if not state.has_train_loop:
+            return None
+        register_loop_views()
+        return self._train_loop_views[state.by_epoch]
 
     _train_loop = train_loop  # MMEngine's attribute, which LogProcessor reads
 

@@ -182,3 +182,39 @@ def test_stop_training_in_iteration_based_training_stops_after_that_iteration(tm
     mm, lh = _iteration_based_traces(tmp_path, (_stops_at(MMHook, 6),), (_stops_at(LHHook, 6),))
     assert not any(entry[0] == "before_train_iter" and entry[2] == 6 for entry in mm)
     assert_same(mm, lh)
+
+
+def _loop_kind_hook(base: type, log: list) -> object:
+    """Records, as mmpretrain's PreciseBNHook decides its unit, which MMEngine loop ``runner.train_loop`` is."""
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+
+    def record(stage: str, runner: object) -> None:
+        loop = runner.train_loop  # type: ignore[attr-defined]
+        log.append((stage, isinstance(loop, EpochBasedTrainLoop), isinstance(loop, IterBasedTrainLoop)))
+
+    class LoopKind(base):  # type: ignore[valid-type, misc]
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            record("after_train_iter", runner)
+
+        def after_train_epoch(self, runner):
+            record("after_train_epoch", runner)
+
+    return LoopKind()
+
+
+def test_train_loop_is_an_instance_of_mmengines_loop_of_its_kind(tmp_path):
+    """Hooks that pick their unit with isinstance(runner.train_loop, EpochBasedTrainLoop/IterBasedTrainLoop)
+    (mmpretrain's PreciseBNHook) act as under MMEngine's Runner, epoch- and iteration-based."""
+    mm_epoch: list = []
+    lh_epoch: list = []
+    mmengine_trace(tmp_path / "epoch", extra_hooks=[_loop_kind_hook(MMHook, mm_epoch)])
+    lightning_trace(tmp_path / "epoch", dict(max_epochs=2), extra_hooks=[_loop_kind_hook(LHHook, lh_epoch)])
+    assert ("after_train_epoch", True, False) in mm_epoch
+    assert lh_epoch == mm_epoch
+    mm_iter: list = []
+    lh_iter: list = []
+    _iteration_based_traces(
+        tmp_path / "iter", mm_hooks=(_loop_kind_hook(MMHook, mm_iter),), lh_hooks=(_loop_kind_hook(LHHook, lh_iter),)
+    )
+    assert ("after_train_iter", False, True) in mm_iter
+    assert lh_iter == mm_iter
