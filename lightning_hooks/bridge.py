@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Optional, Union
@@ -168,6 +169,8 @@ class HookBridge(Callback):
         self.hook_list.resolve_all()
         self.state = LoopState()
         self.message_hub: Optional[MessageHub] = None
+        #: Each Trainer's message hub (see :meth:`_hub_for`); ``message_hub`` is the current run's.
+        self._hubs: weakref.WeakKeyDictionary[pl.Trainer, MessageHub] = weakref.WeakKeyDictionary()
         self._log_processor_given = log_processor is not None
         #: This run's context (work dir, timestamp, names, message hub, log processor, resume), typed.
         self.runtime = RunContext(log_processor=build_log_processor(log_processor))
@@ -299,10 +302,7 @@ class HookBridge(Callback):
         work_dir = self._output_root(trainer)
         timestamp = trainer.strategy.broadcast(time.strftime("%Y%m%d_%H%M%S", time.localtime()), src=0)
         name = f"{self.experiment_name_prefix}_{timestamp}" if self.experiment_name_prefix else timestamp
-        if self.message_hub is None:
-            self.message_hub = MessageHub(name)
-        else:
-            self.message_hub.make_current()  # keeps the hub's content across runs of one bridge
+        self.message_hub = self._hub_for(trainer, name)
         log_file = osp.join(work_dir, timestamp, f"{timestamp}.log")
         run = self.runtime
         run.work_dir, run.timestamp, run.experiment_name = work_dir, timestamp, name
@@ -310,6 +310,22 @@ class HookBridge(Callback):
         if trainer.is_global_zero:
             os.makedirs(work_dir, exist_ok=True)
         get_logger(trainer.global_rank, log_file, self.log_level)
+
+    def _hub_for(self, trainer: pl.Trainer, name: str) -> MessageHub:
+        """The message hub of ``trainer``'s runs, made current; a new one for a Trainer's first run.
+
+        A Trainer's second ``fit`` continues its loops, and its ``validate``/``test`` follow its
+        training: they go on with its hub (best scores, kept checkpoints, histories). A new Trainer
+        starts its counters at 0, as a new MMEngine Runner does, and with an empty hub, as that Runner
+        does: another run's best score or checkpoint list must not decide what this one saves or
+        deletes. A resumed run then gets the checkpoint's hub.
+        """
+        hub = self._hubs.get(trainer)
+        if hub is None:
+            hub = self._hubs[trainer] = MessageHub(name)
+        else:
+            hub.make_current()
+        return hub
 
     def _configure_train_loop(self, trainer: pl.Trainer) -> None:
         """Choose epoch- or iteration-based counting from the Trainer's limits."""

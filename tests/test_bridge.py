@@ -786,3 +786,26 @@ def test_mmengine_runner_attributes_without_a_counterpart_say_where_their_job_is
     assert "HookBridge(custom_hooks=" in seen["register_hook"]
     assert "\n(NORMAL      ) Reach" in seen["hooks_info"].split("before_train:")[1].split("--")[0]  # MMEngine's table
     assert seen["no_such_thing"] == "'RunnerView' object has no attribute 'no_such_thing'"
+
+
+def test_a_new_trainer_starts_a_new_run_and_a_second_fit_goes_on(tmp_path):
+    """A bridge reused by a new Trainer starts afresh, as a new MMEngine Runner does: the earlier run's
+    kept checkpoints and best score decide nothing (none of its files is deleted, a best is saved).
+    A second fit of the same Trainer continues the first: its kept checkpoints still rotate."""
+    checkpoint = dict(type="CheckpointHook", interval=1, max_keep_ckpts=2, save_best="acc", rule="greater")
+    bridge = HookBridge(default_hooks=dict(checkpoint=checkpoint))
+    train, val = loaders()
+    first = make_trainer(tmp_path / "a", bridge, max_epochs=3)
+    first.fit(ToyModule(), train, val)
+    assert {"epoch_2.pth", "epoch_3.pth"} <= set(files_in(tmp_path / "a"))
+    assert "epoch_1.pth" not in files_in(tmp_path / "a")
+
+    make_trainer(tmp_path / "a", bridge, max_epochs=1).fit(ToyModule(), train, val)
+    assert {"epoch_1.pth", "epoch_2.pth", "epoch_3.pth"} <= set(files_in(tmp_path / "a"))
+    make_trainer(tmp_path / "b", bridge, max_epochs=1).fit(ToyModule(), train, val)
+    assert "best_acc_epoch_1.pth" in files_in(tmp_path / "b")
+
+    first.fit_loop.max_epochs = 4
+    first.fit(ToyModule(), train, val)
+    assert "epoch_4.pth" in files_in(tmp_path / "a")
+    assert "epoch_3.pth" in files_in(tmp_path / "a") and "epoch_2.pth" not in files_in(tmp_path / "a")
