@@ -20,14 +20,16 @@ This module only reads: it imports nothing from the rest of the package.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import json
 import os
 import os.path as osp
 import re
+import sys
 import types
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Union
 
 __all__ = ["NeedsMMEngineError", "load_mmengine_config", "merge_config", "read_config_file", "without_delete_keys"]
@@ -167,16 +169,50 @@ def _resolve_base_refs(obj: Any, refs: dict[str, str], base: Mapping[str, Any]) 
 
 
 def _base_files(tree: ast.Module, filename: str) -> list[str]:
+    if _is_lazy_import(tree):
+        raise NeedsMMEngineError(
+            f"{filename} is a new-style (lazy import) MMEngine config: it imports modules other than Python's "
+            "own or has `with read_base():`, which only mmengine.Config reads; install mmengine, or use the "
+            "classic form (`_base_ = [...]`, types named by strings)"
+        )
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == BASE_KEY for t in node.targets):
             value = _base_value(node.value, filename)
             return [value] if isinstance(value, str) else list(value)
-        if isinstance(node, ast.With) and "read_base" in ast.unparse(node.items[0].context_expr):
-            raise NeedsMMEngineError(
-                f"{filename} is a new-style (lazy import, `with read_base():`) MMEngine config, which "
-                "only mmengine.Config reads; install mmengine, or use the classic `_base_ = [...]` form"
-            )
     return []
+
+
+def _is_lazy_import(tree: ast.Module) -> bool:
+    """Whether ``mmengine.Config`` reads the file as a new-style (lazy import) config.
+
+    Its test, in its order: the first of these nodes decides (walking the whole tree) — an
+    assignment to ``_base_`` (classic), a ``with`` block (``read_base``), a relative import, or an
+    import of a module that is not Python's own (``from mmengine.hooks import CheckpointHook``,
+    ``import torch``). A config importing only the standard library, or ``mmengine.config``, is classic.
+    """
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id == BASE_KEY:
+            return False
+        if isinstance(node, ast.With):
+            return True
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                return True
+            if node.module == "mmengine" and [alias.name for alias in node.names] == ["Config"]:
+                continue
+            if isinstance(node.module, str) and not _is_python_module(node.module):
+                return True
+        if isinstance(node, ast.Import) and not all(_is_python_module(alias.name) for alias in node.names):
+            return True
+    return False
+
+
+def _is_python_module(name: str) -> bool:
+    """Python's own module (standard library or built in), or ``mmengine.config``, as MMEngine tells them apart."""
+    if name.startswith("mmengine.config"):
+        return True
+    top = name.split(".")[0]
+    return top in sys.builtin_module_names or top in sys.stdlib_module_names
 
 
 def _base_value(node: ast.expr, filename: str) -> Any:
@@ -320,10 +356,38 @@ def _read_with_mmengine(path: Union[str, os.PathLike[str]], refused: NeedsMMEngi
         raise refused from None
     filename = osp.abspath(osp.expanduser(os.fspath(path)))
     try:
-        config = Config.fromfile(filename)
+        with _mmengine_reads_yaml_safely():
+            config = Config.fromfile(filename)
     except Exception as exc:
         raise NeedsMMEngineError(f"{refused}\nmmengine.Config could not read it either: {exc!r}") from exc
     return config_to_dict(config)
+
+
+@contextlib.contextmanager
+def _mmengine_reads_yaml_safely() -> Iterator[None]:
+    """While ``mmengine.Config`` reads a config here, its YAML files are read with PyYAML's safe loader.
+
+    mmengine loads YAML with PyYAML's full loader, which runs what a ``!!python/...`` tag names;
+    a YAML or JSON config whose bases are all YAML or JSON is data here, also when a ``pkg::``
+    base sends it through mmengine. An mmengine without the loader this swaps is refused.
+    """
+    import yaml
+
+    try:
+        from mmengine.fileio.handlers import yaml_handler  # type: ignore[import-untyped]
+    except ImportError:
+        yaml_handler = None
+    if yaml_handler is None or not hasattr(yaml_handler, "Loader"):
+        raise NeedsMMEngineError(
+            "this mmengine version's YAML reading cannot be made safe (no mmengine.fileio.handlers.yaml_handler"
+            ".Loader); use mmengine 0.10"
+        )
+    full = yaml_handler.Loader
+    yaml_handler.Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        yield
+    finally:
+        yaml_handler.Loader = full
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -370,6 +370,47 @@ def test_new_style_config_is_read_through_mmengine(tmp_path):
         assert logger.interval == 5
 
 
+def test_a_config_importing_a_package_is_new_style_as_for_mmengine(tmp_path):
+    """mmengine.Config reads a Python config that imports anything but Python's own modules as a new-style
+    one (types become import paths, the imported names are not keys), with or without read_base."""
+    lazy = write(
+        tmp_path / "imports.py",
+        """
+        from mmengine.hooks import CheckpointHook
+        from torch.optim import SGD
+        default_hooks = dict(checkpoint=dict(type=CheckpointHook, interval=2, max_keep_ckpts=1))
+        optim_wrapper = dict(optimizer=dict(type=SGD, lr=0.02))
+        """,
+    )
+    classic = write(tmp_path / "classic.py", "import os.path as osp\nwork_dir = osp.join('work_dirs', 'x')\n")
+    assert load_mmengine_config(lazy) == Config.fromfile(str(lazy)).to_dict()
+    # Python's own modules keep a config classic (mmengine means the same, but in a virtual environment
+    # its test takes the standard library for a package and then fails on osp.join)
+    assert load_mmengine_config(classic) == {"work_dir": "work_dirs/x"}
+    assert load_mmengine_config(lazy)["optim_wrapper"]["optimizer"]["type"] == "torch.optim.SGD"
+    bridge = HookBridge.from_mmengine_config(lazy, work_dir=str(tmp_path / "work"))
+    (checkpoint,) = (h for h in bridge.hooks if type(h).__name__ == "CheckpointHook")
+    assert checkpoint.interval == 2 and checkpoint.max_keep_ckpts == 1
+
+
+def test_yaml_read_through_mmengine_is_read_safely(tmp_path):
+    """A YAML chain mmengine.Config reads (a pkg:: base sends it there) stays data: a python tag runs nothing."""
+    import mmengine.fileio.handlers.yaml_handler as yaml_handler
+
+    from lightning_hooks.config_reader import NeedsMMEngineError, _read_with_mmengine
+
+    ran = tmp_path / "ran"
+    write(tmp_path / "base.yaml", f"work_dir: !!python/object/apply:os.makedirs ['{ran}']\n")
+    child = write(tmp_path / "child.yaml", "_base_: base.yaml\ncustom_hooks: []\n")
+    full_loader = yaml_handler.Loader
+    with pytest.raises(NeedsMMEngineError, match="python/object/apply"):
+        _read_with_mmengine(child, NeedsMMEngineError("through mmengine"))
+    assert not ran.exists()
+    assert yaml_handler.Loader is full_loader
+    write(tmp_path / "base.yaml", "work_dir: work\n")
+    assert _read_with_mmengine(child, NeedsMMEngineError("x")) == Config.fromfile(str(child)).to_dict()
+
+
 def test_new_style_config_without_mmengine_names_the_format(tmp_path, monkeypatch):
     import builtins
 
