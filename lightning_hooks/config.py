@@ -21,7 +21,7 @@ import logging
 import os
 import os.path as osp
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -32,6 +32,7 @@ from .errors import UnsupportedHook, UnsupportedHookError
 from .hooks.dump_config_hook import DumpConfigHook
 from .hooks.hook import Hook
 from .hooks.load_from_hook import LoadFromHook
+from .logging.backends import BACKEND_TYPES
 from .optim.optimizer import wrapper_settings
 from .registry import AVERAGED_MODELS, HOOKS, to_plain
 from .runner import get_logger
@@ -237,22 +238,39 @@ def _config_logger() -> logging.Logger:
     return get_logger(rank=_rank())
 
 
-def _own_hook_name(hook_type: Any) -> Any:
-    """This package's registered name for one of MMEngine's own hook types, else ``hook_type`` unchanged.
+def _own_name(kind: Any, known: Callable[[str], bool]) -> Any:
+    """The plain name of one of MMEngine's own classes that this package knows by that name, else ``kind``.
 
-    New-style configs name MMEngine's hooks by class (``type=CheckpointHook`` after
-    ``from mmengine.hooks import CheckpointHook``), which ``mmengine.Config`` gives
-    back as the class or as its import path (``'mmengine.hooks.CheckpointHook'``).
+    New-style configs name MMEngine's classes by class (``type=CheckpointHook`` after
+    ``from mmengine.hooks import CheckpointHook``), which ``mmengine.Config`` gives back as the
+    class or as its import path (``'mmengine.hooks.CheckpointHook'``,
+    ``'mmengine.visualization.LocalVisBackend'``, ``'mmengine.runner.LogProcessor'``).
     """
-    if isinstance(hook_type, type):
-        module, name = hook_type.__module__, hook_type.__name__
-    elif isinstance(hook_type, str) and "." in hook_type:
-        module, name = hook_type.rsplit(".", 1)
+    if isinstance(kind, type):
+        module, name = kind.__module__, kind.__name__
+    elif isinstance(kind, str) and "." in kind:
+        module, name = kind.rsplit(".", 1)
     else:
-        return hook_type
-    if (module == "mmengine" or module.startswith("mmengine.")) and HOOKS.get(name) is not None:
+        return kind
+    if (module == "mmengine" or module.startswith("mmengine.")) and known(name):
         return name
-    return hook_type
+    return kind
+
+
+def _own_hook_name(hook_type: Any) -> Any:
+    """This package's registered name for one of MMEngine's own hook types, else ``hook_type`` unchanged."""
+    return _own_name(hook_type, lambda name: HOOKS.get(name) is not None)
+
+
+def _typed_as_own(cfg: Any, known: Callable[[str], bool]) -> Any:
+    """A ``type``d config dict with MMEngine's class named as this package names it, and without
+    ``_scope_`` (the registry scope ``mmengine.Config`` adds to the dicts of a ``pkg::`` base; there
+    is one registry here)."""
+    if not isinstance(cfg, Mapping) or "type" not in cfg:
+        return cfg
+    plain = {key: value for key, value in cfg.items() if key != "_scope_"}
+    plain["type"] = _own_name(cfg["type"], known)
+    return plain
 
 
 def _with_own_type(cfg: Any) -> Any:
@@ -333,6 +351,8 @@ def bridge_kwargs_from_mmengine_config(
     for key in BRIDGE_KEYS:
         if cfg.get(key) is not None:
             kwargs[key] = cfg[key]
+    if "log_processor" in kwargs:
+        kwargs["log_processor"] = _typed_as_own(kwargs["log_processor"], lambda name: name == "LogProcessor")
     path = _config_path(path_or_dict)
     filename = path if path is not None else getattr(path_or_dict, "filename", None)  # an mmengine.Config's file
     if isinstance(filename, str) and filename:
@@ -390,7 +410,10 @@ def _logger_with_visualizer(default_hooks: dict[str, Any], visualizer: Any) -> d
     logger = default_hooks.get("logger", {"type": "LoggerHook"})
     if logger is None or not isinstance(logger, Mapping) or "vis_backends" in logger:
         return default_hooks
-    return {**default_hooks, "logger": {**logger, "vis_backends": list(backends)}}
+    backends = [backends] if isinstance(backends, Mapping) else backends
+    if isinstance(backends, list):
+        backends = [_typed_as_own(entry, BACKEND_TYPES.__contains__) for entry in backends]
+    return {**default_hooks, "logger": {**logger, "vis_backends": backends}}
 
 
 # --------------------------------------------------------------------------------------- Trainer
@@ -441,19 +464,35 @@ def _needs_val_interval_hook(train_cfg: Any) -> bool:
 _MMENGINE_LOOPS = {"EpochBasedTrainLoop": True, "IterBasedTrainLoop": False}
 
 
+#: The arguments of MMEngine's two training loops (``EpochBasedTrainLoop``, ``IterBasedTrainLoop``), and
+#: the keys that choose between them.
+_LOOP_ARGUMENTS = {
+    True: ("max_epochs", "val_begin", "val_interval", "dynamic_intervals"),
+    False: ("max_iters", "val_begin", "val_interval", "dynamic_intervals"),
+}
+_LOOP_CHOICE = ("type", "by_epoch", "_scope_")
+
+
+def _check_loop_keys(train_cfg: Mapping[str, Any], epoch_based: bool) -> None:
+    """A key MMEngine's loop does not take is an error naming it, as MMEngine's is (a ``TypeError``)."""
+    valid = _LOOP_ARGUMENTS[epoch_based]
+    unknown = sorted(set(map(str, train_cfg)) - {*valid, *_LOOP_CHOICE})
+    if unknown:
+        loop = "EpochBasedTrainLoop" if epoch_based else "IterBasedTrainLoop"
+        raise TypeError(f"train_cfg: {loop} takes no argument {', '.join(map(repr, unknown))}; valid: {list(valid)}")
+
+
 def _is_epoch_based(train_cfg: Mapping[str, Any]) -> bool:
     """MMEngine's choice of loop: ``by_epoch``, or the loop ``type`` (another type: the length it gives)."""
     if "type" in train_cfg and "by_epoch" in train_cfg:
         raise ValueError(
             f"train_cfg: only one of 'type' or 'by_epoch' can be given, as in MMEngine; got {dict(train_cfg)!r}"
         )
-    if "by_epoch" in train_cfg:
-        return bool(train_cfg["by_epoch"])
-    if "type" not in train_cfg:
-        return True
-    loop = str(train_cfg["type"]).rsplit(".", 1)[-1]
-    if loop in _MMENGINE_LOOPS:
-        return _MMENGINE_LOOPS[loop]
+    loop = str(train_cfg["type"]).rsplit(".", 1)[-1] if "type" in train_cfg else None
+    if loop is None or loop in _MMENGINE_LOOPS:
+        epoch_based = bool(train_cfg.get("by_epoch", True)) if loop is None else _MMENGINE_LOOPS[loop]
+        _check_loop_keys(train_cfg, epoch_based)
+        return epoch_based
     if "max_epochs" not in train_cfg and "max_iters" not in train_cfg:
         raise ValueError(f"train_cfg needs max_epochs (epoch-based) or max_iters (iteration-based), got {train_cfg!r}")
     warnings.warn(

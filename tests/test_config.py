@@ -20,6 +20,7 @@ from lightning_hooks import (
     load_mmengine_config,
     trainer_kwargs_from_mmengine_config,
 )
+from lightning_hooks.config import bridge_kwargs_from_mmengine_config
 from lightning_hooks.config_reader import merge_config
 
 
@@ -409,6 +410,57 @@ def test_yaml_read_through_mmengine_is_read_safely(tmp_path):
     assert yaml_handler.Loader is full_loader
     write(tmp_path / "base.yaml", "work_dir: work\n")
     assert _read_with_mmengine(child, NeedsMMEngineError("x")) == Config.fromfile(str(child)).to_dict()
+
+
+def test_new_style_visualizer_and_log_processor_and_package_scopes_build(tmp_path):
+    """mmdet's new-style runtime names MMEngine's LocalVisBackend and LogProcessor by class (import paths
+    once read), and a pkg:: base adds _scope_ to its typed dicts: both read as the classic strings do."""
+    write(
+        tmp_path / "runtime.py",
+        """
+        from mmengine.hooks import CheckpointHook, LoggerHook
+        from mmengine.runner import LogProcessor
+        from mmengine.visualization import LocalVisBackend, Visualizer
+        default_hooks = dict(logger=dict(type=LoggerHook, interval=5), checkpoint=dict(type=CheckpointHook, interval=2))
+        visualizer = dict(type=Visualizer, vis_backends=[dict(type=LocalVisBackend)], name='visualizer')
+        log_processor = dict(type=LogProcessor, window_size=7, by_epoch=True)
+        """,
+    )
+    child = write(
+        tmp_path / "child.py",
+        "from mmengine.config import read_base\nwith read_base():\n    from .runtime import *\n",
+    )
+    scoped = {
+        "default_hooks": {"logger": {"type": "LoggerHook", "interval": 5, "_scope_": "mmdet"}},
+        "log_processor": {"type": "LogProcessor", "window_size": 7, "_scope_": "mmdet"},
+        "visualizer": {"type": "DetLocalVisualizer", "vis_backends": [{"type": "LocalVisBackend"}], "_scope_": "mmdet"},
+    }
+    for source in (child, Config.fromfile(str(child)), scoped):
+        kwargs = bridge_kwargs_from_mmengine_config(source)
+        assert kwargs["default_hooks"]["logger"]["vis_backends"] == [{"type": "LocalVisBackend"}]
+        assert kwargs["log_processor"]["type"] == "LogProcessor" and "_scope_" not in kwargs["log_processor"]
+        bridge = HookBridge.from_mmengine_config(source, work_dir=str(tmp_path / "work"))
+        assert bridge.runtime.log_processor.window_size == 7
+        (logger,) = (h for h in bridge.hooks if type(h).__name__ == "LoggerHook")
+        assert logger.interval == 5 and logger.vis_backends == [{"type": "LocalVisBackend"}]
+
+
+@pytest.mark.parametrize(
+    ("train_cfg", "named"),
+    [
+        (dict(type="EpochBasedTrainLoop", max_epochs=12, val_intervals=3), "'val_intervals'"),
+        (dict(by_epoch=True, max_epochs=12, max_iters=100), "'max_iters'"),
+        (dict(type="IterBasedTrainLoop", max_iters=100, max_epochs=2), "'max_epochs'"),
+        (dict(by_epoch=False, max_iters=100, max_iter=50), "'max_iter'"),
+    ],
+)
+def test_a_train_cfg_key_the_loop_does_not_take_is_an_error_naming_it(train_cfg, named):
+    """MMEngine's loops refuse an argument they do not take (a TypeError); a misspelt val_interval must not
+    silently validate every epoch."""
+    with pytest.raises(TypeError, match=rf"takes no argument {named}; valid: \["):
+        trainer_kwargs_from_mmengine_config({"train_cfg": train_cfg})
+    scoped = dict(type="EpochBasedTrainLoop", max_epochs=3, val_interval=2, _scope_="mmdet")
+    assert trainer_kwargs_from_mmengine_config({"train_cfg": scoped})["check_val_every_n_epoch"] == 2
 
 
 def test_new_style_config_without_mmengine_names_the_format(tmp_path, monkeypatch):

@@ -337,4 +337,6 @@ def test_train_cfg_loop_types():
     with pytest.raises(ValueError, match=r"train_cfg needs max_epochs .* or max_iters"):
         trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(type="MyLoop")))
     with pytest.raises(ValueError, match=r"an iteration-based loop and needs max_iters"):
+        trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(by_epoch=False, val_interval=2)))
+    with pytest.raises(TypeError, match=r"IterBasedTrainLoop takes no argument 'max_epochs'; valid: \['max_iters'"):
         trainer_kwargs_from_mmengine_config(dict(train_cfg=dict(by_epoch=False, max_epochs=2)))
