@@ -311,6 +311,17 @@ class HookBridge(Callback):
             os.makedirs(work_dir, exist_ok=True)
         get_logger(trainer.global_rank, log_file, self.log_level)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (spawned processes, deep copies): the map of Trainers to hubs holds weak
+        references and stays behind; ``message_hub`` goes along."""
+        state = self.__dict__.copy()
+        state["_hubs"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._hubs = weakref.WeakKeyDictionary()
+
     def _hub_for(self, trainer: pl.Trainer, name: str) -> MessageHub:
         """The message hub of ``trainer``'s runs, made current; a new one for a Trainer's first run.
 
