@@ -890,15 +890,16 @@ class HookBridge(Callback):
         return metrics
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_meta(self, by_epoch: bool = True) -> dict[str, Any]:
-        """MMEngine's ``meta`` for a checkpoint saved now (``epoch``/``iter`` as its defaults give them)."""
-        state = self.state
-        meta: dict[str, Any] = (
-            {"epoch": state.epoch + 1, "iter": state.iter}
-            if by_epoch
-            else {"epoch": state.epoch, "iter": state.iter + 1}
-        )
-        return meta
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """MMEngine's ``meta`` for a checkpoint Lightning writes now (ModelCheckpoint, ``trainer.save_checkpoint``).
+
+        ``epoch`` and ``iter`` are the finished epochs and iterations of the state it holds, as in the
+        hooks' own file of that state: MMEngine's resume reads them back (``train_loop._epoch =
+        meta['epoch']``). Lightning saves between the bridge's mount points, where the counters already
+        count the epoch or iteration that ended; ``runner.save_checkpoint``, called inside one, adds
+        MMEngine's ``+ 1`` itself.
+        """
+        return {"epoch": self.state.epoch, "iter": self.state.iter}
 
     def save_checkpoint(
         self,

@@ -347,3 +347,49 @@ def test_a_validation_inside_an_epoch_leaves_the_epochs_checkpoint_as_it_was(tmp
     assert (first["meta"]["iter"], first["global_step"]) == (4, 4)  # not the state of the validation at iteration 6
     assert files_in(tmp_path) == ["best_acc_epoch_2.pth", "epoch_1.pth", "epoch_2.pth", "last_checkpoint"]
     assert runtime_info(str(tmp_path / "epoch_2.pth"))["best_score"] == pytest.approx(0.4)
+
+
+def _save_every_third_iteration(base: type) -> Any:
+    """A hook saving ``iter_<n>.pth`` at every third iteration, as CheckpointHook(by_epoch=False) does."""
+
+    class SaveEveryThird(base):  # type: ignore[misc, valid-type]
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if (runner.iter + 1) % 3 == 0:
+                runner.save_checkpoint(runner.work_dir, f"iter_{runner.iter + 1}.pth", by_epoch=False)
+
+    return SaveEveryThird()
+
+
+@pytest.mark.parametrize("by_epoch", [True, False], ids=["by_epoch", "by_iter"])
+def test_checkpoints_lightning_writes_carry_the_meta_of_the_hooks_file_of_the_same_state(tmp_path, by_epoch):
+    """ModelCheckpoint's files (inside an epoch, at an epoch's end, ``last.ckpt``) and ``trainer.save_checkpoint``
+    after ``fit`` carry ``meta`` epoch/iter as the hooks' own file of the same state: the finished epochs and
+    iterations, which MMEngine's resume reads back (``train_loop._epoch = meta['epoch']``)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    if by_epoch:
+        checkpoint = dict(type="CheckpointHook", interval=1)
+        length: dict[str, Any] = dict(max_epochs=2)
+        at_epoch_ends = ModelCheckpoint(dirpath=tmp_path, filename="{step}-end", save_top_k=-1, save_last=True)
+        # the hooks' files of the state of each global step: epoch ends, and iterations 3 and 6 inside epochs
+        same_state = {4: "epoch_1.pth", 8: "epoch_2.pth", 3: "iter_3.pth", 6: "iter_6.pth"}
+    else:
+        checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=4)
+        length = dict(max_steps=8, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None)
+        at_epoch_ends = ModelCheckpoint(dirpath=tmp_path, filename="{step}-end", save_top_k=0, save_last=True)
+        same_state = {4: "iter_4.pth", 8: "iter_8.pth", 3: "iter_3.pth", 6: "iter_6.pth"}
+    every_3 = ModelCheckpoint(dirpath=tmp_path, filename="{step}-in", every_n_train_steps=3, save_top_k=-1)
+    bridge = HookBridge(default_hooks=dict(checkpoint=checkpoint), custom_hooks=[_save_every_third_iteration(Hook)])
+    trainer = make_trainer(tmp_path, bridge, enable_checkpointing=True, callbacks=[bridge, at_epoch_ends, every_3], **length)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(ToyModule(), *loaders())
+    trainer.save_checkpoint(tmp_path / "final.ckpt")
+    lightning_files = [name for name in os.listdir(tmp_path) if name.endswith(".ckpt")]
+    expected = ["last.ckpt", "final.ckpt", "step=3-in.ckpt", "step=6-in.ckpt"]
+    if by_epoch:
+        expected += ["step=4-end.ckpt", "step=8-end.ckpt"]
+    assert sorted(lightning_files) == sorted(expected)
+    for name in lightning_files:
+        step = torch.load(tmp_path / name, weights_only=True)["global_step"]
+        assert meta_view(str(tmp_path / name)) == meta_view(str(tmp_path / same_state[step])), name
