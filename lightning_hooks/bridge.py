@@ -33,10 +33,11 @@ from lightning.pytorch.callbacks import Callback
 from . import _lightning
 from . import bridge_checks as checks
 from ._version import __version__
-from .checkpoint_io import arm_auto_resume, save_through_trainer, wait_for_snapshot_copies
+from .checkpoint_io import save_through_trainer, wait_for_snapshot_copies
 from .config import OnUnsupported, bridge_kwargs_from_mmengine_config
 from .dispatch import HookList, hook_type_error
 from .fileio import absolute_path
+from .hooks.checkpoint_hook import CheckpointHook
 from .hooks.hook import Hook
 from .hooks.runtime_info_hook import TAKEN_NAMES, warn_taken_name
 from .logging.log_processor import LogProcessor, build_log_processor
@@ -286,8 +287,12 @@ class HookBridge(Callback):
                 sync_loop_state(self.state, trainer)  # max_epochs for before_run, as MMEngine's hooks see it
                 checks.warn_overlapping_callbacks(trainer, self.hook_list)
                 checks.warn_implicit_max_epochs(trainer, self.hook_list)
-                if self.resume:
-                    arm_auto_resume(trainer, self.runtime.work_dir, self.runner.logger)
+                hook_resumes = any(
+                    isinstance(h, CheckpointHook) and h.resume for h in self.hook_list.find(CheckpointHook)
+                )
+                if self.resume or hook_resumes:
+                    # Armed before before_run (CheckpointHook's resume too), so every hook there knows it.
+                    self.runner.auto_resume()
             if self.print_hooks_table:
                 self.runner.logger.info("Hooks will be executed in the following order:\n" + self.get_hooks_info())
         except BaseException:
@@ -307,6 +312,7 @@ class HookBridge(Callback):
         run = self.runtime
         run.work_dir, run.timestamp, run.experiment_name = work_dir, timestamp, name
         run.message_hub, run.log_file, run.resume = self.message_hub, log_file, False
+        run.auto_resume = None
         if trainer.is_global_zero:
             os.makedirs(work_dir, exist_ok=True)
         get_logger(trainer.global_rank, log_file, self.log_level)

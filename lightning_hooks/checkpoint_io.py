@@ -477,18 +477,23 @@ def _save_sharded_directory(
     )
 
 
-def arm_auto_resume(trainer: Any, work_dir: str, logger: Any) -> None:
+def arm_auto_resume(trainer: Any, work_dir: str, logger: Any) -> Callable[[], Optional[str]]:
     """MMEngine's ``resume=True``: make this ``fit`` resume from ``<work_dir>/last_checkpoint``.
 
     Lightning chooses ``ckpt_path`` before any callback runs, so the choice is made
     where Lightning loads it (:func:`lightning_hooks._lightning.intercept_resume_start`):
     when ``fit`` was given no path, the path is read on rank 0 and broadcast. Without
     a ``last_checkpoint`` the run starts fresh with a log line, as in MMEngine.
-    """
 
-    def choose_path(checkpoint_path: Optional[Any]) -> Optional[Any]:
-        if checkpoint_path is not None:
-            return checkpoint_path
+    Returns that choice: the checkpoint ``last_checkpoint`` names, or None. It is read once, by
+    its first call (collective: every rank calls it) or at Lightning's load, whichever comes
+    first, so a hook that asks in ``before_run`` learns the checkpoint Lightning then loads.
+    """
+    chosen: list[Optional[str]] = []
+
+    def last_checkpoint() -> Optional[str]:
+        if chosen:
+            return chosen[0]
         found: tuple[Optional[str], Optional[str]] = (None, None)
         if trainer.is_global_zero:
             try:
@@ -502,7 +507,12 @@ def arm_auto_resume(trainer: Any, work_dir: str, logger: Any) -> None:
             logger.info(f"Did not find last_checkpoint to be resumed in {work_dir}: starting from scratch.")
         else:
             logger.info(f"Auto resumed from the latest checkpoint {checkpoint_path}.")
+        chosen.append(checkpoint_path)
         return checkpoint_path
+
+    def choose_path(checkpoint_path: Optional[Any]) -> Optional[Any]:
+        return checkpoint_path if checkpoint_path is not None else last_checkpoint()
 
     # The file was chosen by us, not the user: it is loaded as data only unless fit says otherwise.
     _lightning.intercept_resume_start(trainer, choose_path, chosen_weights_only=True)
+    return last_checkpoint

@@ -943,9 +943,23 @@ class RunnerView:
     def auto_resume(self) -> None:
         """MMEngine's ``resume=True`` for this ``fit``: load ``<work_dir>/last_checkpoint`` if it exists.
 
-        Call it in ``before_run``; it has no effect when ``fit`` was given a ``ckpt_path``.
+        Call it in ``before_run``; it has no effect when ``fit`` was given a ``ckpt_path``, nor when
+        this ``fit`` auto-resumes already.
         """
-        arm_auto_resume(self.trainer, self.work_dir, self.logger)
+        if self._run.auto_resume is None:
+            self._run.auto_resume = arm_auto_resume(self.trainer, self.work_dir, self.logger)
+
+    def resume_checkpoint(self) -> Optional[str]:
+        """The checkpoint this ``fit`` resumes from, known from ``before_run`` on, or None for a fresh start.
+
+        ``fit``'s ``ckpt_path``, or under auto-resume the file ``<work_dir>/last_checkpoint`` names
+        (MMEngine's ``load_or_resume`` choice). Under auto-resume the first call reads that file on
+        rank 0 and broadcasts it: call it on every rank. :attr:`resumed_from` says it once loaded.
+        """
+        path = getattr(self.trainer, "ckpt_path", None)
+        if path is None and self._run.auto_resume is not None:
+            path = self._run.auto_resume()
+        return str(path) if path is not None else None
 
     @property
     def resumed_from(self) -> Optional[str]:

@@ -96,6 +96,9 @@ class RunContext:
     log_file: Optional[str] = None
     #: Whether this ``fit`` resumed from a checkpoint (weights, optimizer and loop state).
     resume: bool = False
+    #: Set when this ``fit`` auto-resumes (``resume=True``): called, it gives the checkpoint that
+    #: ``<work_dir>/last_checkpoint`` names, or None (see :func:`~lightning_hooks.checkpoint_io.arm_auto_resume`).
+    auto_resume: Optional[Callable[[], Optional[str]]] = None
     #: What hooks asked to run once the current mount point has finished (``runner.call_after_stage``).
     after_stage: list[Callable[[], None]] = field(default_factory=list)
     #: Names the module's ``self.log`` sends to Lightning's own loggers itself (``logger=True``).

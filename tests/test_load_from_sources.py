@@ -16,7 +16,7 @@ import pytest
 import torch
 from toy import ToyModule, loaders, make_trainer
 
-from lightning_hooks import HookBridge
+from lightning_hooks import Hook, HookBridge
 from lightning_hooks.hooks import LoadFromHook
 from lightning_hooks.hooks.load_from_hook import load_weights
 
@@ -166,3 +166,67 @@ def test_hooks_see_and_may_edit_the_load_from_checkpoint_first_as_in_mmengine(tm
         assert torch.equal(mm["model"][name], value * 2), name
         assert torch.equal(ours["model"][name], mm["model"][name]), name
         assert torch.equal(ours["ema"][name], mm["ema"][name]), name
+
+
+class _LoadSpy(Hook):
+    """Records the checkpoints hooks get in after_load_checkpoint and the weight training starts from."""
+
+    priority = "LOWEST"
+
+    def __init__(self) -> None:
+        self.loaded: list[float] = []
+        self.start: float | None = None
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        self.loaded.append(float(checkpoint["state_dict"]["linear.weight"][0, 0]))
+
+    def before_train(self, runner):
+        self.start = float(runner.model.linear.weight[0, 0])
+
+
+@pytest.mark.parametrize("asked_by", ["bridge", "checkpoint_hook"])
+def test_load_from_is_skipped_when_auto_resume_finds_a_checkpoint(tmp_path, capsys, asked_by):
+    """``resume=True`` resumes from ``<work_dir>/last_checkpoint``: the load_from file is neither loaded nor
+    shown to the hooks, then replaced by the resumed weights; the log says so, as for ``fit(ckpt_path=...)``."""
+    torch.save(
+        {"state_dict": ToyModule().state_dict() | {"linear.weight": torch.full((1, 2), 7.0)}}, tmp_path / "pre.pth"
+    )
+    work = tmp_path / "work"
+    quiet = dict(print_hooks_table=False, default_hooks=dict(logger=None))
+    make_trainer(work, HookBridge(**quiet), max_epochs=1).fit(ToyModule(), *loaders())
+    resumed_from = (work / "last_checkpoint").read_text()
+    saved = float(torch.load(resumed_from, weights_only=True)["state_dict"]["linear.weight"][0, 0])
+    capsys.readouterr()
+
+    load_from, spy = LoadFromHook(str(tmp_path / "pre.pth")), _LoadSpy()
+    if asked_by == "bridge":
+        bridge = HookBridge(resume=True, custom_hooks=[load_from, spy], log_level="INFO", **quiet)
+    else:
+        checkpoint = dict(type="CheckpointHook", resume=True)
+        quiet = dict(print_hooks_table=False, default_hooks=dict(logger=None, checkpoint=checkpoint))
+        bridge = HookBridge(custom_hooks=[load_from, spy], log_level="INFO", **quiet)
+    trainer = make_trainer(work, bridge, max_epochs=2)
+    trainer.fit(ToyModule(), *loaders())
+    assert trainer.ckpt_path == resumed_from
+    assert load_from.loaded is None and spy.loaded == [saved] and spy.start == saved
+    assert f"load_from={tmp_path / 'pre.pth'} skipped: resuming from {resumed_from}" in capsys.readouterr().out
+
+
+def test_load_from_loads_when_auto_resume_finds_no_checkpoint(tmp_path, capsys):
+    torch.save(
+        {"state_dict": ToyModule().state_dict() | {"linear.weight": torch.full((1, 2), 7.0)}}, tmp_path / "pre.pth"
+    )
+    load_from, spy = LoadFromHook(str(tmp_path / "pre.pth")), _LoadSpy()
+    bridge = HookBridge(
+        resume=True,
+        custom_hooks=[load_from, spy],
+        log_level="INFO",
+        print_hooks_table=False,
+        default_hooks=dict(logger=None),
+    )
+    trainer = make_trainer(tmp_path / "work", bridge, max_epochs=1)
+    trainer.fit(ToyModule(), *loaders())
+    assert trainer.ckpt_path is None
+    assert load_from.loaded == ([], []) and spy.loaded == [7.0] and spy.start == 7.0
+    out = capsys.readouterr().out
+    assert out.count("Did not find last_checkpoint") == 1 and f"Load checkpoint from {tmp_path / 'pre.pth'}" in out

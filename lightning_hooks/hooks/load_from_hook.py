@@ -5,8 +5,8 @@ MMEngine's Runner loads ``load_from`` (when not resuming) with ``strict=False`` 
 ones the model lacks. This hook does the same in ``before_run`` on the LightningModule,
 reading the file with ``torch.load(weights_only=True)``. ``revise_keys`` maps key prefixes
 (e.g. ``[(r'^', 'model.')]`` when the LightningModule keeps the network as ``self.model``).
-A ``fit`` that resumes from a checkpoint (``ckpt_path``) skips it: the checkpoint's weights win,
-as in MMEngine.
+A ``fit`` that resumes from a checkpoint (``ckpt_path``, or the ``<work_dir>/last_checkpoint`` of
+``resume=True``) skips it: the checkpoint's weights win, as in MMEngine.
 """
 
 from __future__ import annotations
@@ -150,9 +150,13 @@ class LoadFromHook(Hook):
         self.loaded: Optional[tuple[list[str], list[str]]] = None
 
     def before_run(self, runner: RunnerView) -> None:
-        """Load the weights, unless this ``fit`` resumes from a checkpoint."""
-        if getattr(runner.trainer, "ckpt_path", None) is not None:
-            runner.logger.info(f"load_from={self.filename} skipped: resuming from {runner.trainer.ckpt_path}")
+        """Load the weights, unless this ``fit`` resumes from a checkpoint (``ckpt_path``, or auto-resume's).
+
+        The resumed checkpoint's weights would replace them: they are not loaded first.
+        """
+        resume_from = runner.resume_checkpoint()
+        if resume_from is not None:
+            runner.logger.info(f"load_from={self.filename} skipped: resuming from {resume_from}")
             return
         if is_download_url(self.filename) and runner.world_size > 1:
             self._download_on_rank_zero_first(runner)
