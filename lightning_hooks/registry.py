@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Optional, Union
 
-__all__ = ["AVERAGED_MODELS", "HOOKS", "Registry", "to_plain"]
+__all__ = ["AVERAGED_MODELS", "HOOKS", "Registry", "mmengine_class_name", "to_plain"]
 
 
 def to_plain(obj: Any) -> Any:
@@ -28,6 +28,19 @@ def to_plain(obj: Any) -> Any:
         converted = [to_plain(v) for v in obj]
         return tuple(converted) if isinstance(obj, tuple) else converted
     return obj
+
+
+def mmengine_class_name(obj: Any) -> Optional[str]:
+    """The name MMEngine registers ``obj`` under when it is one of MMEngine's own classes, else None.
+
+    A dict config may give MMEngine's class itself as ``type`` (``type=OptimWrapper`` after
+    ``from mmengine.optim import OptimWrapper``), as MMEngine's registry accepts. This package's
+    class of that name stands for it, as it does for the name ``'mmengine.optim.OptimWrapper'``
+    that ``mmengine.Config.to_dict()`` writes for such a lazy import.
+    """
+    if isinstance(obj, type) and obj.__module__.partition(".")[0] == "mmengine":
+        return obj.__name__
+    return None
 
 
 class Registry:

@@ -618,3 +618,70 @@ def test_iteration_based_accumulation_cut_short_by_epoch_ends_is_named_and_sched
     assert [entry[1] for entry in log if entry[0] == "iter"] == list(range(7))
     assert trainer.lr_scheduler_configs[0].scheduler.end == 7
     assert lr_series(log)[-1] == pytest.approx(0.001)
+
+
+def test_a_new_style_mmengine_config_object_builds_as_its_path(tmp_path, monkeypatch):
+    """A lazy-import Config is read through ``to_dict()``: its classes become the names MMEngine registers,
+    and modules the config imports for other sections are not imported."""
+    import sys
+
+    from mmengine import Config
+
+    from lightning_hooks.optim import LinearLR, MultiStepLR
+
+    unused = f"lh_unused_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{unused}.py").write_text("class Model:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "_base_").mkdir()
+    (tmp_path / "_base_" / "schedule.py").write_text(
+        "from mmengine.optim import LinearLR, MultiStepLR, OptimWrapper\n"
+        "from torch.optim import SGD\n"
+        f"from {unused} import Model\n\n"
+        "model = dict(type=Model)\n"
+        "param_scheduler = [\n"
+        "    dict(type=LinearLR, start_factor=0.001, by_epoch=False, begin=0, end=500),\n"
+        "    dict(type=MultiStepLR, begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1),\n"
+        "]\n"
+        "optim_wrapper = dict(type=OptimWrapper, optimizer=dict(type=SGD, lr=0.02, momentum=0.9))\n"
+    )
+    path = tmp_path / "recipe.py"
+    path.write_text("from mmengine.config import read_base\n\nwith read_base():\n    from ._base_.schedule import *\n")
+    for cfg in (str(path), Config.fromfile(str(path))):
+        optimizers, configs = mmengine_optimizers(RecipeModule({}), cfg, max_epochs=12, epoch_length=10)
+        assert type(optimizers[0]) is torch.optim.SGD and optimizers[0].defaults["momentum"] == 0.9
+        assert [type(c["scheduler"]) for c in configs] == [LinearLR, MultiStepLR]
+        assert [c["interval"] for c in configs] == ["step", "epoch"]
+    assert unused not in sys.modules
+
+
+def test_mmengine_classes_in_a_plain_dict_build_as_in_mmengine():
+    """MMEngine's registry takes a class as ``type``; its wrapper, constructor and scheduler classes name ours."""
+    from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor, OptimWrapper
+    from mmengine.optim import LinearLR as MMLinearLR
+
+    from lightning_hooks.optim import LinearLR, parse_optim_wrapper
+
+    cfg = dict(
+        optim_wrapper=dict(
+            type=OptimWrapper, constructor=DefaultOptimWrapperConstructor, optimizer=dict(type=torch.optim.SGD, lr=0.1)
+        ),
+        param_scheduler=dict(type=MMLinearLR, start_factor=0.5, by_epoch=False, end=4),
+    )
+    optimizers, configs = mmengine_optimizers(RecipeModule({}), cfg)
+    assert type(optimizers[0]) is torch.optim.SGD and type(configs[0]["scheduler"]) is LinearLR
+    amp = dict(type=AmpOptimWrapper, dtype="bfloat16", optimizer=dict(type="SGD", lr=0.1))
+    assert parse_optim_wrapper(amp)[2].precision == "bf16-mixed"
+
+
+def test_a_class_that_is_not_mmengines_names_what_to_write_instead():
+    from mmengine.optim import OptimWrapper
+
+    class MyWrapper(OptimWrapper):
+        pass
+
+    sgd = dict(type="SGD", lr=0.1)
+    with pytest.raises(ValueError, match=r"optim_wrapper.type=<class .*MyWrapper'> is not supported; supported: "):
+        mmengine_optimizers(RecipeModule({}), dict(optim_wrapper=dict(type=MyWrapper, optimizer=sgd)))
+    torch_step = dict(type=torch.optim.lr_scheduler.StepLR, step_size=1)
+    with pytest.raises(TypeError, match=r"torch.optim.lr_scheduler.StepLR.*write type='StepLR'"):
+        mmengine_optimizers(RecipeModule({}), dict(optim_wrapper=dict(optimizer=sgd), param_scheduler=torch_step))

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .._lightning import attached_trainer, batches_for_steps, load_train_dataloader
-from ..config_reader import without_delete_keys
+from ..config_reader import config_to_dict, load_mmengine_config, without_delete_keys
 from ..errors import OptimConfigError
 from ..registry import to_plain
 from .optimizer import WrapperSettings, build_optimizer, parse_optim_wrapper
@@ -58,10 +58,16 @@ class TrainingLengths:
 
 
 def _load_config(cfg: Any) -> dict[str, Any]:
-    if isinstance(cfg, (str, os.PathLike)):
-        from ..config_reader import load_mmengine_config
+    """The config as plain dicts: a file read as ``mmengine.Config.fromfile(path).to_dict()`` reads it.
 
+    An ``mmengine.Config`` or ``ConfigDict`` is read through ``to_dict()``, as the bridge reads it,
+    so that a new-style config's lazy imports become names (``'mmengine.optim.LinearLR'``) instead
+    of being imported and built into MMEngine's classes.
+    """
+    if isinstance(cfg, (str, os.PathLike)):
         return load_mmengine_config(cfg)
+    if type(cfg).__module__.partition(".")[0] == "mmengine" and callable(getattr(cfg, "to_dict", None)):
+        return to_plain(config_to_dict(cfg))
     if isinstance(cfg, Mapping) or hasattr(cfg, "items"):
         return to_plain(dict(cfg.items()))
     raise TypeError(f"cfg must be a config file path, a dict or an mmengine.Config, got {type(cfg).__name__}")

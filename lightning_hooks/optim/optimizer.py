@@ -35,7 +35,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ..config_reader import without_delete_keys
 from ..errors import OptimConfigError, OptimKeyError
-from ..registry import Registry, to_plain
+from ..registry import Registry, mmengine_class_name, to_plain
 
 __all__ = ["OPTIMIZERS", "WrapperSettings", "build_optimizer", "parse_optim_wrapper", "wrapper_settings"]
 
@@ -149,6 +149,14 @@ def _as_dict(cfg: Any) -> dict[str, Any]:
     return plain
 
 
+def _type_name(value: Any) -> Any:
+    """The name a wrapper or constructor ``type`` gives: a dotted or scoped name's last part, or the
+    name of one of MMEngine's own classes; any other value is returned as it is (and refused)."""
+    if isinstance(value, str):
+        return value.rsplit(".", 1)[-1]
+    return mmengine_class_name(value) or value
+
+
 def wrapper_settings(cfg: Mapping[str, Any]) -> WrapperSettings:
     """The Trainer side of an ``optim_wrapper`` (clipping, accumulation, precision) only.
 
@@ -157,9 +165,12 @@ def wrapper_settings(cfg: Mapping[str, Any]) -> WrapperSettings:
     Lightning cannot honour.
     """
     cfg = _as_dict(cfg)
-    wrapper_type = str(cfg.get("type", "OptimWrapper")).rsplit(".", 1)[-1]
+    wrapper_type = _type_name(cfg.get("type", "OptimWrapper"))
     if wrapper_type not in WRAPPER_TYPES:
-        raise ValueError(f"optim_wrapper.type={cfg.get('type')!r} is not supported; supported: {list(WRAPPER_TYPES)}")
+        raise ValueError(
+            f"optim_wrapper.type={cfg.get('type')!r} is not supported; supported: {list(WRAPPER_TYPES)} "
+            "(by name, or MMEngine's classes of these names)"
+        )
     precision = "32-true"
     if wrapper_type == "AmpOptimWrapper":
         dtype = cfg.get("dtype")
@@ -191,13 +202,13 @@ def parse_optim_wrapper(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
             "wrapper per key) need manual optimization in Lightning and are not supported by mmengine_optimizers"
         )
     settings = wrapper_settings(cfg)
-    wrapper_type = str(cfg.get("type", "OptimWrapper")).rsplit(".", 1)[-1]
+    wrapper_type = _type_name(cfg.get("type", "OptimWrapper"))
     allowed = WRAPPER_KEYS | (AMP_KEYS if wrapper_type == "AmpOptimWrapper" else set())
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise ValueError(f"optim_wrapper: unsupported keys {unknown} for {wrapper_type}; supported: {sorted(allowed)}")
     constructor = cfg.get("constructor", "DefaultOptimWrapperConstructor")
-    if str(constructor).rsplit(".", 1)[-1] != "DefaultOptimWrapperConstructor":
+    if _type_name(constructor) != "DefaultOptimWrapperConstructor":
         raise OptimKeyError(
             f"optim_wrapper.constructor={constructor!r} is not supported; only MMEngine's "
             "DefaultOptimWrapperConstructor rules are built in (build the optimizer yourself for others)"

@@ -35,7 +35,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from ..errors import OptimConfigError, OptimKeyError
-from ..registry import Registry, to_plain
+from ..registry import Registry, mmengine_class_name, to_plain
 
 __all__ = [
     "INF",
@@ -952,14 +952,25 @@ def build_param_scheduler(
 
 
 def _scheduler_class(type_name: Any) -> type[ParamScheduler]:
+    """The class a ``type`` names: a registered name, a :class:`ParamScheduler` class, or one of
+    MMEngine's scheduler classes (built as this package's class of the same name)."""
     if isinstance(type_name, str):
         cls = PARAM_SCHEDULERS.get(type_name)
         if cls is None:
             raise PARAM_SCHEDULERS._unknown_type_error(type_name)
     elif isinstance(type_name, type) and issubclass(type_name, ParamScheduler):
         cls = type_name
+    elif mmengine_class_name(type_name) is not None:
+        return _scheduler_class(mmengine_class_name(type_name))
     else:
-        raise TypeError(f"param_scheduler type must be a registered name or a ParamScheduler class, got {type_name!r}")
+        hint = ""
+        name = getattr(type_name, "__name__", None)
+        if isinstance(type_name, type) and isinstance(name, str) and name in PARAM_SCHEDULERS:
+            hint = f"; write type={name!r} for MMEngine's {name}"
+        raise TypeError(
+            "param_scheduler type must be a registered name, a ParamScheduler class or one of MMEngine's "
+            f"scheduler classes, got {type_name!r}{hint}"
+        )
     return cls  # type: ignore[return-value]
 
 
