@@ -30,7 +30,7 @@ __all__ = ["KEY_ROLES", "ConfigKey", "classify_config_keys", "format_key_table",
 KEY_ROLES: dict[str, tuple[str, str]] = {
     "default_hooks": ("bridge", "merged into the default hooks"),
     "custom_hooks": ("bridge", "built after the default hooks"),
-    "custom_imports": ("bridge", "imported before the hooks are built"),
+    "custom_imports": ("bridge", "imported before the hooks and the optimizer are built"),
     "visualizer": ("bridge", "vis_backends given to LoggerHook"),
     "vis_backends": ("bridge", "through visualizer.vis_backends"),
     "work_dir": ("bridge", "checkpoints and logs; Trainer default_root_dir"),

@@ -8,10 +8,12 @@ such as ``dict(type='CheckpointHook', interval=1)``.
 from __future__ import annotations
 
 import difflib
+import importlib
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Optional, Union
 
-__all__ = ["AVERAGED_MODELS", "HOOKS", "Registry", "mmengine_class_name", "to_plain"]
+__all__ = ["AVERAGED_MODELS", "HOOKS", "Registry", "import_custom_modules", "mmengine_class_name", "to_plain"]
 
 
 def to_plain(obj: Any) -> Any:
@@ -28,6 +30,28 @@ def to_plain(obj: Any) -> Any:
         converted = [to_plain(v) for v in obj]
         return tuple(converted) if isinstance(obj, tuple) else converted
     return obj
+
+
+def import_custom_modules(custom_imports: Any) -> None:
+    """A config's ``custom_imports=dict(imports=[...], allow_failed_imports=False)``, imported as MMEngine imports them.
+
+    The listed modules run, so that they can register their classes (hooks, optimizers) before
+    the config's ``type`` names are looked up. A module that fails to import is an ImportError
+    naming it, or a warning when ``allow_failed_imports`` is True.
+    """
+    if not custom_imports:
+        return
+    imports = custom_imports.get("imports", []) if isinstance(custom_imports, Mapping) else custom_imports
+    allow_failed = (
+        bool(custom_imports.get("allow_failed_imports", False)) if isinstance(custom_imports, Mapping) else False
+    )
+    for name in [imports] if isinstance(imports, str) else imports:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            if not allow_failed:
+                raise ImportError(f"custom_imports: cannot import {name!r}: {exc}") from exc
+            warnings.warn(f"custom_imports: {name!r} failed to import and is skipped", UserWarning, stacklevel=3)
 
 
 def mmengine_class_name(obj: Any) -> Optional[str]:

@@ -685,3 +685,45 @@ def test_a_class_that_is_not_mmengines_names_what_to_write_instead():
     torch_step = dict(type=torch.optim.lr_scheduler.StepLR, step_size=1)
     with pytest.raises(TypeError, match=r"torch.optim.lr_scheduler.StepLR.*write type='StepLR'"):
         mmengine_optimizers(RecipeModule({}), dict(optim_wrapper=dict(optimizer=sgd), param_scheduler=torch_step))
+
+
+@pytest.mark.parametrize("kind", ["path", "dict", "Config"])
+def test_custom_imports_are_imported_before_the_optimizer_is_built(tmp_path, monkeypatch, kind):
+    """As ``mmengine.Config.fromfile`` imports them, so a module registering an optimizer can be named there."""
+    import sys
+
+    from mmengine import Config
+
+    from lightning_hooks.optim import OPTIMIZERS
+
+    module_name = f"lh_user_optim_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module_name}.py").write_text(
+        "import torch\n\nfrom lightning_hooks.optim import OPTIMIZERS\n\n\n"
+        "@OPTIMIZERS.register_module()\nclass LhUserSGD(torch.optim.SGD):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(OPTIMIZERS, "_module_dict", dict(OPTIMIZERS._module_dict))
+    cfg = dict(
+        custom_imports=dict(imports=[module_name], allow_failed_imports=False),
+        optim_wrapper=dict(optimizer=dict(type="LhUserSGD", lr=0.1)),
+    )
+    path = tmp_path / "recipe.py"
+    path.write_text("".join(f"{key} = {value!r}\n" for key, value in cfg.items()))
+    given = {"path": str(path), "dict": cfg, "Config": Config(cfg)}[kind]
+    try:
+        optimizer = mmengine_optimizers(RecipeModule({}), given)
+        assert type(optimizer).__name__ == "LhUserSGD" and type(optimizer).__module__ == module_name
+    finally:
+        sys.modules.pop(module_name, None)
+
+
+def test_custom_imports_that_fail_are_named_or_skipped_as_allowed():
+    sgd = dict(optimizer=dict(type="SGD", lr=0.1))
+    missing = dict(imports=["lh_no_such_optim_module"])
+    with pytest.raises(ImportError, match=r"custom_imports: cannot import 'lh_no_such_optim_module'"):
+        mmengine_optimizers(RecipeModule({}), dict(custom_imports=missing, optim_wrapper=sgd))
+    with pytest.warns(UserWarning, match=r"'lh_no_such_optim_module' failed to import and is skipped"):
+        optimizer = mmengine_optimizers(
+            RecipeModule({}), dict(custom_imports=dict(missing, allow_failed_imports=True), optim_wrapper=sgd)
+        )
+    assert type(optimizer) is torch.optim.SGD

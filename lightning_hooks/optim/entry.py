@@ -29,7 +29,7 @@ from torch import nn
 from .._lightning import attached_trainer, batches_for_steps, load_train_dataloader
 from ..config_reader import config_to_dict, load_mmengine_config, without_delete_keys
 from ..errors import OptimConfigError
-from ..registry import to_plain
+from ..registry import import_custom_modules, to_plain
 from .optimizer import WrapperSettings, build_optimizer, parse_optim_wrapper
 from .schedulers import ParamScheduler, build_param_scheduler
 
@@ -279,8 +279,10 @@ def mmengine_optimizers(
 
     Args:
         module: the LightningModule (or any module) whose parameters are optimized.
-        cfg: a config holding ``optim_wrapper`` (required), ``param_scheduler`` and ``auto_scale_lr``
-            (optional): a dict, an ``mmengine.Config`` or a config file path.
+        cfg: a config holding ``optim_wrapper`` (required), ``param_scheduler``, ``auto_scale_lr``
+            and ``custom_imports`` (optional): a dict, an ``mmengine.Config`` or a config file path.
+            The ``custom_imports`` modules are imported first, as ``mmengine.Config.fromfile``
+            imports them, so that a module registering an optimizer in ``OPTIMIZERS`` can be named there.
         max_epochs, max_iters, epoch_length: override the lengths read from the attached Trainer
             (the default ``end`` of schedulers and the ``convert_to_iter_based`` factor); needed only
             when the module is not attached to a Trainer.
@@ -290,6 +292,7 @@ def mmengine_optimizers(
         one Lightning scheduler config per scheduler (``interval`` 'epoch' or 'step' by its ``by_epoch``).
     """
     config = _load_config(cfg)
+    import_custom_modules(config.get("custom_imports"))
     if config.get("optim_wrapper") is None:
         raise ValueError(f"the config has no optim_wrapper (its keys: {sorted(config)})")
     optimizer_cfg, paramwise, settings = parse_optim_wrapper(config["optim_wrapper"])
