@@ -727,3 +727,26 @@ def test_custom_imports_that_fail_are_named_or_skipped_as_allowed():
             RecipeModule({}), dict(custom_imports=dict(missing, allow_failed_imports=True), optim_wrapper=sgd)
         )
     assert type(optimizer) is torch.optim.SGD
+
+
+def test_scope_keys_choose_nothing_and_are_dropped():
+    """``mmengine.Config`` adds ``_scope_='mmdet'`` to each typed dict of an ``mmdet::`` base; MMEngine's
+    registry only switches to that scope, so the wrapper, optimizer and schedulers build as without it."""
+    from lightning_hooks.optim import LinearLR, MultiStepLR, build_optimizer, parse_optim_wrapper
+
+    sgd = dict(type="SGD", lr=0.02, momentum=0.9, _scope_="mmdet")
+    cfg = dict(
+        optim_wrapper=dict(type="OptimWrapper", optimizer=sgd, clip_grad=None, _scope_="mmdet"),
+        param_scheduler=[
+            dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=5, _scope_="mmdet"),
+            dict(type="MultiStepLR", by_epoch=True, milestones=[1], gamma=0.1, _scope_="mmdet"),
+        ],
+    )
+    optimizers, configs = mmengine_optimizers(RecipeModule({}), cfg, max_epochs=2, epoch_length=4)
+    assert type(optimizers[0]) is torch.optim.SGD and optimizers[0].defaults["momentum"] == 0.9
+    assert [type(c["scheduler"]) for c in configs] == [LinearLR, MultiStepLR]
+    amp = dict(type="AmpOptimWrapper", dtype="bfloat16", optimizer=sgd, _scope_="mmdet")
+    assert parse_optim_wrapper(amp)[2].precision == "bf16-mixed"
+    untyped = dict(optim_wrapper=dict(optimizer=sgd))  # the scope goes to the first typed dict down
+    assert type(mmengine_optimizers(RecipeModule({}), untyped)) is torch.optim.SGD
+    assert type(build_optimizer(nn.Linear(2, 2), sgd)) is torch.optim.SGD

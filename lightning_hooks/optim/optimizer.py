@@ -143,9 +143,15 @@ def _clip_settings(clip_grad: Any) -> tuple[Optional[float], Optional[str]]:
 
 
 def _as_dict(cfg: Any) -> dict[str, Any]:
+    """``optim_wrapper`` as a plain dict, without the merge syntax and the registry scope.
+
+    ``_scope_`` (which ``mmengine.Config`` adds to a typed dict of an ``mmdet::`` base) only picks
+    the registry MMEngine builds from; names are looked up here without scopes, so it is dropped.
+    """
     if not isinstance(cfg, Mapping):  # mmengine's ConfigDict and OmegaConf's DictConfig are Mappings
         raise TypeError(f"optim_wrapper must be a dict, got {type(cfg).__name__}")
     plain: dict[str, Any] = without_delete_keys(to_plain(dict(cfg.items())))  # merge syntax left over, ignored
+    plain.pop("_scope_", None)
     return plain
 
 
@@ -403,13 +409,15 @@ def build_optimizer(
 
     Args:
         model: the module whose parameters are optimized (a wrapper's ``.module`` is used, as in MMEngine).
-        optimizer_cfg: ``dict(type='SGD', lr=0.01, ...)``; ``type`` is a :data:`OPTIMIZERS` name or class.
+        optimizer_cfg: ``dict(type='SGD', lr=0.01, ...)``; ``type`` is a :data:`OPTIMIZERS` name or class
+            (a ``_scope_`` key, MMEngine's registry scope, is ignored).
         paramwise_cfg: per-parameter rules (see the module docstring); None or empty for one group.
     """
     inner = getattr(model, "module", None)
     if isinstance(inner, nn.Module):
         model = inner
     args = to_plain(dict(optimizer_cfg.items()))
+    args.pop("_scope_", None)  # the registry scope: names are looked up without one
     cls = _optimizer_class(args.pop("type"))
     first_arg = next(iter(inspect.signature(cls).parameters))
     params: Any
