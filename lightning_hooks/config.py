@@ -16,7 +16,6 @@ The bridge imports this module (``HookBridge.from_mmengine_config``,
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import os.path as osp
@@ -34,7 +33,7 @@ from .hooks.hook import Hook
 from .hooks.load_from_hook import LoadFromHook
 from .logging.backends import BACKEND_TYPES
 from .optim.optimizer import wrapper_settings
-from .registry import AVERAGED_MODELS, HOOKS, to_plain
+from .registry import AVERAGED_MODELS, HOOKS, import_custom_modules, mmengine_class_name, to_plain
 from .runner import get_logger
 
 __all__ = [
@@ -246,15 +245,10 @@ def _own_name(kind: Any, known: Callable[[str], bool]) -> Any:
     class or as its import path (``'mmengine.hooks.CheckpointHook'``,
     ``'mmengine.visualization.LocalVisBackend'``, ``'mmengine.runner.LogProcessor'``).
     """
-    if isinstance(kind, type):
-        module, name = kind.__module__, kind.__name__
-    elif isinstance(kind, str) and "." in kind:
-        module, name = kind.rsplit(".", 1)
-    else:
-        return kind
-    if (module == "mmengine" or module.startswith("mmengine.")) and known(name):
-        return name
-    return kind
+    name = mmengine_class_name(kind)
+    if name is None and isinstance(kind, str) and kind.startswith("mmengine."):
+        name = kind.rsplit(".", 1)[1]
+    return name if name is not None and known(name) else kind
 
 
 def _own_hook_name(hook_type: Any) -> Any:
@@ -282,23 +276,6 @@ def _with_own_type(cfg: Any) -> Any:
     return cfg
 
 
-def _import_custom_modules(custom_imports: Any) -> None:
-    """``custom_imports=dict(imports=[...], allow_failed_imports=False)``, as MMEngine imports them."""
-    if not custom_imports:
-        return
-    imports = custom_imports.get("imports", []) if isinstance(custom_imports, Mapping) else custom_imports
-    allow_failed = (
-        bool(custom_imports.get("allow_failed_imports", False)) if isinstance(custom_imports, Mapping) else False
-    )
-    for name in [imports] if isinstance(imports, str) else imports:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            if not allow_failed:
-                raise ImportError(f"custom_imports: cannot import {name!r}: {exc}") from exc
-            warnings.warn(f"custom_imports: {name!r} failed to import and is skipped", UserWarning, stacklevel=3)
-
-
 def _as_config(path_or_dict: Union[str, os.PathLike[str], Mapping[str, Any]]) -> dict[str, Any]:
     if isinstance(path_or_dict, (str, os.PathLike, Path)):
         return load_mmengine_config(path_or_dict)
@@ -324,7 +301,7 @@ def bridge_kwargs_from_mmengine_config(
     if on_unsupported not in ("error", "warn"):
         raise ValueError(f"on_unsupported must be 'error' or 'warn', got {on_unsupported!r}")
     cfg = _as_config(path_or_dict)
-    _import_custom_modules(cfg.get("custom_imports"))
+    import_custom_modules(cfg.get("custom_imports"))
     default_hooks = without_delete_keys(cfg.get("default_hooks") or {})
     custom_hooks = without_delete_keys(cfg.get("custom_hooks") or [])
     if not isinstance(default_hooks, Mapping):
