@@ -318,10 +318,12 @@ class HookBridge(Callback):
         get_logger(trainer.global_rank, log_file, self.log_level)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Picklable (spawned processes, deep copies): the map of Trainers to hubs holds weak
-        references and stays behind; ``message_hub`` goes along."""
+        """Picklable (spawned processes, deep copies), also after a ``fit``: the map of Trainers to hubs
+        (weak references) and the runner view of the last run (a view of its Trainer; each run makes
+        its own) stay behind; ``message_hub`` goes along."""
         state = self.__dict__.copy()
         state["_hubs"] = None
+        state["runner"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -393,6 +395,7 @@ class HookBridge(Callback):
         try:
             self._call("after_run")
         finally:
+            self.runtime.auto_resume = None  # this run's choice; a closure, which would keep the bridge from pickling
             close_log_file(self.runtime.log_file)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

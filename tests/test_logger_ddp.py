@@ -53,6 +53,17 @@ def test_the_bridge_pickles_with_every_default_hook_and_ema():
         pass
 
 
+def test_the_bridge_pickles_after_a_fit_that_auto_resumed(tmp_path):
+    """A second ``ddp_spawn`` fit pickles the bridge again, with what the first fit left in it."""
+    import pickle
+
+    bridge = HookBridge(resume=True, custom_hooks=[dict(type="EMAHook")])
+    make_trainer(tmp_path, bridge, max_epochs=1).fit(ToyModule(), *loaders())
+    copy = pickle.loads(pickle.dumps(bridge))
+    assert copy.message_hub.runtime_info.keys() == bridge.message_hub.runtime_info.keys()
+    assert copy.runtime.work_dir == bridge.runtime.work_dir
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_ddp_spawn_trains_and_only_rank_zero_saves(tmp_path):
