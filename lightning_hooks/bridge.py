@@ -48,6 +48,7 @@ from .runner import (
     check_train_sampler,
     close_log_file,
     get_logger,
+    recount_by_optimizer_steps,
     recount_with_reloaded_data,
     sync_loop_state,
     warn_during_run,
@@ -195,6 +196,9 @@ class HookBridge(Callback):
         self._late_logging = False
         self._late_names_said: set[str] = set()
         self._wait_for_copies = False  # before each training batch (manual optimization)
+        #: Manual optimization with ``max_steps``: ``(global_step, batches done)`` when this fit's training
+        #: started, from which ``max_iters`` is counted (see :meth:`_recount_by_optimizer_steps`); else None.
+        self._steps_counted_from: Optional[tuple[int, int]] = None
         self._named_twice: set[str] = set()  # keys given by training_step's dict and self.log, already reported
         self._taken_said: set[str] = set()  # training names shared with the default hooks', already reported
         self._check_logged_names = False  # check this epoch's self.log names at the next logged batch
@@ -446,6 +450,12 @@ class HookBridge(Callback):
         self._wait_for_copies = not pl_module.automatic_optimization
         check_train_sampler(trainer.train_dataloader)
         sync_loop_state(self.state, trainer, max_steps=self._max_steps_after_pending)
+        self._steps_counted_from = None
+        if not pl_module.automatic_optimization and trainer.max_steps and trainer.max_steps > 0:
+            # max_steps counts every optimizer step the module takes: until a batch has shown how
+            # many it takes, each of its optimizers is taken to step once per batch.
+            self._steps_counted_from = (trainer.global_step, self.state.iter)
+            recount_by_optimizer_steps(self.state, trainer, self.state.iter, max(len(trainer.optimizers), 1))
         self.state.epoch_running = self.state.stop_requested = False
         if self.state.by_epoch and _lightning.restarts_inside_epoch(trainer):
             # Lightning calls no on_train_epoch_start for this epoch: it is open (its after_train_epoch
@@ -555,6 +565,8 @@ class HookBridge(Callback):
             ends_epoch = progress.current.ready == reader.batches or progress.is_last_batch
             if ends_epoch and state.max_iters == UNBOUNDED and state.by_epoch and state.epoch + 1 == state.max_epochs:
                 state.max_iters = state.iter + 1  # a loader without a length: the last iteration is this one
+            if self._steps_counted_from is not None:
+                self._recount_by_optimizer_steps(trainer)
             if reader.results:  # the module logged something with self.log
                 logged = reader.logged()
                 if logged:
@@ -579,6 +591,17 @@ class HookBridge(Callback):
         if (self._epoch_closed or state.iter == state.max_iters) and self._training_finished():
             if self._final_validation_added():
                 self._ensure_final_validation(trainer)
+
+    def _recount_by_optimizer_steps(self, trainer: pl.Trainer) -> None:
+        """Manual optimization with ``max_steps``: ``max_iters`` at the optimizer steps per batch seen so far
+        in this fit (see :func:`~lightning_hooks.runner.recount_by_optimizer_steps`); called once the
+        batch's steps are taken, before its ``after_train_iter``."""
+        assert self._steps_counted_from is not None
+        first_step, first_batch = self._steps_counted_from
+        batches_done = self.state.iter + 1
+        steps, batches = trainer.global_step - first_step, batches_done - first_batch
+        rate = steps / batches if steps > 0 else max(len(trainer.optimizers), 1)
+        recount_by_optimizer_steps(self.state, trainer, batches_done, rate)
 
     def _before_batch(self) -> None:
         """What only some fits need before a training batch (see :meth:`on_train_start`)."""

@@ -9,6 +9,7 @@ Lightning's internals. Counters follow MMEngine's conventions (see
 from __future__ import annotations
 
 import logging
+import math
 import os
 import os.path as osp
 import sys
@@ -42,11 +43,13 @@ __all__ = [
     "LoaderView",
     "LoopState",
     "OptimWrapperView",
+    "OptimizerView",
     "RunContext",
     "RunnerView",
     "TrainLoopView",
     "check_train_sampler",
     "get_logger",
+    "recount_by_optimizer_steps",
     "recount_with_reloaded_data",
     "register_loop_views",
     "sync_loop_state",
@@ -198,6 +201,28 @@ def sync_loop_state(state: LoopState, trainer: pl.Trainer, max_steps: Optional[i
         state.iter = batches_done
         state.max_epochs = 1
         state.max_iters = by_steps if by_steps is not None else UNBOUNDED
+
+
+def recount_by_optimizer_steps(
+    state: LoopState, trainer: pl.Trainer, batches_done: int, steps_per_batch: float
+) -> None:
+    """``max_iters`` under manual optimization bounded by ``max_steps``.
+
+    ``max_steps`` counts every optimizer step, and the module takes any number per batch (two
+    for a GAN's two optimizers), so the batches it leaves are counted at ``steps_per_batch``
+    (the rate seen so far): ``batches_done`` plus the batches the steps left take, and with
+    ``max_epochs`` too, the limit reached first. Once ``max_steps`` is reached the batch that
+    reached it is the last (``max_iters == batches_done``), as MMEngine's loop knows its last one.
+    """
+    limit = trainer.max_steps
+    if not limit or limit <= 0 or steps_per_batch <= 0:
+        return
+    steps_left = max(int(limit) - trainer.global_step, 0)
+    last = batches_done + math.ceil(steps_left / steps_per_batch - 1e-9)
+    epoch_batches = trainer.num_training_batches
+    if state.by_epoch and state.max_epochs != UNBOUNDED and epoch_batches != float("inf"):
+        last = min(last, int(state.max_epochs * epoch_batches))
+    state.max_iters = last
 
 
 def recount_with_reloaded_data(state: LoopState, trainer: pl.Trainer) -> None:
@@ -408,6 +433,39 @@ def check_train_sampler(loader: Any) -> None:
             )
 
 
+class OptimizerView:
+    """One optimizer as MMEngine's ``OptimWrapper`` shows it to hooks: ``runner.optim_wrapper[name]``
+    when the module has several optimizers (MMEngine's ``OptimWrapperDict`` holds one wrapper each)."""
+
+    __slots__ = ("optimizer",)
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    def get_lr(self) -> dict[str, list[float]]:
+        """``{'lr': [...]}``, one entry per parameter group."""
+        return {"lr": [group["lr"] for group in self.optimizer.param_groups if "lr" in group]}
+
+    def get_momentum(self) -> dict[str, list[float]]:
+        """``{'momentum': [...]}``: each group's momentum (Adam's beta1), 0 without one."""
+        return {"momentum": [_momentum_of(group) for group in self.optimizer.param_groups]}
+
+    def state_dict(self) -> Any:
+        return self.optimizer.state_dict()
+
+    def __repr__(self) -> str:
+        return f"OptimizerView({type(self.optimizer).__name__})"
+
+
+def _momentum_of(group: dict[str, Any]) -> Any:
+    """A parameter group's momentum as MMEngine reads it: Adam's ``betas[0]``, else ``momentum``, else 0."""
+    return group["betas"][0] if "betas" in group else group.get("momentum", 0)
+
+
 class OptimWrapperView:
     """The part of MMEngine's OptimWrapper(Dict) that hooks use, over the Trainer's optimizers.
 
@@ -458,13 +516,49 @@ class OptimWrapperView:
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
-        """The first optimizer."""
-        return self.optimizers[0]
+        """The optimizer, as MMEngine's ``OptimWrapper.optimizer``; with several, an ``AttributeError``
+        (MMEngine's ``OptimWrapperDict`` has none) that says how to reach each."""
+        optimizers = self.optimizers
+        if len(optimizers) > 1:
+            raise AttributeError(
+                f"runner.optim_wrapper holds {len(optimizers)} optimizers (MMEngine's OptimWrapperDict, named "
+                f"{self.keys()}): use runner.optim_wrapper['0'].optimizer, or iterate runner.optim_wrapper.items()"
+            )
+        return optimizers[0]
 
     @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        """The first optimizer's parameter groups."""
-        return self.optimizer.param_groups
+    def param_groups(self) -> Union[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        """The optimizer's parameter groups; with several optimizers, ``{name: groups}`` as MMEngine's
+        ``OptimWrapperDict`` gives them (names ``'0'``, ``'1'``, ... as in :meth:`get_lr`'s keys)."""
+        optimizers = self.optimizers
+        if len(optimizers) == 1:
+            return optimizers[0].param_groups
+        return {str(i): opt.param_groups for i, opt in enumerate(optimizers)}
+
+    # -- MMEngine's OptimWrapperDict: one wrapper per optimizer, by name ------------------------------
+    def keys(self) -> list[str]:
+        """The optimizers' names: ``'0'``, ``'1'``, ... in ``configure_optimizers``'s order."""
+        return [str(i) for i in range(len(self.optimizers))]
+
+    def values(self) -> list[OptimizerView]:
+        """A view of each optimizer, as MMEngine's ``OptimWrapperDict.values()`` gives its wrappers."""
+        return [OptimizerView(opt) for opt in self.optimizers]
+
+    def items(self) -> list[tuple[str, OptimizerView]]:
+        """``(name, view)`` for each optimizer."""
+        return list(zip(self.keys(), self.values(), strict=True))
+
+    def __getitem__(self, name: str) -> OptimizerView:
+        optimizers = self.optimizers
+        if name not in self.keys():
+            raise KeyError(f"runner.optim_wrapper has no optimizer {name!r}; its optimizers: {self.keys()}")
+        return OptimizerView(optimizers[int(name)])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.keys()
+
+    def __len__(self) -> int:
+        return len(self.optimizers)
 
     def _per_optimizer(self, key: str) -> dict[str, list[Any]]:
         optimizers = self._held if self._held is not None else self.optimizers
@@ -489,9 +583,7 @@ class OptimWrapperView:
         """Momentum (or Adam's beta1) of every parameter group."""
         result = {}
         for name, groups in self._per_optimizer_groups().items():
-            result[name.replace("lr", "momentum")] = [
-                g["betas"][0] if "betas" in g else g.get("momentum", 0) for g in groups
-            ]
+            result[name.replace("lr", "momentum")] = [_momentum_of(g) for g in groups]
         return result
 
     def _per_optimizer_groups(self) -> dict[str, list[dict[str, Any]]]:
@@ -501,11 +593,11 @@ class OptimWrapperView:
         return {f"{i}.lr": opt.param_groups for i, opt in enumerate(optimizers)}
 
     def state_dict(self) -> Any:
-        """The optimizer state (a list for several optimizers)."""
+        """The optimizer state; with several optimizers ``{name: state}``, as MMEngine's ``OptimWrapperDict``."""
         optimizers = self.optimizers
         if len(optimizers) == 1:
             return optimizers[0].state_dict()
-        return [o.state_dict() for o in optimizers]
+        return {str(i): o.state_dict() for i, o in enumerate(optimizers)}
 
 
 def _not_created_yet(what: str) -> RuntimeError:
