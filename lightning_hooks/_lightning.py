@@ -22,7 +22,9 @@ from __future__ import annotations
 import operator
 import os
 import os.path as osp
+import sys
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
@@ -592,6 +594,26 @@ def sharded_save_kind(trainer: pl.Trainer) -> Optional[str]:
     if not isinstance(strategy, ModelParallelStrategy):
         return None
     return "directory" if getattr(strategy, "_save_distributed_checkpoint", True) else "file"
+
+
+def requested_ckpt_path(trainer: pl.Trainer) -> Optional[str]:
+    """The checkpoint the running ``fit``/``validate``/``test`` was given (``'last'``/``'best'`` resolved).
+
+    Lightning holds it as an argument of ``Trainer._run`` and loads it right after ``setup``; until
+    then ``trainer.ckpt_path`` is None, or still the previous run's. It is read from the ``_run``
+    call of this Trainer on the stack (callbacks run inside it); outside one, ``trainer.ckpt_path``.
+    """
+    from lightning.pytorch import Trainer
+
+    run_code = Trainer._run.__code__
+    frame: Optional[FrameType] = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is run_code and frame.f_locals.get("self") is trainer:
+            path = frame.f_locals.get("ckpt_path")
+            return str(path) if path else None
+        frame = frame.f_back
+    path = trainer.ckpt_path
+    return str(path) if path else None
 
 
 def intercept_resume_start(

@@ -360,7 +360,7 @@ class HookBridge(Callback):
             # MMEngine's configs pair IterBasedTrainLoop with LogProcessor(by_epoch=False); without an
             # explicit log_processor, follow the loop the Trainer's limits select.
             self.runtime.log_processor = build_log_processor({"by_epoch": state.by_epoch})
-        self.runtime.resume = trainer.ckpt_path is not None
+        self.runtime.resume = _lightning.requested_ckpt_path(trainer) is not None
 
     def _output_root(self, trainer: pl.Trainer) -> str:
         """The one directory this run writes under: ``work_dir``, else the Trainer's ``default_root_dir``.

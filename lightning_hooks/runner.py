@@ -1048,7 +1048,7 @@ class RunnerView:
         (MMEngine's ``load_or_resume`` choice). Under auto-resume the first call reads that file on
         rank 0 and broadcasts it: call it on every rank. :attr:`resumed_from` says it once loaded.
         """
-        path = getattr(self.trainer, "ckpt_path", None)
+        path = _lightning.requested_ckpt_path(self.trainer)
         if path is None and self._run.auto_resume is not None:
             path = self._run.auto_resume()
         return str(path) if path is not None else None

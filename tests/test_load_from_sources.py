@@ -230,3 +230,30 @@ def test_load_from_loads_when_auto_resume_finds_no_checkpoint(tmp_path, capsys):
     assert load_from.loaded == ([], []) and spy.loaded == [7.0] and spy.start == 7.0
     out = capsys.readouterr().out
     assert out.count("Did not find last_checkpoint") == 1 and f"Load checkpoint from {tmp_path / 'pre.pth'}" in out
+
+
+def test_load_from_is_skipped_when_fit_is_given_a_checkpoint_and_before_run_names_it(tmp_path):
+    """Lightning sets trainer.ckpt_path only after setup: before_run must still see fit's ckpt_path
+    (and not auto-resume's last_checkpoint, nor the previous fit's path)."""
+    import torch as _torch
+    from toy import ToyModule, loaders, make_trainer
+
+    from lightning_hooks import Hook, HookBridge
+    from lightning_hooks.hooks.load_from_hook import LoadFromHook
+
+    first = make_trainer(tmp_path / "a", HookBridge(work_dir=str(tmp_path / "a")), max_epochs=1)
+    first.fit(ToyModule(), *loaders())
+    ckpt = str(tmp_path / "a" / "epoch_1.pth")
+    weights = tmp_path / "w.pth"
+    _torch.save({"state_dict": ToyModule().state_dict()}, weights)
+    seen: list = []
+
+    class Seen(Hook):
+        def before_run(self, runner):
+            seen.append(runner.resume_checkpoint())
+
+    load = LoadFromHook(str(weights))
+    bridge = HookBridge(work_dir=str(tmp_path / "b"), custom_hooks=[load, Seen()])
+    trainer = make_trainer(tmp_path / "b", bridge, max_epochs=2)
+    trainer.fit(ToyModule(), *loaders(), ckpt_path=ckpt)
+    assert seen == [ckpt] and load.loaded is None
